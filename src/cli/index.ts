@@ -1,0 +1,22 @@
+/** `runs-cdc` — one binary, one subcommand per job. Errors print one sentence and exit 1. */
+import { Command } from 'commander';
+import { RunsCdcError } from '../errors.ts';
+import { demoCommand } from './demo.ts';
+import { migrateCommand } from './migrate.ts';
+import { replicateCommand } from './replicate.ts';
+
+const program = new Command('runs-cdc')
+  .description("Replicates the task platform's runs from Postgres into ClickHouse")
+  .addCommand(migrateCommand())
+  .addCommand(replicateCommand())
+  .addCommand(demoCommand())
+  .showHelpAfterError();
+
+try {
+  await program.parseAsync(process.argv);
+  process.exit(0);
+} catch (error) {
+  const message = error instanceof RunsCdcError ? error.message : ((error as Error).stack ?? String(error));
+  process.stderr.write(`runs-cdc: ${message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,69 @@
+import { Command } from 'commander';
+import { type Config, requireDatabaseUrl } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import { formatLsn } from '../lsn.ts';
+import { ReplicationDaemon } from '../replication/daemon.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
+
+const REPLICATE_SETTINGS = [
+  'databaseUrl',
+  ...CLICKHOUSE_SETTINGS,
+  'slot',
+  'publication',
+  'batchRows',
+  'batchBytes',
+  'flushIntervalMs',
+  'maxBufferedRows',
+  'maxBufferedBytes',
+  'flushGroups',
+  'fixReplicaIdentity',
+  'allowPartialIdentity',
+  'retryInitialMs',
+  'retryMaxMs',
+  'standbyRetryMs',
+  'statusIntervalMs',
+] as const;
+
+export function replicateCommand(): Command {
+  const command = new Command('replicate').description('stream changes from Postgres into ClickHouse until stopped');
+  addConfigOptions(command, REPLICATE_SETTINGS).action(async () => {
+    const config = configFrom(command);
+    await replicate(config, loggerFor(config));
+  });
+  return command;
+}
+
+/** Run the daemon until SIGINT/SIGTERM (graceful: flush, confirm, exit 0); a second signal exits at once. */
+export async function replicate(config: Config, log: Logger): Promise<void> {
+  const databaseUrl = requireDatabaseUrl(config);
+  const client = await openClickHouse(config);
+  const daemon = new ReplicationDaemon(databaseUrl, config, await openRunsTable(client, config, log), log);
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now without flushing (nothing unwritten was confirmed)');
+      process.exit(130);
+    }
+    log.info({ signal }, 'stopping: flushing received changes, then confirming them');
+    void daemon.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const summary = setInterval(() => {
+    log.info(
+      { ...daemon.stats, buffered: daemon.buffer.bufferedRows, confirmedLsn: formatLsn(daemon.confirmedLsn) },
+      'replication progress',
+    );
+  }, 30_000);
+  summary.unref();
+  try {
+    await daemon.run();
+    log.info({ confirmedLsn: formatLsn(daemon.confirmedLsn), ...daemon.stats }, 'stopped cleanly');
+  } finally {
+    clearInterval(summary);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await client.close();
+  }
+}

@@ -1,0 +1,59 @@
+/** Wiring shared by the commands: config from flags + env, logger, ClickHouse. */
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Command } from 'commander';
+import { CONFIG_SOURCES, type Config, type ConfigKey, loadConfig, redact } from '../config.ts';
+import { RunsCdcError } from '../errors.ts';
+import { createLogger, type Logger } from '../logger.ts';
+import { connectClickHouse } from '../sink/clickhouse.ts';
+import { pendingMigrations } from '../sink/migrations.ts';
+import { RunsTable } from '../sink/runs-table.ts';
+
+const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity']);
+
+/** Add the flags of the given settings to a command (help text names the env variable too). */
+export function addConfigOptions(command: Command, keys: readonly ConfigKey[]): Command {
+  for (const key of keys) {
+    const { flag, env, help } = CONFIG_SOURCES[key];
+    command.option(BOOLEAN_SETTINGS.has(key) ? flag : `${flag} <value>`, `${help} [${env}]`);
+  }
+  return command;
+}
+
+export const CLICKHOUSE_SETTINGS: ConfigKey[] = ['clickhouseUrl', 'chdbPath', 'clickhouseDatabase', 'logLevel'];
+
+export function configFrom(command: Command): Config {
+  return loadConfig(command.opts() as Partial<Record<ConfigKey, unknown>>);
+}
+
+export function describeClickHouse(config: Pick<Config, 'clickhouseUrl' | 'chdbPath'>): string {
+  return config.clickhouseUrl ? redact(config.clickhouseUrl) : `chDB at ${config.chdbPath}`;
+}
+
+/** Connect and check ClickHouse answers, with a message that says where it looked. */
+export async function openClickHouse(config: Config): Promise<ClickHouseClient> {
+  const client = await connectClickHouse({ url: config.clickhouseUrl, chdbPath: config.chdbPath });
+  try {
+    await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
+  } catch (error) {
+    await client.close().catch(() => {});
+    throw new RunsCdcError(
+      `ClickHouse (${describeClickHouse(config)}) is not reachable: ${(error as Error).message.split('\n')[0]} — check CLICKHOUSE_URL and that the server is up`,
+    );
+  }
+  return client;
+}
+
+/** The runs table, failing when migrations are pending. */
+export async function openRunsTable(client: ClickHouseClient, config: Config, log: Logger): Promise<RunsTable> {
+  const pending = await pendingMigrations(client, config.clickhouseDatabase);
+  if (pending.length > 0) {
+    throw new RunsCdcError(
+      `ClickHouse database ${config.clickhouseDatabase} is missing migrations ${pending.join(', ')}: run runs-cdc migrate first`,
+    );
+  }
+  return new RunsTable(client, config.clickhouseDatabase, { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs }, log);
+}
+
+export function loggerFor(config: Config): Logger {
+  return createLogger(config.logLevel);
+}

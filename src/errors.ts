@@ -1,0 +1,27 @@
+/**
+ * Errors a person can act on: each says what is wrong and what fixes it, in one sentence. The CLI
+ * prints `message` and exits non-zero; call sites test the class, never the text.
+ */
+export class RunsCdcError extends Error {
+  override name = 'RunsCdcError';
+}
+
+/** Invalid configuration (env or flags). */
+export class ConfigError extends RunsCdcError {
+  override name = 'ConfigError';
+}
+
+/** Postgres is not set up for replication as runs-cdc needs it. */
+export class PreflightError extends RunsCdcError {
+  override name = 'PreflightError';
+}
+
+/** ClickHouse refused a write for a reason retrying cannot fix (schema, auth, bad data). */
+export class SinkFatalError extends RunsCdcError {
+  override name = 'SinkFatalError';
+}
+
+/** The replication stream sent something runs-cdc must not skip past. */
+export class StreamError extends RunsCdcError {
+  override name = 'StreamError';
+}

@@ -1,0 +1,378 @@
+/**
+ * The replication daemon: Postgres WAL (pgoutput) -> transform -> buffered ClickHouse inserts ->
+ * acknowledgement. Items from the stream are handled one at a time, in wire order. Postgres is
+ * told an LSN only when ClickHouse holds every change up to it (see AckTracker).
+ */
+import pg from 'pg';
+import type { Pgoutput } from 'pg-logical-replication';
+import type { Config } from '../config.ts';
+import { StreamError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
+import type { RunsTable } from '../sink/runs-table.ts';
+import { preflightPostgres, readSlot } from '../source/preflight.ts';
+import { ReplicationStream, type StreamItem } from '../source/stream.ts';
+import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
+import { type Change, type ClickHouseRow, type Tuple, transformChange } from '../transform/row.ts';
+import { changeVersion } from '../transform/version.ts';
+import { AckTracker } from './ack-tracker.ts';
+import { estimateRowBytes, RowBuffer } from './row-buffer.ts';
+
+/** Pause the socket when this many received items wait to be handled. */
+const INBOX_HIGH_WATER = 2_000;
+/** The single ClickHouse target until org routing exists. */
+const DEFAULT_TARGET = 'default';
+/** Warn about coerced values at most this many times per run (all are counted). */
+const MAX_COERCION_WARNINGS = 20;
+
+export interface DaemonStats {
+  transactions: number;
+  changes: number;
+  rowsBuffered: number;
+  coercions: number;
+  ignoredChanges: number;
+  unresolvedDeletes: number;
+  lookups: number;
+  truncates: number;
+  acks: number;
+  reconnects: number;
+}
+
+export interface OpenTransaction {
+  commitLsn: Lsn;
+  commitTimeMicros: bigint;
+  ordinal: number;
+}
+
+export type DaemonSettings = Pick<
+  Config,
+  | 'slot'
+  | 'publication'
+  | 'batchRows'
+  | 'batchBytes'
+  | 'flushIntervalMs'
+  | 'maxBufferedRows'
+  | 'maxBufferedBytes'
+  | 'flushGroups'
+  | 'fixReplicaIdentity'
+  | 'allowPartialIdentity'
+  | 'standbyRetryMs'
+  | 'statusIntervalMs'
+>;
+
+export class ReplicationDaemon {
+  readonly stats: DaemonStats = {
+    transactions: 0,
+    changes: 0,
+    rowsBuffered: 0,
+    coercions: 0,
+    ignoredChanges: 0,
+    unresolvedDeletes: 0,
+    lookups: 0,
+    truncates: 0,
+    acks: 0,
+    reconnects: 0,
+  };
+  readonly buffer: RowBuffer;
+  private acks = new AckTracker(0n);
+  private stream: ReplicationStream | undefined;
+  private inbox: StreamItem[] = [];
+  private draining: Promise<void> | undefined;
+  private open: OpenTransaction | undefined;
+  private stopping = false;
+  private fatal: Error | undefined;
+  private failStream: ((error: Error) => void) | undefined;
+  private readonly warnedRelations = new Set<string>();
+  private readonly ackListeners: Array<(lsn: Lsn) => void> = [];
+  private started: (() => void) | undefined;
+  /** Resolves once preflight passed and the stream is subscribed. */
+  readonly ready: Promise<void>;
+
+  constructor(
+    private readonly databaseUrl: string,
+    private readonly settings: DaemonSettings,
+    private readonly sink: RunsTable,
+    private readonly log: Logger,
+  ) {
+    this.ready = new Promise((resolve) => {
+      this.started = resolve;
+    });
+    this.buffer = new RowBuffer(
+      settings,
+      (_target, rows) => this.sink.write(rows),
+      (seq) => {
+        const lsn = this.acks.written(seq);
+        if (lsn !== undefined) this.confirm(lsn);
+      },
+      (error) => this.die(error),
+    );
+  }
+
+  /** The LSN confirmed to Postgres so far. */
+  get confirmedLsn(): Lsn {
+    return this.acks.confirmedLsn;
+  }
+
+  /** Called with every LSN confirmed to Postgres. */
+  onConfirm(listener: (lsn: Lsn) => void): void {
+    this.ackListeners.push(listener);
+  }
+
+  /** Preflight, then stream until stop() (resolves) or a fatal error (rejects). */
+  async run(): Promise<void> {
+    const sql = new pg.Client({ connectionString: this.databaseUrl, application_name: 'runs-cdc preflight' });
+    await sql.connect();
+    try {
+      const preflight = await preflightPostgres(sql, this.settings, this.log);
+      if (preflight.partialIdentityTables.length > 0 && !this.settings.allowPartialIdentity) {
+        throw new StreamError('unreachable: partial identity without --allow-partial-identity');
+      }
+      const mismatches = await this.sink.schemaMismatches();
+      if (mismatches.length > 0) {
+        throw new StreamError(
+          `ClickHouse table ${this.sink.qualifiedName} does not match runs-cdc's column mapping (${mismatches.slice(0, 3).join('; ')}): run runs-cdc migrate`,
+        );
+      }
+      await this.waitForFreeSlot(sql);
+    } finally {
+      await sql.end();
+    }
+    if (this.stopping) return;
+    await this.streamUntilStopped();
+  }
+
+  /** Graceful stop: stop reading, flush what was received, confirm it, close the connection. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.stream?.pause();
+    this.inbox = []; // received but unhandled: never confirmed, so Postgres sends it again
+    await this.draining?.catch(() => {});
+    this.buffer.close();
+    try {
+      await this.buffer.flushAll();
+    } catch {
+      // The failure is already the daemon's fatal error; nothing more is confirmed.
+    }
+    this.stream?.sendStatus(this.acks.confirmedLsn);
+    // Let the status update reach the socket before the connection closes.
+    await new Promise((resolve) => setImmediate(resolve));
+    await this.stream?.stop();
+    this.failStream?.(new StreamError('stopped'));
+  }
+
+  private async waitForFreeSlot(sql: pg.Client): Promise<void> {
+    for (;;) {
+      const slot = await readSlot(sql, this.settings.slot);
+      if (!slot) throw new StreamError(`replication slot ${this.settings.slot} disappeared during startup`);
+      this.acks = new AckTracker(slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : 0n);
+      if (!slot.active) return;
+      this.log.warn(
+        { slot: this.settings.slot, pid: slot.activePid },
+        `slot ${this.settings.slot} is in use by another process (pid ${slot.activePid}); standing by, retrying every ${this.settings.standbyRetryMs} ms`,
+      );
+      if (await this.sleepUnlessStopping(this.settings.standbyRetryMs)) return;
+    }
+  }
+
+  private async sleepUnlessStopping(ms: number): Promise<boolean> {
+    const step = Math.min(ms, 100);
+    for (let waited = 0; waited < ms && !this.stopping; waited += step) await new Promise((r) => setTimeout(r, step));
+    return this.stopping;
+  }
+
+  private async streamUntilStopped(): Promise<void> {
+    const stream = new ReplicationStream(
+      {
+        connectionString: this.databaseUrl,
+        slot: this.settings.slot,
+        publication: this.settings.publication,
+        confirmedLsn: () => this.acks.confirmedLsn,
+        statusIntervalMs: this.settings.statusIntervalMs,
+      },
+      (item) => this.receive(item),
+    );
+    this.stream = stream;
+    const failed = new Promise<never>((_, reject) => {
+      this.failStream = reject;
+    });
+    this.log.info(
+      { slot: this.settings.slot, publication: this.settings.publication, from: formatLsn(this.acks.confirmedLsn) },
+      'streaming changes',
+    );
+    const streaming = stream.run();
+    this.started?.();
+    try {
+      await Promise.race([streaming, failed]);
+    } catch (error) {
+      if (this.fatal) throw this.fatal;
+      if (this.stopping) return;
+      throw new StreamError(`replication connection failed: ${(error as Error).message}`);
+    }
+    if (this.fatal) throw this.fatal;
+  }
+
+  private receive(item: StreamItem): void {
+    if (this.stopping || this.fatal) return;
+    this.inbox.push(item);
+    if (this.inbox.length >= INBOX_HIGH_WATER) this.stream?.pause();
+    this.draining ??= this.drain().finally(() => {
+      this.draining = undefined;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.inbox.length > 0 && !this.stopping && !this.fatal) {
+        const item = this.inbox.shift() as StreamItem;
+        await this.handle(item);
+        if (this.inbox.length === 0 && !this.stopping) this.stream?.resume();
+      }
+    } catch (error) {
+      this.die(error as Error);
+    }
+  }
+
+  private die(error: Error): void {
+    if (this.fatal) return;
+    this.fatal = error;
+    this.inbox = [];
+    this.stream?.pause();
+    this.log.error({ err: error.message, confirmedLsn: formatLsn(this.acks.confirmedLsn) }, 'replication stopped');
+    void this.stream?.stop();
+    this.failStream?.(error);
+  }
+
+  private confirm(lsn: Lsn): void {
+    this.stats.acks += 1;
+    this.stream?.sendStatus(lsn);
+    for (const listener of this.ackListeners) listener(lsn);
+  }
+
+  private async handle(item: StreamItem): Promise<void> {
+    if (item.kind === 'keepalive') {
+      const idle = !this.open && this.buffer.isEmpty && this.inbox.length === 0;
+      const lsn = this.acks.keepalive(item.walEnd, idle);
+      if (lsn !== undefined) this.confirm(lsn);
+      return;
+    }
+    const { message } = item;
+    switch (message.tag) {
+      case 'begin':
+        this.open = {
+          commitLsn: parseLsn(message.commitLsn as string),
+          commitTimeMicros: message.commitTime as unknown as bigint,
+          ordinal: 0,
+        };
+        return;
+      case 'commit': {
+        this.stats.transactions += 1;
+        this.acks.commit(parseLsn(message.commitEndLsn as string), this.buffer.lastSeq, message.commitTime as unknown as bigint);
+        this.open = undefined;
+        // An empty or already-written transaction is confirmable at once.
+        const lsn = this.buffer.isEmpty ? this.acks.written(this.buffer.lastSeq) : undefined;
+        if (lsn !== undefined) this.confirm(lsn);
+        return;
+      }
+      case 'insert':
+        return this.handleChange(message.relation, { kind: 'insert', new: message.new as Tuple });
+      case 'update':
+        return this.handleChange(message.relation, { kind: 'update', old: message.old as Tuple | null, new: message.new as Tuple });
+      case 'delete':
+        return this.handleChange(message.relation, { kind: 'delete', old: message.old as Tuple | null, key: message.key as Tuple | null });
+      case 'truncate':
+        return this.handleTruncate(message);
+      default:
+        return; // relation, type, origin, message: nothing to write
+    }
+  }
+
+  private sourceTable(relation: Pgoutput.MessageRelation): SourceTable | undefined {
+    if (isSourceTable(relation.name)) return relation.name;
+    if (!this.warnedRelations.has(relation.name)) {
+      this.warnedRelations.add(relation.name);
+      this.log.warn(
+        { table: `${relation.schema}.${relation.name}` },
+        'publication sends a table runs-cdc does not replicate; its changes are skipped',
+      );
+    }
+    return undefined;
+  }
+
+  private nextVersion(): bigint {
+    if (!this.open) throw new StreamError('a change arrived outside a transaction (no BEGIN): refusing to guess its version');
+    this.open.ordinal += 1;
+    return changeVersion(this.open.commitLsn, this.open.ordinal);
+  }
+
+  private async handleChange(relation: Pgoutput.MessageRelation, change: Change): Promise<void> {
+    const table = this.sourceTable(relation);
+    if (!table) {
+      this.stats.ignoredChanges += 1;
+      return;
+    }
+    this.stats.changes += 1;
+    const version = this.nextVersion();
+    const result = transformChange(change, table, version);
+    for (const coercion of result.coercions) {
+      this.stats.coercions += 1;
+      if (this.stats.coercions <= MAX_COERCION_WARNINGS) {
+        this.log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
+      }
+    }
+    let rows = result.rows;
+    if (result.keyOnlyDelete || result.missingColumns.length > 0) rows = await this.completeFromClickHouse(table, change, result, version);
+    const bytes = rows.reduce((sum, r) => sum + estimateRowBytes(r), 0);
+    if (!this.buffer.hasRoomFor(rows.length, bytes)) {
+      this.stream?.pause();
+      await this.buffer.waitForRoom(rows.length, bytes);
+    }
+    for (const row of rows) this.buffer.append(row, DEFAULT_TARGET);
+    this.stats.rowsBuffered += rows.length;
+  }
+
+  /**
+   * Without FULL identity a change may lack values: a delete carries only the id, and an update
+   * marks unchanged TOASTed columns without sending them. Take them from ClickHouse's current row,
+   * after flushing so that row reflects every earlier change.
+   */
+  private async completeFromClickHouse(
+    table: SourceTable,
+    change: Change,
+    result: ReturnType<typeof transformChange>,
+    version: bigint,
+  ): Promise<ClickHouseRow[]> {
+    await this.buffer.flushAll();
+    this.stats.lookups += 1;
+    const id = result.keyOnlyDelete?.id ?? (change.kind !== 'delete' ? change.new.id : undefined) ?? '';
+    const current = (await this.sink.currentRows(table, [id])).get(id);
+    if (result.keyOnlyDelete) {
+      if (!current) {
+        this.stats.unresolvedDeletes += 1;
+        this.log.warn({ table, id }, 'delete without FULL identity for a run not in ClickHouse; nothing to tombstone');
+        return [];
+      }
+      return [{ ...current, _version: version.toString(), _is_deleted: 1 }];
+    }
+    const completed = result.rows.map((row) => ({ ...row }));
+    const live = completed[completed.length - 1] as ClickHouseRow;
+    for (const source of result.missingColumns) {
+      const target = SOURCE_COLUMNS.find((c) => c.source === source)?.target as string;
+      if (current && target in current) live[target] = current[target] as ClickHouseRow[string];
+      else this.log.warn({ table, id, column: source }, 'unchanged TOASTed value not in ClickHouse either; stored NULL');
+    }
+    return completed;
+  }
+
+  private async handleTruncate(message: Pgoutput.MessageTruncate): Promise<void> {
+    const tables = message.relations.map((r) => r.name).filter(isSourceTable);
+    if (tables.length === 0) return;
+    this.stats.truncates += 1;
+    const version = this.nextVersion();
+    // Everything before the TRUNCATE in the stream must be in ClickHouse before it is tombstoned;
+    // rows inserted after it get higher versions and survive.
+    await this.buffer.flushAll();
+    for (const table of tables) await this.sink.tombstoneSourceTable(table, version);
+    this.log.warn({ tables }, 'TRUNCATE replicated: every earlier row of these tables is now deleted in ClickHouse');
+  }
+}

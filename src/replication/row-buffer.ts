@@ -1,0 +1,203 @@
+/**
+ * Buffers transformed rows and flushes them to ClickHouse in order, one flush at a time.
+ *
+ * A flush starts when the buffer reaches `batchRows` rows or `batchBytes` bytes, or when its
+ * oldest row is `flushIntervalMs` old. Each flush writes at most `batchRows` rows, split into
+ * groups by target; groups are inserted one after another (or concurrently with `parallel`).
+ * Memory is bounded: `waitForRoom` holds the reader while buffered + in-flight rows or bytes are at
+ * the limit, and the high-water marks record the most ever held, so tests can check the bound.
+ */
+import PQueue from 'p-queue';
+import type { ClickHouseRow } from '../transform/row.ts';
+
+export interface RowBufferLimits {
+  batchRows: number;
+  batchBytes: number;
+  flushIntervalMs: number;
+  maxBufferedRows: number;
+  maxBufferedBytes: number;
+  flushGroups: 'sequential' | 'parallel';
+}
+
+export interface BufferedRow {
+  row: ClickHouseRow;
+  bytes: number;
+  /** Which ClickHouse target the row goes to (one target for now). */
+  target: string;
+}
+
+export type WriteGroup = (target: string, rows: ClickHouseRow[]) => Promise<void>;
+
+export interface FlushStats {
+  flushes: number;
+  rowsFlushed: number;
+  highWaterRows: number;
+  highWaterBytes: number;
+}
+
+/** Rough JSON size of a row: what an insert carries, and roughly what it holds in memory. */
+export function estimateRowBytes(row: ClickHouseRow): number {
+  let bytes = 16;
+  for (const key in row) {
+    const value = row[key];
+    bytes += key.length + 4;
+    if (typeof value === 'string') bytes += value.length;
+    else if (Array.isArray(value)) for (const item of value) bytes += item.length + 3;
+    else bytes += 8;
+  }
+  return bytes;
+}
+
+export class RowBuffer {
+  private pending: BufferedRow[] = [];
+  private pendingBytes = 0;
+  private inFlightRows = 0;
+  private inFlightBytes = 0;
+  private appendedSeq = 0;
+  private flushing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private failure: Error | undefined;
+  private roomWaiters: Array<() => void> = [];
+  readonly stats: FlushStats = { flushes: 0, rowsFlushed: 0, highWaterRows: 0, highWaterBytes: 0 };
+
+  constructor(
+    private readonly limits: RowBufferLimits,
+    private readonly writeGroup: WriteGroup,
+    /** Called after each flush with the sequence number of its last row. */
+    private readonly onWritten: (seq: number) => void,
+    /** Called once when a flush fails for good; nothing after the last written row is durable. */
+    private readonly onFailure: (error: Error) => void,
+  ) {}
+
+  /** Sequence number of the last appended row (0 before any). */
+  get lastSeq(): number {
+    return this.appendedSeq;
+  }
+
+  get bufferedRows(): number {
+    return this.pending.length + this.inFlightRows;
+  }
+
+  get bufferedBytes(): number {
+    return this.pendingBytes + this.inFlightBytes;
+  }
+
+  /** True when nothing is buffered or being written. */
+  get isEmpty(): boolean {
+    return this.bufferedRows === 0 && !this.flushing;
+  }
+
+  append(row: ClickHouseRow, target: string): number {
+    const bytes = estimateRowBytes(row);
+    this.pending.push({ row, bytes, target });
+    this.pendingBytes += bytes;
+    this.appendedSeq += 1;
+    this.stats.highWaterRows = Math.max(this.stats.highWaterRows, this.bufferedRows);
+    this.stats.highWaterBytes = Math.max(this.stats.highWaterBytes, this.bufferedBytes);
+    if (this.pending.length >= this.limits.batchRows || this.pendingBytes >= this.limits.batchBytes) this.kick();
+    else this.timer ??= setTimeout(() => this.kick(), this.limits.flushIntervalMs);
+    return this.appendedSeq;
+  }
+
+  /** Whether `rows` more rows of about `bytes` fit under the memory limits now. */
+  hasRoomFor(rows: number, bytes: number): boolean {
+    if (this.bufferedRows === 0) return true; // one oversized change must still get through
+    return this.bufferedRows + rows <= this.limits.maxBufferedRows && this.bufferedBytes + bytes <= this.limits.maxBufferedBytes;
+  }
+
+  /** Resolves when `rows`/`bytes` more fit, flushing to make room. Rejects if flushing failed. */
+  async waitForRoom(rows: number, bytes: number): Promise<void> {
+    while (!this.hasRoomFor(rows, bytes)) {
+      if (this.failure) throw this.failure;
+      this.kick();
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /** Write everything buffered so far; resolves when it is all in ClickHouse. */
+  async flushAll(): Promise<void> {
+    while (this.pending.length > 0 || this.flushing) {
+      if (this.failure) throw this.failure;
+      this.kick();
+      await this.flushing;
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /** Stop the interval timer (shutdown); buffered rows stay until flushAll. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private kick(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.flushing || this.failure || this.pending.length === 0) return;
+    this.flushing = this.flushLoop().finally(() => {
+      this.flushing = undefined;
+      this.wakeWaiters();
+      if (this.pending.length > 0 && !this.failure) this.timer ??= setTimeout(() => this.kick(), this.limits.flushIntervalMs);
+    });
+  }
+
+  /** Flush full batches back to back; a partial batch waits for its timer. */
+  private async flushLoop(): Promise<void> {
+    do {
+      await this.flushOne();
+    } while (!this.failure && (this.pending.length >= this.limits.batchRows || this.pendingBytes >= this.limits.batchBytes));
+  }
+
+  private async flushOne(): Promise<void> {
+    const batch = this.takeBatch();
+    const batchBytes = batch.reduce((sum, r) => sum + r.bytes, 0);
+    const lastSeq = this.appendedSeq - this.pending.length;
+    this.inFlightRows = batch.length;
+    this.inFlightBytes = batchBytes;
+    try {
+      const groups = new Map<string, ClickHouseRow[]>();
+      for (const { row, target } of batch) {
+        const group = groups.get(target);
+        if (group) group.push(row);
+        else groups.set(target, [row]);
+      }
+      const queue = new PQueue({ concurrency: this.limits.flushGroups === 'parallel' ? Number.POSITIVE_INFINITY : 1 });
+      await queue.addAll(
+        [...groups].map(
+          ([target, rows]) =>
+            () =>
+              this.writeGroup(target, rows),
+        ),
+      );
+      this.stats.flushes += 1;
+      this.stats.rowsFlushed += batch.length;
+      this.inFlightRows = 0;
+      this.inFlightBytes = 0;
+      this.onWritten(lastSeq);
+    } catch (error) {
+      this.failure = error as Error;
+      this.onFailure(this.failure);
+    }
+  }
+
+  private takeBatch(): BufferedRow[] {
+    let rows = 0;
+    let bytes = 0;
+    // At least one row; then whole rows while under both batch limits.
+    while (rows < this.pending.length && rows < this.limits.batchRows && (rows === 0 || bytes < this.limits.batchBytes)) {
+      bytes += (this.pending[rows] as BufferedRow).bytes;
+      rows += 1;
+    }
+    const batch = this.pending.slice(0, rows);
+    this.pending = this.pending.slice(rows);
+    this.pendingBytes -= bytes;
+    return batch;
+  }
+
+  private wakeWaiters(): void {
+    const waiters = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const wake of waiters) wake();
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * The ClickHouse connection. Production talks HTTP (`CLICKHOUSE_URL`); the embedded default is
+ * chDB, an in-process ClickHouse engine, behind the same @clickhouse/client API. One code path:
+ * only the connection differs.
+ */
+import { mkdirSync } from 'node:fs';
+import { type ClickHouseClient, type ClickHouseSettings, createClient } from '@clickhouse/client';
+
+type ChConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
+
+export interface ClickHouseTarget {
+  /** HTTP URL of a ClickHouse server; when absent, chDB at `chdbPath`. */
+  url?: string;
+  /** chDB data directory (`:memory:` for a temporary one). One per process. */
+  chdbPath: string;
+  /** Per-request timeout for HTTP. */
+  requestTimeoutMs?: number;
+}
+
+/** Settings every runs-cdc session uses, on a server and on chDB alike. */
+export const SESSION_SETTINGS: ClickHouseSettings = {
+  // A server's default; chDB's is 0. Counts and UInt64s come back as strings either way.
+  output_format_json_quote_64bit_integers: 1,
+  // A column ClickHouse does not know is a schema mismatch, not something to drop silently.
+  input_format_skip_unknown_fields: 0,
+  date_time_input_format: 'basic',
+};
+
+export async function connectClickHouse(target: ClickHouseTarget): Promise<ClickHouseClient> {
+  if (target.url) {
+    return createClient({
+      url: target.url,
+      clickhouse_settings: SESSION_SETTINGS,
+      request_timeout: target.requestTimeoutMs ?? 60_000,
+    });
+  }
+  if (target.chdbPath !== ':memory:') mkdirSync(target.chdbPath, { recursive: true });
+  const { createChdbConnection } = await import('chdb/connection'); // loads the 540 MB libchdb only here
+  // cast: chdb is typed against @clickhouse/client-common, the client vendors its own copy of those types
+  const connection = createChdbConnection({ path: target.chdbPath }) as unknown as ChConnection;
+  return createClient({ connection, clickhouse_settings: SESSION_SETTINGS });
+}
+
+/** A ClickHouse identifier runs-cdc will splice into DDL (database names): plain names only. */
+export function assertIdentifier(name: string, what: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    throw new Error(`${what} ${JSON.stringify(name)} must be letters, digits and underscores, not starting with a digit`);
+  }
+  return name;
+}

@@ -1,0 +1,49 @@
+/**
+ * Which ClickHouse failures are worth retrying. Retrying a schema mismatch or a rejected password
+ * forever would hide it; giving up on a network blip or "too many parts" would lose the stream.
+ */
+import { ClickHouseError } from '@clickhouse/client';
+
+/** ClickHouse error codes no retry can fix: schema, auth, unparseable data. */
+const FATAL_CODES = new Map<string, string>([
+  ['6', 'CANNOT_PARSE_TEXT'],
+  ['8', 'THERE_IS_NO_COLUMN'],
+  ['16', 'NO_SUCH_COLUMN_IN_TABLE'],
+  ['26', 'CANNOT_PARSE_QUOTED_STRING'],
+  ['27', 'CANNOT_PARSE_INPUT_ASSERTION_FAILED'],
+  ['38', 'CANNOT_PARSE_DATE'],
+  ['41', 'CANNOT_PARSE_DATETIME'],
+  ['47', 'UNKNOWN_IDENTIFIER'],
+  ['53', 'TYPE_MISMATCH'],
+  ['60', 'UNKNOWN_TABLE'],
+  ['62', 'SYNTAX_ERROR'],
+  ['69', 'ARGUMENT_OUT_OF_BOUND'],
+  ['70', 'CANNOT_CONVERT_TYPE'],
+  ['72', 'CANNOT_PARSE_NUMBER'],
+  ['81', 'UNKNOWN_DATABASE'],
+  ['117', 'INCORRECT_DATA'],
+  ['164', 'READONLY'],
+  ['192', 'UNKNOWN_USER'],
+  ['193', 'WRONG_PASSWORD'],
+  ['194', 'REQUIRED_PASSWORD'],
+  ['469', 'VIOLATED_CONSTRAINT'],
+  ['497', 'ACCESS_DENIED'],
+  ['516', 'AUTHENTICATION_FAILED'],
+]);
+
+export interface ErrorClass {
+  transient: boolean;
+  /** Short reason for logs and metrics: the ClickHouse error type, or the network error code. */
+  reason: string;
+}
+
+export function classifyClickHouseError(error: unknown): ErrorClass {
+  if (error instanceof ClickHouseError) {
+    const fatal = FATAL_CODES.get(String(error.code));
+    return { transient: fatal === undefined, reason: error.type ?? `code ${error.code}` };
+  }
+  const code = (error as { code?: unknown })?.code;
+  // Network errors (ECONNREFUSED, ECONNRESET, timeouts) and anything else the server did not
+  // explicitly reject: ClickHouse may be restarting.
+  return { transient: true, reason: typeof code === 'string' ? code : ((error as Error)?.message ?? String(error)).slice(0, 120) };
+}

@@ -1,0 +1,143 @@
+/**
+ * Writes rows into the runs table, and reads back what replication needs to know about it.
+ *
+ * Contract of `write(rows)`: when it resolves, ClickHouse has accepted an INSERT containing every
+ * row (synchronous insert, not async_insert), so they survive a crash of this process. Delivery is
+ * at-least-once: after a crash the same changes are sent again with the same `_version`, and
+ * ReplacingMergeTree keeps one of them. Transient failures are retried without limit (capped
+ * exponential backoff with jitter); a failure no retry can fix rejects with SinkFatalError, and
+ * nothing of that call may be treated as written.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import pRetry, { AbortError } from 'p-retry';
+import { SinkFatalError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { TARGET_COLUMNS } from '../transform/columns.ts';
+import type { ClickHouseRow } from '../transform/row.ts';
+import { assertIdentifier } from './clickhouse.ts';
+import { classifyClickHouseError } from './errors.ts';
+
+export const RUNS_TABLE = 'task_runs_v2';
+
+export interface RetryPolicy {
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface SinkStats {
+  rowsWritten: number;
+  inserts: number;
+  retries: number;
+  retriesByReason: Record<string, number>;
+}
+
+export class RunsTable {
+  readonly qualifiedName: string;
+  readonly stats: SinkStats = { rowsWritten: 0, inserts: 0, retries: 0, retriesByReason: {} };
+
+  constructor(
+    readonly client: ClickHouseClient,
+    readonly database: string,
+    private readonly retry: RetryPolicy,
+    private readonly log: Logger,
+  ) {
+    this.qualifiedName = `${assertIdentifier(database, 'ClickHouse database')}.${RUNS_TABLE}`;
+  }
+
+  async write(rows: readonly ClickHouseRow[], signal?: AbortSignal): Promise<void> {
+    if (rows.length === 0) return;
+    await this.withRetry(
+      `an insert of ${rows.length} rows`,
+      () => this.client.insert({ table: this.qualifiedName, values: rows as ClickHouseRow[], format: 'JSONEachRow' }),
+      signal,
+    );
+    this.stats.rowsWritten += rows.length;
+    this.stats.inserts += 1;
+  }
+
+  /**
+   * Replicate a TRUNCATE: a tombstone at `version` for every live row of `sourceTable` older than
+   * it. Rows written after the TRUNCATE have higher versions and stay; replaying it is harmless.
+   */
+  async tombstoneSourceTable(sourceTable: string, version: bigint, signal?: AbortSignal): Promise<void> {
+    await this.withRetry(
+      `tombstoning ${sourceTable} for a TRUNCATE`,
+      () =>
+        this.client.command({
+          query: `INSERT INTO ${this.qualifiedName}
+                  SELECT * REPLACE ({version:UInt128} AS _version, 1 AS _is_deleted)
+                  FROM ${this.qualifiedName} FINAL
+                  WHERE source_table = {table:String} AND _is_deleted = 0 AND _version < {version:UInt128}`,
+          query_params: { table: sourceTable, version: version.toString() },
+        }),
+      signal,
+    );
+  }
+
+  private async withRetry(what: string, operation: () => Promise<unknown>, signal?: AbortSignal): Promise<void> {
+    await pRetry(
+      async () => {
+        try {
+          await operation();
+        } catch (error) {
+          const { transient, reason } = classifyClickHouseError(error);
+          if (transient) throw error;
+          throw new AbortError(
+            new SinkFatalError(
+              `ClickHouse rejected ${what} into ${this.qualifiedName} (${reason}): ${(error as Error).message.split('\n')[0]} — fix the table or the data (runs-cdc migrate creates the expected schema) and restart`,
+            ),
+          );
+        }
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: this.retry.initialDelayMs,
+        maxTimeout: this.retry.maxDelayMs,
+        factor: 2,
+        randomize: true,
+        signal,
+        onFailedAttempt: ({ error, attemptNumber }) => {
+          const { reason } = classifyClickHouseError(error);
+          this.stats.retries += 1;
+          this.stats.retriesByReason[reason] = (this.stats.retriesByReason[reason] ?? 0) + 1;
+          this.log.warn(
+            { attempt: attemptNumber, reason, err: (error as Error).message.split('\n')[0] },
+            `ClickHouse failed ${what}; retrying (the rows stay buffered and unacknowledged)`,
+          );
+        },
+      },
+    );
+  }
+
+  /** Mismatches between the migrated table and the column mapping (empty when they agree). */
+  async schemaMismatches(): Promise<string[]> {
+    const result = await this.client.query({
+      query: 'SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {table:String}',
+      query_params: { db: this.database, table: RUNS_TABLE },
+      format: 'JSONEachRow',
+    });
+    const actual = new Map((await result.json<{ name: string; type: string }>()).map((c) => [c.name, c.type]));
+    if (actual.size === 0) return [`table ${this.qualifiedName} does not exist`];
+    const problems: string[] = [];
+    for (const { name, type } of TARGET_COLUMNS) {
+      const found = actual.get(name);
+      if (found === undefined) problems.push(`column ${name} is missing`);
+      else if (found !== type) problems.push(`column ${name} is ${found}, expected ${type}`);
+    }
+    return problems;
+  }
+
+  /** The current (deduplicated, not deleted) rows of the given runs, for filling values a change
+   * did not carry. */
+  async currentRows(sourceTable: string, runIds: readonly string[]): Promise<Map<string, ClickHouseRow>> {
+    if (runIds.length === 0) return new Map();
+    const result = await this.client.query({
+      query: `SELECT * FROM ${this.qualifiedName} FINAL
+              WHERE source_table = {table:String} AND run_id IN {ids:Array(String)} AND _is_deleted = 0`,
+      query_params: { table: sourceTable, ids: runIds },
+      format: 'JSONEachRow',
+    });
+    const rows = await result.json<ClickHouseRow>();
+    return new Map(rows.map((r) => [String(r.run_id), r]));
+  }
+}

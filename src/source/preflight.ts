@@ -1,0 +1,181 @@
+/**
+ * Postgres preflight for `runs-cdc replicate`: everything logical replication of the runs tables
+ * needs, checked before streaming. Each failure is one sentence saying what is wrong and what
+ * command fixes it.
+ */
+import type pg from 'pg';
+import { PreflightError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
+
+export interface PreflightOptions {
+  publication: string;
+  slot: string;
+  fixReplicaIdentity: boolean;
+  allowPartialIdentity: boolean;
+}
+
+export interface PreflightResult {
+  /** Tables without REPLICA IDENTITY FULL (only with allowPartialIdentity). */
+  partialIdentityTables: SourceTable[];
+  createdPublication: boolean;
+  createdSlot: boolean;
+}
+
+const IDENTITY_NAMES: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' };
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+export async function checkWalLevel(sql: pg.ClientBase): Promise<void> {
+  const { rows } = await sql.query<{ wal_level: string }>('SHOW wal_level');
+  const level = rows[0]?.wal_level;
+  if (level !== 'logical') {
+    throw new PreflightError(
+      `Postgres has wal_level=${level}, but logical replication needs wal_level=logical: run ALTER SYSTEM SET wal_level = logical; and restart Postgres`,
+    );
+  }
+}
+
+/** Replica identity of each runs table, failing when a table does not exist. */
+export async function replicaIdentities(sql: pg.ClientBase): Promise<Map<SourceTable, string>> {
+  const identities = new Map<SourceTable, string>();
+  for (const table of SOURCE_TABLES) {
+    const { rows } = await sql.query<{ identity: string | null }>(
+      'SELECT (SELECT relreplident FROM pg_class WHERE oid = to_regclass($1)) AS identity',
+      [quoteIdent(table)],
+    );
+    const identity = rows[0]?.identity;
+    if (!identity) {
+      throw new PreflightError(
+        `table ${quoteIdent(table)} does not exist in this database: create it (psql -f sql/001_runs_tables.sql) or point DATABASE_URL at the platform's database`,
+      );
+    }
+    identities.set(table, identity);
+  }
+  return identities;
+}
+
+async function ensureReplicaIdentity(sql: pg.ClientBase, options: PreflightOptions, log: Logger): Promise<SourceTable[]> {
+  const partial: SourceTable[] = [];
+  for (const [table, identity] of await replicaIdentities(sql)) {
+    if (identity === 'f') continue;
+    const alter = `ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL`;
+    if (options.fixReplicaIdentity) {
+      await sql.query(alter);
+      log.info({ table }, `set REPLICA IDENTITY FULL on ${table}`);
+    } else if (options.allowPartialIdentity) {
+      partial.push(table);
+      log.warn(
+        { table, identity: IDENTITY_NAMES[identity] },
+        `DEGRADED: ${table} has REPLICA IDENTITY ${IDENTITY_NAMES[identity]}, not FULL: deletes carry only the id and unchanged TOASTed values must be looked up in ClickHouse; run ${alter}`,
+      );
+    } else {
+      throw new PreflightError(
+        `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY_NAMES[identity] ?? identity}, but runs-cdc needs FULL so deletes and updates carry the whole old row: run ${alter}; or start with --fix-replica-identity`,
+      );
+    }
+  }
+  return partial;
+}
+
+async function ensurePublication(sql: pg.ClientBase, publication: string, log: Logger): Promise<boolean> {
+  const { rows } = await sql.query<{ pubupdate: boolean; pubdelete: boolean; pubinsert: boolean; pubtruncate: boolean }>(
+    'SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1',
+    [publication],
+  );
+  const tableList = SOURCE_TABLES.map(quoteIdent).join(', ');
+  const pub = rows[0];
+  if (!pub) {
+    await sql.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${tableList}`);
+    log.info({ publication }, `created publication ${publication} for ${tableList}`);
+    return true;
+  }
+  const missingActions = (['insert', 'update', 'delete', 'truncate'] as const).filter((a) => !pub[`pub${a}`]);
+  if (missingActions.length > 0) {
+    throw new PreflightError(
+      `publication ${publication} does not publish ${missingActions.join(', ')}: run ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = 'insert, update, delete, truncate');`,
+    );
+  }
+  const covered = await sql.query<{ tablename: string }>(
+    'SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = current_schema()',
+    [publication],
+  );
+  const names = new Set(covered.rows.map((r) => r.tablename));
+  const missing = SOURCE_TABLES.filter((t) => !names.has(t));
+  if (missing.length > 0) {
+    throw new PreflightError(
+      `publication ${publication} does not cover ${missing.map(quoteIdent).join(', ')}: run ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${missing.map(quoteIdent).join(', ')};`,
+    );
+  }
+  return false;
+}
+
+export interface SlotState {
+  plugin: string;
+  database: string;
+  active: boolean;
+  activePid: number | null;
+  walStatus: string | null;
+  confirmedFlushLsn: string | null;
+}
+
+export async function readSlot(sql: pg.ClientBase, slot: string): Promise<SlotState | undefined> {
+  const { rows } = await sql.query<{
+    plugin: string;
+    database: string;
+    active: boolean;
+    active_pid: number | null;
+    wal_status: string | null;
+    confirmed_flush_lsn: string | null;
+  }>(
+    `SELECT plugin, database, active, active_pid, wal_status, confirmed_flush_lsn::text
+       FROM pg_replication_slots WHERE slot_name = $1`,
+    [slot],
+  );
+  const row = rows[0];
+  if (!row) return undefined;
+  return {
+    plugin: row.plugin,
+    database: row.database,
+    active: row.active,
+    activePid: row.active_pid,
+    walStatus: row.wal_status,
+    confirmedFlushLsn: row.confirmed_flush_lsn,
+  };
+}
+
+async function ensureSlot(sql: pg.ClientBase, slot: string, log: Logger): Promise<boolean> {
+  const state = await readSlot(sql, slot);
+  if (!state) {
+    // Its own statement: slot creation fails in a transaction that has written anything.
+    await sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+    log.info({ slot }, `created logical replication slot ${slot} (pgoutput)`);
+    return true;
+  }
+  const { rows } = await sql.query<{ db: string }>('SELECT current_database() AS db');
+  const database = rows[0]?.db;
+  if (state.plugin !== 'pgoutput' || state.database !== database) {
+    throw new PreflightError(
+      `replication slot ${slot} belongs to ${state.database ?? 'no database'} with plugin ${state.plugin}, but runs-cdc needs a pgoutput slot in ${database}: choose another --slot, or drop it with SELECT pg_drop_replication_slot('${slot}');`,
+    );
+  }
+  if (state.walStatus === 'lost') {
+    throw new PreflightError(
+      `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes; drop and recreate it (SELECT pg_drop_replication_slot('${slot}');), restart replicate, then backfill the gap with runs-cdc backfill`,
+    );
+  }
+  return false;
+}
+
+/** Checks (and, where it is safe, creates) everything replication needs on the Postgres side. */
+export async function preflightPostgres(sql: pg.ClientBase, options: PreflightOptions, log: Logger): Promise<PreflightResult> {
+  await checkWalLevel(sql);
+  const partialIdentityTables = await ensureReplicaIdentity(sql, options, log);
+  // The publication before the slot: pgoutput looks the publication up as of each change's WAL
+  // position, so a slot older than its publication fails on the first change.
+  const createdPublication = await ensurePublication(sql, options.publication, log);
+  const createdSlot = await ensureSlot(sql, options.slot, log);
+  return { partialIdentityTables, createdPublication, createdSlot };
+}

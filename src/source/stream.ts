@@ -1,0 +1,104 @@
+/**
+ * The pgoutput replication stream, as an ordered sequence of items for the daemon: decoded
+ * messages and server keepalives, in the order Postgres sent them.
+ *
+ * pg-logical-replication's own acknowledgement is off entirely (`auto: false` and
+ * `timeoutSeconds: 0`; with `auto: false` alone its timer still acks the last *received* LSN).
+ * Its flow-control mode is not used either: it queues messages but emits keepalives at once, so a
+ * keepalive could overtake data still queued; here both go to one callback in wire order.
+ */
+import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
+import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
+
+export type StreamItem =
+  | { kind: 'message'; lsn: Lsn; message: Pgoutput.Message }
+  | { kind: 'keepalive'; walEnd: Lsn; shouldRespond: boolean };
+
+export interface StreamOptions {
+  connectionString: string;
+  slot: string;
+  publication: string;
+  /** The LSN confirmed so far: what keepalive replies and periodic status updates report. */
+  confirmedLsn: () => Lsn;
+  /** Send a status update this often even unasked, so a paused reader is not timed out. */
+  statusIntervalMs: number;
+}
+
+const keepRawText = (value: string) => value;
+
+export class ReplicationStream {
+  private readonly service: LogicalReplicationService;
+  private statusTimer: NodeJS.Timeout | undefined;
+  private paused = false;
+
+  constructor(
+    private readonly options: StreamOptions,
+    onItem: (item: StreamItem) => void,
+  ) {
+    this.service = new LogicalReplicationService(
+      { connectionString: options.connectionString, application_name: 'runs-cdc' },
+      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
+    );
+    this.service.on('data', (lsn: string, message: Pgoutput.Message) => {
+      if (message.tag === 'relation') {
+        // Keep every value as the text Postgres sent: pg's global parsers would turn timestamps
+        // into local-time Dates (losing the zone and microseconds) and jsonb/int8 into lossy numbers.
+        // The parser is taken from this cached relation for every later tuple of the table.
+        for (const column of message.columns) (column as { parser: unknown }).parser = keepRawText;
+      }
+      onItem({ kind: 'message', lsn: parseLsn(lsn), message });
+    });
+    this.service.on('heartbeat', (lsn: string, _timestamp: number, shouldRespond: boolean) => {
+      if (shouldRespond) this.sendStatus(options.confirmedLsn());
+      onItem({ kind: 'keepalive', walEnd: parseLsn(lsn), shouldRespond });
+    });
+    // Errors also reject subscribe(), which is where the daemon handles them.
+    this.service.on('error', () => {});
+  }
+
+  /** Streams until stop() or a connection failure; resolves on stop, rejects on failure. */
+  async run(): Promise<void> {
+    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] });
+    this.statusTimer = setInterval(() => this.sendStatus(this.options.confirmedLsn()), this.options.statusIntervalMs);
+    try {
+      // Start from the slot's confirmed position: 0/0 means "where the slot is".
+      await this.service.subscribe(plugin, this.options.slot, '0/0');
+    } finally {
+      clearInterval(this.statusTimer);
+    }
+  }
+
+  /**
+   * Tell Postgres everything before `lsn` is durable downstream: confirmed_flush_lsn becomes
+   * exactly `lsn` (a commit's end LSN, or a keepalive's WAL end). The library reports its argument
+   * + 1, so it is given `lsn - 1`: reporting one byte more could skip a transaction whose commit
+   * record starts exactly at `lsn` after a restart.
+   */
+  sendStatus(lsn: Lsn): void {
+    if (lsn <= 0n || this.service.isStop()) return;
+    void this.service.acknowledge(formatLsn(lsn - 1n));
+  }
+
+  /** Stop reading from the socket (backpressure); items already received still arrive. */
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket()?.pause();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.socket()?.resume();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.statusTimer);
+    await this.service.destroy();
+  }
+
+  /** The library keeps the connection private; it pauses the same socket in its own flow control. */
+  private socket(): { pause(): void; resume(): void } | undefined {
+    return (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * pgoutput changes -> ClickHouse rows. Pure functions: the replication daemon and the backfill
+ * both build rows here, so there is one mapping and one set of rules.
+ */
+import {
+  DELETED_COLUMN,
+  SORT_KEY_SOURCE_COLUMNS,
+  SOURCE_COLUMNS,
+  SOURCE_TABLE_COLUMN,
+  type SourceTable,
+  VERSION_COLUMN,
+} from './columns.ts';
+import { type ClickHouseValue, type Coercion, convertValue } from './values.ts';
+
+/**
+ * A row as pgoutput decoded it, with every value kept as Postgres text. `null` is SQL NULL;
+ * `undefined` (or an absent column) is a value the change did not carry: an unchanged TOASTed
+ * column with no old tuple to take it from.
+ */
+export type Tuple = Readonly<Record<string, string | null | undefined>>;
+
+export type ClickHouseRow = Record<string, ClickHouseValue>;
+
+export type Change =
+  | { kind: 'insert'; new: Tuple }
+  | { kind: 'update'; old: Tuple | null; new: Tuple }
+  | { kind: 'delete'; old: Tuple | null; key: Tuple | null };
+
+export interface TransformResult {
+  /** Rows to insert, in order: a tombstone for a moved row's old sort key comes first. */
+  rows: ClickHouseRow[];
+  coercions: Coercion[];
+  /** Source columns the change did not carry (unchanged TOAST without FULL identity). The caller
+   * must fill them from ClickHouse's current row; writing NULL or '' would destroy the value. */
+  missingColumns: string[];
+  /** A delete that carried only the primary key (no FULL identity): its sort key is unknown. */
+  keyOnlyDelete?: { id: string };
+}
+
+/** Build one ClickHouse row from a full tuple. */
+export function buildRow(
+  tuple: Tuple,
+  sourceTable: SourceTable,
+  version: bigint,
+  deleted: boolean,
+  coercions: Coercion[] = [],
+  missingColumns: string[] = [],
+): ClickHouseRow {
+  const row: ClickHouseRow = {};
+  for (const column of SOURCE_COLUMNS) {
+    const text = tuple[column.source];
+    if (text === undefined) {
+      missingColumns.push(column.source);
+      row[column.target] = null;
+      continue;
+    }
+    const { value, coercion } = convertValue(column.kind, column.nullable, text);
+    if (coercion) coercions.push({ column: column.source, value: String(text).slice(0, 200), reason: coercion });
+    row[column.target] = value;
+  }
+  row[SOURCE_TABLE_COLUMN] = sourceTable;
+  row[VERSION_COLUMN] = version.toString(); // UInt128 travels as a decimal string in JSON
+  row[DELETED_COLUMN] = deleted ? 1 : 0;
+  return row;
+}
+
+/** Fill columns an update did not carry from the old tuple (FULL identity sends the old row). */
+function withUnchangedFromOld(next: Tuple, old: Tuple | null): Tuple {
+  if (!old) return next;
+  const merged: Record<string, string | null | undefined> = { ...next };
+  for (const column of SOURCE_COLUMNS) {
+    if (merged[column.source] === undefined && old[column.source] !== undefined) merged[column.source] = old[column.source];
+  }
+  return merged;
+}
+
+function sortKeyChanged(old: Tuple, next: Tuple): boolean {
+  return SORT_KEY_SOURCE_COLUMNS.some((c) => old[c] !== undefined && next[c] !== undefined && old[c] !== next[c]);
+}
+
+/** Rows for one change. All rows of one change share its version. */
+export function transformChange(change: Change, sourceTable: SourceTable, version: bigint): TransformResult {
+  const coercions: Coercion[] = [];
+  const missingColumns: string[] = [];
+  const rows: ClickHouseRow[] = [];
+  switch (change.kind) {
+    case 'insert':
+      rows.push(buildRow(change.new, sourceTable, version, false, coercions, missingColumns));
+      break;
+    case 'update': {
+      const next = withUnchangedFromOld(change.new, change.old);
+      // The sort key moved: ReplacingMergeTree dedups per key, so the old key needs a tombstone.
+      if (change.old && sortKeyChanged(change.old, next)) rows.push(buildRow(change.old, sourceTable, version, true, coercions));
+      rows.push(buildRow(next, sourceTable, version, false, coercions, missingColumns));
+      break;
+    }
+    case 'delete':
+      if (change.old) {
+        // The tombstone carries the whole old row so it lands on the same sort key.
+        rows.push(buildRow(change.old, sourceTable, version, true, coercions));
+      } else {
+        const id = change.key?.id;
+        return { rows, coercions, missingColumns, keyOnlyDelete: { id: id ?? '' } };
+      }
+      break;
+  }
+  return { rows, coercions, missingColumns };
+}
