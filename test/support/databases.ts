@@ -1,0 +1,103 @@
+/**
+ * Real Postgres and ClickHouse for integration tests: a fresh Postgres database (with the runs
+ * tables) and a fresh ClickHouse database (migrated) per test, so tests never see each other.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ClickHouseClient } from '@clickhouse/client';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { connectClickHouse } from '../../src/sink/clickhouse.ts';
+import { migrate } from '../../src/sink/migrations.ts';
+import { createRunsTables } from '../../src/source/schema.ts';
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}_${randomBytes(5).toString('hex')}`;
+}
+
+export interface TestPostgres {
+  url: string;
+  sql: pg.Client;
+  database: string;
+  /** Drops slots made for this database and closes the connection. */
+  close(): Promise<void>;
+}
+
+/** URL of the same server with another database name. */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+export async function freshPostgres(baseUrl: string = inject('databaseUrl'), tables = true): Promise<TestPostgres> {
+  const database = uniqueName('runs');
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${database}`);
+  await admin.end();
+  const url = withDatabase(baseUrl, database);
+  const sql = new pg.Client({ connectionString: url });
+  await sql.connect();
+  if (tables) await createRunsTables(sql);
+  return {
+    url,
+    sql,
+    database,
+    close: async () => {
+      await sql.query(
+        `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
+      );
+      await sql.end();
+    },
+  };
+}
+
+let shared: Promise<ClickHouseClient> | undefined;
+
+/** CLICKHOUSE_URL when set, otherwise in-process chDB (one per test file: vitest forks). */
+export function testClickHouse(): Promise<ClickHouseClient> {
+  shared ??= connectClickHouse({ url: process.env.CLICKHOUSE_URL, chdbPath: ':memory:' });
+  return shared;
+}
+
+export async function freshClickHouseDatabase(client: ClickHouseClient): Promise<string> {
+  const database = uniqueName('runs');
+  await migrate(client, database);
+  return database;
+}
+
+export async function queryRows<T = Record<string, unknown>>(
+  client: ClickHouseClient,
+  query: string,
+  query_params: Record<string, unknown> = {},
+): Promise<T[]> {
+  const result = await client.query({ query, query_params, format: 'JSONEachRow' });
+  return result.json<T>();
+}
+
+export async function slotConfirmedLsn(sql: pg.ClientBase, slot: string): Promise<string> {
+  const { rows } = await sql.query<{ lsn: string }>(
+    'SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
+    [slot],
+  );
+  return rows[0]?.lsn as string;
+}
+
+export async function currentWalLsn(sql: pg.ClientBase): Promise<string> {
+  const { rows } = await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  return rows[0]?.lsn as string;
+}
+
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
