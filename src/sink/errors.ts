@@ -37,10 +37,22 @@ export interface ErrorClass {
   reason: string;
 }
 
+/** An error ClickHouse itself returned. Duck-typed as well: chDB throws the ClickHouseError of its
+ * own copy of @clickhouse/client-common, which `instanceof` does not recognise. */
+function serverError(error: unknown): { code: string; type?: string } | undefined {
+  if (error instanceof ClickHouseError) return { code: String(error.code), type: error.type };
+  const candidate = error as { code?: unknown; type?: unknown } | null;
+  if (candidate?.constructor?.name === 'ClickHouseError' && typeof candidate.code === 'string' && /^\d+$/.test(candidate.code)) {
+    return { code: candidate.code, type: typeof candidate.type === 'string' ? candidate.type : undefined };
+  }
+  return undefined;
+}
+
 export function classifyClickHouseError(error: unknown): ErrorClass {
-  if (error instanceof ClickHouseError) {
-    const fatal = FATAL_CODES.get(String(error.code));
-    return { transient: fatal === undefined, reason: error.type ?? `code ${error.code}` };
+  const server = serverError(error);
+  if (server) {
+    const fatal = FATAL_CODES.get(server.code);
+    return { transient: fatal === undefined, reason: server.type ?? fatal ?? `code ${server.code}` };
   }
   const code = (error as { code?: unknown })?.code;
   // Network errors (ECONNREFUSED, ECONNRESET, timeouts) and anything else the server did not
