@@ -18,6 +18,11 @@ import { changeVersion } from '../transform/version.ts';
 import { AckTracker } from './ack-tracker.ts';
 import { estimateRowBytes, RowBuffer } from './row-buffer.ts';
 
+/** SQLSTATE of "replication slot ... is active for PID ...". */
+const OBJECT_IN_USE = '55006';
+
+class SlotInUseError extends StreamError {}
+
 /** Pause the socket when this many received items wait to be handled. */
 const INBOX_HIGH_WATER = 2_000;
 /** The single ClickHouse target until org routing exists. */
@@ -133,12 +138,21 @@ export class ReplicationDaemon {
           `ClickHouse table ${this.sink.qualifiedName} does not match runs-cdc's column mapping (${mismatches.slice(0, 3).join('; ')}): run runs-cdc migrate`,
         );
       }
-      await this.waitForFreeSlot(sql);
     } finally {
       await sql.end();
     }
-    if (this.stopping) return;
-    await this.streamUntilStopped();
+    for (;;) {
+      await this.waitForFreeSlot();
+      if (this.stopping) return;
+      try {
+        await this.streamUntilStopped();
+        return;
+      } catch (error) {
+        // Another process took the slot between our check and START_REPLICATION: stand by again.
+        if (!(error instanceof SlotInUseError) || this.stopping) throw error;
+        this.log.warn({ slot: this.settings.slot, err: error.message }, 'slot taken by another process; standing by');
+      }
+    }
   }
 
   /** Graceful stop: stop reading, flush what was received, confirm it, close the connection. */
@@ -161,7 +175,17 @@ export class ReplicationDaemon {
     this.failStream?.(new StreamError('stopped'));
   }
 
-  private async waitForFreeSlot(sql: pg.Client): Promise<void> {
+  private async waitForFreeSlot(): Promise<void> {
+    const sql = new pg.Client({ connectionString: this.databaseUrl, application_name: 'runs-cdc standby' });
+    await sql.connect();
+    try {
+      await this.waitForFreeSlotWith(sql);
+    } finally {
+      await sql.end();
+    }
+  }
+
+  private async waitForFreeSlotWith(sql: pg.Client): Promise<void> {
     for (;;) {
       const slot = await readSlot(sql, this.settings.slot);
       if (!slot) throw new StreamError(`replication slot ${this.settings.slot} disappeared during startup`);
@@ -207,6 +231,7 @@ export class ReplicationDaemon {
     } catch (error) {
       if (this.fatal) throw this.fatal;
       if (this.stopping) return;
+      if ((error as { code?: string }).code === OBJECT_IN_USE) throw new SlotInUseError((error as Error).message);
       throw new StreamError(`replication connection failed: ${(error as Error).message}`);
     }
     if (this.fatal) throw this.fatal;

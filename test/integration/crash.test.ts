@@ -1,0 +1,115 @@
+/**
+ * The `runs-cdc replicate` process, killed without warning mid-stream and restarted: ClickHouse
+ * ends equal to Postgres. Then a graceful SIGTERM exits 0. The daemon runs as a real child
+ * process on a persistent chDB directory, which this process opens only after the child is gone
+ * (chDB allows one process per directory).
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { parseLsn } from '../../src/lsn.ts';
+import { connectClickHouse } from '../../src/sink/clickhouse.ts';
+import { currentWalLsn, freshPostgres, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
+
+const CLI = join(import.meta.dirname, '../../bin/runs-cdc.js');
+let pgdb: TestPostgres;
+let chdbPath: string;
+const slot = uniqueName('slot');
+
+beforeAll(async () => {
+  pgdb = await freshPostgres();
+  chdbPath = mkdtempSync(join(tmpdir(), 'runs-cdc-crash-'));
+});
+
+afterAll(async () => {
+  await pgdb.close();
+  rmSync(chdbPath, { recursive: true, force: true });
+});
+
+function cli(args: string[]): { child: ChildProcess; exit: Promise<number | null>; output: () => string } {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: {
+      ...process.env,
+      DATABASE_URL: pgdb.url,
+      CHDB_PATH: chdbPath,
+      RUNS_CDC_SLOT: slot,
+      RUNS_CDC_FLUSH_INTERVAL_MS: '50',
+      RUNS_CDC_BATCH_ROWS: '500',
+      LOG_LEVEL: 'info',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (d) => (output += d));
+  child.stderr?.on('data', (d) => (output += d));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, exit, output: () => output };
+}
+
+async function slotActive(active: boolean): Promise<void> {
+  await waitFor(`the slot to be ${active ? 'active' : 'free'}`, async () => {
+    const { rows } = await pgdb.sql.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+    return rows[0]?.active === active;
+  });
+}
+
+it('a daemon killed mid-stream and restarted leaves ClickHouse equal to Postgres', async () => {
+  const migrate = cli(['migrate']);
+  expect(await migrate.exit, migrate.output()).toBe(0);
+
+  let daemon = cli(['replicate']);
+  await slotActive(true);
+  // Keep writing while the daemon is killed: some transactions are flushed, some buffered, some unread.
+  const ids: string[] = [];
+  for (let batch = 0; batch < 30; batch++) {
+    const table = batch % 2 === 0 ? 'TaskRun' : 'task_run_v2';
+    const runs = Array.from({ length: 200 }, (_, i) => makeRun({ table, index: batch * 200 + i }));
+    await insertRuns(pgdb.sql, table, runs);
+    await completeRuns(
+      pgdb.sql,
+      table,
+      runs.filter((_, i) => i % 3 === 0).map((r) => r.id),
+      new Date(),
+    );
+    await deleteRuns(
+      pgdb.sql,
+      table,
+      runs.filter((_, i) => i % 7 === 0).map((r) => r.id),
+    );
+    ids.push(...runs.map((r) => r.id));
+    if (batch === 10) daemon.child.kill('SIGKILL');
+    if (batch === 10) {
+      expect(await daemon.exit).toBe(null);
+      await slotActive(false);
+      daemon = cli(['replicate']);
+    }
+  }
+  const walEnd = parseLsn(await currentWalLsn(pgdb.sql));
+  await waitFor('the restarted daemon to catch up', async () => parseLsn(await slotConfirmedLsn(pgdb.sql, slot)) >= walEnd, 60_000);
+
+  daemon.child.kill('SIGTERM');
+  expect(await daemon.exit, daemon.output()).toBe(0);
+  expect(daemon.output()).toContain('stopped cleanly');
+
+  const expected = await pgdb.sql.query<{ id: string; status: string; updated: string }>(
+    `SELECT id, status::text, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') AS updated FROM "TaskRun"
+     UNION ALL SELECT id, status::text, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') FROM task_run_v2 ORDER BY id`,
+  );
+  const ch = await connectClickHouse({ chdbPath });
+  try {
+    const result = await ch.query({
+      query: `SELECT run_id AS id, status, toString(updated_at) AS updated FROM runs_cdc.task_runs_v2 FINAL WHERE _is_deleted = 0 ORDER BY id`,
+      format: 'JSONEachRow',
+    });
+    const actual = await result.json<{ id: string; status: string; updated: string }>();
+    const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    expect(actual.length).toBe(expected.rows.length);
+    expect(actual.sort(byId)).toEqual(expected.rows.sort(byId));
+    expect(expected.rows.length).toBeLessThan(ids.length); // deletes happened, and are reflected
+  } finally {
+    await ch.close();
+  }
+});

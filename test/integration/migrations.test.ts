@@ -1,0 +1,35 @@
+import { expect, it } from 'vitest';
+import { silentLogger } from '../../src/logger.ts';
+import { migrate, pendingMigrations } from '../../src/sink/migrations.ts';
+import { RunsTable } from '../../src/sink/runs-table.ts';
+import { queryRows, testClickHouse, uniqueName } from '../support/databases.ts';
+
+it('migrate is idempotent and records what it applied', async () => {
+  const ch = await testClickHouse();
+  const database = uniqueName('mig');
+  expect(await pendingMigrations(ch, database)).toEqual(['001_task_runs_v2']);
+  expect(await migrate(ch, database)).toEqual(['001_task_runs_v2']);
+  expect(await migrate(ch, database)).toEqual([]);
+  expect(await pendingMigrations(ch, database)).toEqual([]);
+  const [engine] = await queryRows<{ engine_full: string }>(
+    ch,
+    `SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = 'task_runs_v2'`,
+    {
+      db: database,
+    },
+  );
+  expect(engine?.engine_full).toMatch(
+    /^ReplacingMergeTree\(_version, _is_deleted\) PARTITION BY toYYYYMM\(created_at\) ORDER BY \(organization_id, project_id, environment_id, created_at, run_id\)/,
+  );
+});
+
+it('the migrated table matches the column mapping exactly, and a drifted one is reported', async () => {
+  const ch = await testClickHouse();
+  const database = uniqueName('mig');
+  await migrate(ch, database);
+  const table = new RunsTable(ch, database, { initialDelayMs: 1, maxDelayMs: 1 }, silentLogger);
+  expect(await table.schemaMismatches()).toEqual([]);
+  await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY COLUMN depth String` });
+  await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 DROP COLUMN ttl` });
+  expect(await table.schemaMismatches()).toEqual(['column ttl is missing', 'column depth is String, expected Int32']);
+});

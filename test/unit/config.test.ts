@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { ConfigError } from '../../src/errors.ts';
+
+describe('config', () => {
+  it('has defaults for everything but the URLs', () => {
+    const config = loadConfig({}, {});
+    expect(config).toMatchObject({ slot: 'runs_cdc', publication: 'runs_cdc', flushGroups: 'sequential', batchRows: 10_000 });
+    expect(config.databaseUrl).toBeUndefined();
+  });
+
+  it('reads the environment and lets flags win', () => {
+    const config = loadConfig(
+      { batchRows: '50' },
+      { RUNS_CDC_BATCH_ROWS: '20', RUNS_CDC_FLUSH_INTERVAL_MS: '75', RUNS_CDC_FIX_REPLICA_IDENTITY: 'true' },
+    );
+    expect(config).toMatchObject({ batchRows: 50, flushIntervalMs: 75, fixReplicaIdentity: true });
+  });
+
+  it('names the flag, the variable and the bad value in one line per problem', () => {
+    let error: unknown;
+    try {
+      loadConfig({ batchRows: '-3' }, { DATABASE_URL: 'mysql://x', RUNS_CDC_SLOT: 'bad-name' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain('--batch-rows (RUNS_CDC_BATCH_ROWS)');
+    expect(message).toContain('--database-url (DATABASE_URL): must be a postgres:// URL (got "mysql://x")');
+    expect(message).toContain('--slot (RUNS_CDC_SLOT): the slot name must be letters');
+  });
+
+  it('hides passwords when echoing a bad URL', () => {
+    expect(() => loadConfig({}, { CLICKHOUSE_URL: 'ftp://user:secret@host' })).toThrow(/ftp:\/\/user:\*\*\*@host/);
+  });
+
+  it('rejects contradictory identity flags', () => {
+    expect(() => loadConfig({ fixReplicaIdentity: true, allowPartialIdentity: true }, {})).toThrow('contradict');
+  });
+});

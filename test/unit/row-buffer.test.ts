@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { RowBuffer, type RowBufferLimits } from '../../src/replication/row-buffer.ts';
+
+const limits: RowBufferLimits = {
+  batchRows: 3,
+  batchBytes: 1_000_000,
+  flushIntervalMs: 10,
+  maxBufferedRows: 5,
+  maxBufferedBytes: 1_000_000,
+  flushGroups: 'sequential',
+};
+
+/** A write that completes when the test says so, recording what it was given. */
+function controlledWrites() {
+  const calls: Array<{ rows: number; release: () => void; fail: (e: Error) => void }> = [];
+  const write = (_target: string, rows: unknown[]) =>
+    new Promise<void>((release, fail) => {
+      calls.push({ rows: rows.length, release, fail });
+    });
+  return { calls, write };
+}
+
+describe('RowBuffer', () => {
+  it('flushes a full batch at once and reports the last written sequence number', async () => {
+    const { calls, write } = controlledWrites();
+    const written: number[] = [];
+    const buffer = new RowBuffer(
+      limits,
+      write,
+      (seq) => written.push(seq),
+      () => {},
+    );
+    for (let i = 0; i < 3; i++) buffer.append({ i }, 't');
+    expect(calls.map((c) => c.rows)).toEqual([3]);
+    calls[0]!.release();
+    await buffer.flushAll();
+    expect(written).toEqual([3]);
+  });
+
+  it('flushes a partial batch after the interval', async () => {
+    const written: number[] = [];
+    const buffer = new RowBuffer(
+      limits,
+      async () => {},
+      (seq) => written.push(seq),
+      () => {},
+    );
+    buffer.append({ i: 1 }, 't');
+    await new Promise((r) => setTimeout(r, 50));
+    expect(written).toEqual([1]);
+  });
+
+  it('holds the reader at the limit and never exceeds it', async () => {
+    const { calls, write } = controlledWrites();
+    const buffer = new RowBuffer(
+      limits,
+      write,
+      () => {},
+      () => {},
+    );
+    for (let i = 0; i < 5; i++) buffer.append({ i }, 't');
+    expect(buffer.hasRoomFor(1, 10)).toBe(false);
+    let admitted = false;
+    const waiting = buffer.waitForRoom(1, 10).then(() => {
+      admitted = true;
+    });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(admitted).toBe(false);
+    calls[0]!.release(); // the first batch of 3 is written: room for more
+    await waiting;
+    expect(admitted).toBe(true);
+    expect(buffer.stats.highWaterRows).toBe(5);
+  });
+
+  it('a failed write stops flushing, reports once and rejects waiters', async () => {
+    const { calls, write } = controlledWrites();
+    const failures: Error[] = [];
+    const written: number[] = [];
+    const buffer = new RowBuffer(
+      limits,
+      write,
+      (seq) => written.push(seq),
+      (e) => failures.push(e),
+    );
+    for (let i = 0; i < 3; i++) buffer.append({ i }, 't');
+    calls[0]!.fail(new Error('schema mismatch'));
+    await expect(buffer.flushAll()).rejects.toThrow('schema mismatch');
+    expect(failures).toHaveLength(1);
+    expect(written).toEqual([]);
+  });
+
+  it('writes groups one after another by default, all at once when parallel', async () => {
+    for (const flushGroups of ['sequential', 'parallel'] as const) {
+      let concurrent = 0;
+      let peak = 0;
+      const write = async () => {
+        concurrent += 1;
+        peak = Math.max(peak, concurrent);
+        await new Promise((r) => setTimeout(r, 5));
+        concurrent -= 1;
+      };
+      const buffer = new RowBuffer(
+        { ...limits, flushGroups },
+        write,
+        () => {},
+        () => {},
+      );
+      buffer.append({ i: 1 }, 'a');
+      buffer.append({ i: 2 }, 'b');
+      buffer.append({ i: 3 }, 'c');
+      await buffer.flushAll();
+      expect(peak).toBe(flushGroups === 'parallel' ? 3 : 1);
+    }
+  });
+});
