@@ -18,6 +18,8 @@ import { assertIdentifier } from './clickhouse.ts';
 import { classifyClickHouseError } from './errors.ts';
 
 export const RUNS_TABLE = 'task_runs_v2';
+/** Rows tombstoned per round trip when replicating a TRUNCATE. */
+const TOMBSTONE_PAGE_ROWS = 10_000;
 
 export interface RetryPolicy {
   initialDelayMs: number;
@@ -58,20 +60,25 @@ export class RunsTable {
   /**
    * Replicate a TRUNCATE: a tombstone at `version` for every live row of `sourceTable` older than
    * it. Rows written after the TRUNCATE have higher versions and stay; replaying it is harmless.
+   * Pages through the rows (each page's tombstones hide it from the next read), so memory stays
+   * bounded. Not one INSERT ... SELECT: chDB silently inserts nothing for some of those.
    */
-  async tombstoneSourceTable(sourceTable: string, version: bigint, signal?: AbortSignal): Promise<void> {
-    await this.withRetry(
-      `tombstoning ${sourceTable} for a TRUNCATE`,
-      () =>
-        this.client.command({
-          query: `INSERT INTO ${this.qualifiedName}
-                  SELECT * REPLACE ({version:UInt128} AS _version, 1 AS _is_deleted)
-                  FROM ${this.qualifiedName} FINAL
-                  WHERE source_table = {table:String} AND _is_deleted = 0 AND _version < {version:UInt128}`,
-          query_params: { table: sourceTable, version: version.toString() },
-        }),
-      signal,
-    );
+  async tombstoneSourceTable(sourceTable: string, version: bigint, signal?: AbortSignal): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const result = await this.client.query({
+        query: `SELECT * FROM ${this.qualifiedName} FINAL
+                WHERE source_table = {table:String} AND _is_deleted = 0 AND _version < {version:UInt128}
+                LIMIT {limit:UInt32}`,
+        query_params: { table: sourceTable, version: version.toString(), limit: TOMBSTONE_PAGE_ROWS },
+        format: 'JSONEachRow',
+      });
+      const rows = await result.json<ClickHouseRow>();
+      if (rows.length === 0) return total;
+      const tombstones = rows.map((row) => ({ ...row, _version: version.toString(), _is_deleted: 1 }));
+      await this.write(tombstones, signal);
+      total += rows.length;
+    }
   }
 
   private async withRetry(what: string, operation: () => Promise<unknown>, signal?: AbortSignal): Promise<void> {
