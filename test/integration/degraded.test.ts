@@ -2,72 +2,60 @@
  * TRUNCATE, and running without REPLICA IDENTITY FULL (--allow-partial-identity): changes that
  * do not carry the whole row are completed from ClickHouse, never written with holes.
  */
-import { afterEach, beforeEach, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
-import { freshClickHouseDatabase, freshPostgres, queryRows, type TestPostgres, testClickHouse } from '../support/databases.ts';
+import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { queryRows, testClickHouse } from '../support/databases.ts';
 
-let pgdb: TestPostgres;
-let database: string;
-let replication: RunningDaemon | undefined;
-
-beforeEach(async () => {
-  pgdb = await freshPostgres();
-  database = await freshClickHouseDatabase(await testClickHouse());
-});
-afterEach(async () => {
-  await replication?.stop();
-  replication = undefined;
-  await pgdb.close();
-});
+const env = freshEnvironmentPerTest();
 
 async function liveIds(): Promise<string[]> {
   const rows = await queryRows<{ run_id: string }>(
     await testClickHouse(),
-    `SELECT run_id FROM ${database}.task_runs_v2 FINAL WHERE _is_deleted = 0 ORDER BY run_id`,
+    `SELECT run_id FROM ${env.database}.task_runs_v2 FINAL WHERE _is_deleted = 0 ORDER BY run_id`,
   );
   return rows.map((r) => r.run_id);
 }
 
 it('TRUNCATE deletes earlier rows of that table only; rows inserted after it survive', async () => {
-  replication = await startDaemon(pgdb, await testClickHouse(), database);
+  const replication = await env.start();
   const legacy = [makeRun({ table: 'TaskRun', index: 1 }), makeRun({ table: 'TaskRun', index: 2 })];
   const v2 = makeRun({ table: 'task_run_v2', index: 3 });
-  await insertRuns(pgdb.sql, 'TaskRun', legacy);
-  await insertRuns(pgdb.sql, 'task_run_v2', [v2]);
+  await insertRuns(env.pgdb.sql, 'TaskRun', legacy);
+  await insertRuns(env.pgdb.sql, 'task_run_v2', [v2]);
   const after = makeRun({ table: 'TaskRun', index: 4 });
-  await pgdb.sql.query('BEGIN');
-  await pgdb.sql.query('TRUNCATE "TaskRun"');
-  await insertRuns(pgdb.sql, 'TaskRun', [after]);
-  await pgdb.sql.query('COMMIT');
+  await env.pgdb.sql.query('BEGIN');
+  await env.pgdb.sql.query('TRUNCATE "TaskRun"');
+  await insertRuns(env.pgdb.sql, 'TaskRun', [after]);
+  await env.pgdb.sql.query('COMMIT');
   await replication.caughtUp();
   expect(await liveIds()).toEqual([after.id, v2.id].sort());
   expect(replication.daemon.stats.truncates).toBe(1);
 });
 
 it('without FULL identity, a delete is tombstoned on the sort key looked up in ClickHouse', async () => {
-  await pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
-  replication = await startDaemon(pgdb, await testClickHouse(), database, { allowPartialIdentity: true });
+  await env.pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
+  const replication = await env.start({ allowPartialIdentity: true });
   const run = makeRun({ table: 'task_run_v2', index: 1 });
-  await insertRuns(pgdb.sql, 'task_run_v2', [run]);
+  await insertRuns(env.pgdb.sql, 'task_run_v2', [run]);
   await replication.caughtUp();
-  await pgdb.sql.query('DELETE FROM task_run_v2 WHERE id = $1', [run.id]);
+  await env.pgdb.sql.query('DELETE FROM task_run_v2 WHERE id = $1', [run.id]);
   await replication.caughtUp();
   expect(await liveIds()).toEqual([]);
   expect(replication.daemon.stats.lookups).toBe(1);
 });
 
 it('without FULL identity, an unchanged TOASTed payload is taken from ClickHouse, not blanked', async () => {
-  await pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
-  replication = await startDaemon(pgdb, await testClickHouse(), database, { allowPartialIdentity: true });
+  await env.pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
+  const replication = await env.start({ allowPartialIdentity: true });
   const run = makeRun({ table: 'task_run_v2', index: 1 });
   run.payload = Array.from({ length: 20_000 }, () => Math.random().toString(36).slice(2)).join('');
-  await insertRuns(pgdb.sql, 'task_run_v2', [run]);
-  await pgdb.sql.query(`UPDATE task_run_v2 SET status = 'EXECUTING' WHERE id = $1`, [run.id]);
+  await insertRuns(env.pgdb.sql, 'task_run_v2', [run]);
+  await env.pgdb.sql.query(`UPDATE task_run_v2 SET status = 'EXECUTING' WHERE id = $1`, [run.id]);
   await replication.caughtUp();
   const [row] = await queryRows<{ status: string; payload: string }>(
     await testClickHouse(),
-    `SELECT status, payload FROM ${database}.task_runs_v2 FINAL WHERE _is_deleted = 0`,
+    `SELECT status, payload FROM ${env.database}.task_runs_v2 FINAL WHERE _is_deleted = 0`,
   );
   expect(row).toEqual({ status: 'EXECUTING', payload: run.payload });
   expect(replication.daemon.stats.lookups).toBe(1);

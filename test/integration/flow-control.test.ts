@@ -2,41 +2,19 @@
  * Memory stays bounded and nothing is confirmed past what ClickHouse holds, with real Postgres
  * and a real ClickHouse table that is made to reject inserts for a while.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { SinkFatalError } from '../../src/errors.ts';
 import { formatLsn, parseLsn } from '../../src/lsn.ts';
-import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
-import {
-  currentWalLsn,
-  freshClickHouseDatabase,
-  freshPostgres,
-  queryRows,
-  slotConfirmedLsn,
-  type TestPostgres,
-  testClickHouse,
-  waitFor,
-} from '../support/databases.ts';
+import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { currentWalLsn, queryRows, slotConfirmedLsn, testClickHouse, waitFor } from '../support/databases.ts';
 
-let pgdb: TestPostgres;
-let database: string;
-let replication: RunningDaemon | undefined;
-
-beforeEach(async () => {
-  pgdb = await freshPostgres();
-  database = await freshClickHouseDatabase(await testClickHouse());
-});
-
-afterEach(async () => {
-  await replication?.stop();
-  replication = undefined;
-  await pgdb.close();
-});
+const env = freshEnvironmentPerTest();
 
 async function liveCount(): Promise<number> {
   const [row] = await queryRows<{ n: string }>(
     await testClickHouse(),
-    `SELECT count() AS n FROM ${database}.task_runs_v2 FINAL WHERE _is_deleted = 0`,
+    `SELECT count() AS n FROM ${env.database}.task_runs_v2 FINAL WHERE _is_deleted = 0`,
   );
   return Number(row?.n);
 }
@@ -44,8 +22,8 @@ async function liveCount(): Promise<number> {
 describe('backpressure', () => {
   it('a 50,000-row transaction replicates in pieces without exceeding the buffer limit', async () => {
     const limit = 5_000;
-    replication = await startDaemon(pgdb, await testClickHouse(), database, { maxBufferedRows: limit, batchRows: 1_000 });
-    await pgdb.sql.query(
+    const replication = await env.start({ maxBufferedRows: limit, batchRows: 1_000 });
+    await env.pgdb.sql.query(
       `INSERT INTO task_run_v2 (id, "friendlyId", "taskIdentifier", payload, "traceId", "spanId", "runtimeEnvironmentId", "projectId", "organizationId", queue, "createdAt")
        SELECT 'run_' || g, 'f_' || g, 'bulk', '{}', 't', 's', 'env', 'proj', 'org', 'q', timestamp '2026-06-01' + g * interval '1 ms'
        FROM generate_series(1, 50000) g`,
@@ -63,25 +41,25 @@ describe('backpressure', () => {
 describe('ClickHouse failures', () => {
   it('while inserts fail, the slot does not move; after recovery every row is there', async () => {
     const ch = await testClickHouse();
-    replication = await startDaemon(pgdb, ch, database);
+    const replication = await env.start();
     const first = makeRun({ table: 'TaskRun', index: 0 });
-    await insertRuns(pgdb.sql, 'TaskRun', [first]);
+    await insertRuns(env.pgdb.sql, 'TaskRun', [first]);
     await replication.caughtUp();
-    const before = await slotConfirmedLsn(pgdb.sql, replication.config.slot);
+    const before = await slotConfirmedLsn(env.pgdb.sql, replication.config.slot);
 
     // One part exists in the partition: with parts_to_throw_insert = 1 every insert there fails
     // with TOO_MANY_PARTS, the transient error of an overloaded server.
-    await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
+    await ch.command({ query: `ALTER TABLE ${env.database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
     const runs = Array.from({ length: 20 }, (_, i) => makeRun({ table: 'TaskRun', index: i + 1 }));
-    await insertRuns(pgdb.sql, 'TaskRun', runs);
-    const walAfterInsert = parseLsn(await currentWalLsn(pgdb.sql));
-    await waitFor('a few failed inserts', () => replication!.table.stats.retries >= 3);
+    await insertRuns(env.pgdb.sql, 'TaskRun', runs);
+    const walAfterInsert = parseLsn(await currentWalLsn(env.pgdb.sql));
+    await waitFor('a few failed inserts', () => replication.table.stats.retries >= 3);
     expect(replication.table.stats.retriesByReason.TOO_MANY_PARTS).toBeGreaterThanOrEqual(3);
-    expect(await slotConfirmedLsn(pgdb.sql, replication.config.slot)).toBe(before);
+    expect(await slotConfirmedLsn(env.pgdb.sql, replication.config.slot)).toBe(before);
     expect(replication.daemon.confirmedLsn).toBe(parseLsn(before));
     expect(await liveCount()).toBe(1);
 
-    await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 3000` });
+    await ch.command({ query: `ALTER TABLE ${env.database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 3000` });
     await replication.caughtUp();
     expect(await liveCount()).toBe(21);
     expect(replication.daemon.confirmedLsn).toBeGreaterThanOrEqual(walAfterInsert);
@@ -89,20 +67,20 @@ describe('ClickHouse failures', () => {
 
   it('a schema mismatch stops the daemon with a clear error and confirms nothing past the last write', async () => {
     const ch = await testClickHouse();
-    replication = await startDaemon(pgdb, ch, database);
-    await insertRuns(pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 0 })]);
+    const replication = await env.start();
+    await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 0 })]);
     await replication.caughtUp();
-    const before = await slotConfirmedLsn(pgdb.sql, replication.config.slot);
+    const before = await slotConfirmedLsn(env.pgdb.sql, replication.config.slot);
 
-    await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 DROP COLUMN ttl` });
-    await insertRuns(pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 1 })]);
+    await ch.command({ query: `ALTER TABLE ${env.database}.task_runs_v2 DROP COLUMN ttl` });
+    await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 1 })]);
     await expect(replication.running).rejects.toThrow(SinkFatalError);
     await expect(replication.running).rejects.toThrow(/rejected an insert of 1 rows .* restart/);
     expect(formatLsn(replication.daemon.confirmedLsn)).toBe(before);
     await waitFor('the connection to close', async () => {
-      const { rows } = await pgdb.sql.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [replication!.config.slot]);
+      const { rows } = await env.pgdb.sql.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [replication.config.slot]);
       return rows[0]?.active === false;
     });
-    expect(await slotConfirmedLsn(pgdb.sql, replication.config.slot)).toBe(before);
+    expect(await slotConfirmedLsn(env.pgdb.sql, replication.config.slot)).toBe(before);
   });
 });

@@ -1,11 +1,20 @@
 /** Runs the real replication daemon in the test process against real Postgres and ClickHouse. */
 import type { ClickHouseClient } from '@clickhouse/client';
+import { afterEach, beforeEach } from 'vitest';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { parseLsn } from '../../src/lsn.ts';
 import { ReplicationDaemon } from '../../src/replication/daemon.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import { currentWalLsn, type TestPostgres, uniqueName, waitFor } from './databases.ts';
+import {
+  currentWalLsn,
+  freshClickHouseDatabase,
+  freshPostgres,
+  type TestPostgres,
+  testClickHouse,
+  uniqueName,
+  waitFor,
+} from './databases.ts';
 
 export interface RunningDaemon {
   daemon: ReplicationDaemon;
@@ -55,4 +64,35 @@ export async function startDaemon(
       await running.catch(() => {});
     },
   };
+}
+
+export interface PerTestEnvironment {
+  pgdb: TestPostgres;
+  /** The migrated ClickHouse database of the current test. */
+  database: string;
+  /** Start the daemon for the current test; it is stopped after the test. */
+  start(overrides?: Partial<Record<keyof Config, unknown>>): Promise<RunningDaemon>;
+}
+
+/** Registers hooks giving each test a fresh Postgres and ClickHouse database. */
+export function freshEnvironmentPerTest(): PerTestEnvironment {
+  let running: RunningDaemon | undefined;
+  const env: PerTestEnvironment = {
+    pgdb: undefined as unknown as TestPostgres,
+    database: '',
+    start: async (overrides = {}) => {
+      running = await startDaemon(env.pgdb, await testClickHouse(), env.database, overrides);
+      return running;
+    },
+  };
+  beforeEach(async () => {
+    env.pgdb = await freshPostgres();
+    env.database = await freshClickHouseDatabase(await testClickHouse());
+  });
+  afterEach(async () => {
+    await running?.stop();
+    running = undefined;
+    await env.pgdb.close();
+  });
+  return env;
 }
