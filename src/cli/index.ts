@@ -12,11 +12,12 @@ const program = new Command('runs-cdc')
   .addCommand(demoCommand())
   .showHelpAfterError();
 
+// Exit explicitly (chDB and pg can keep the event loop alive), but only once stderr has taken the
+// message: writes to a pipe are asynchronous.
 try {
   await program.parseAsync(process.argv);
-  process.exit(0);
+  process.stderr.write('', () => process.exit(Number(process.exitCode ?? 0)));
 } catch (error) {
   const message = error instanceof RunsCdcError ? error.message : ((error as Error).stack ?? String(error));
-  process.stderr.write(`runs-cdc: ${message}\n`);
-  process.exit(1);
+  process.stderr.write(`runs-cdc: ${message}\n`, () => process.exit(1));
 }
