@@ -128,10 +128,7 @@ export class ReplicationDaemon {
     const sql = new pg.Client({ connectionString: this.databaseUrl, application_name: 'runs-cdc preflight' });
     await sql.connect();
     try {
-      const preflight = await preflightPostgres(sql, this.settings, this.log);
-      if (preflight.partialIdentityTables.length > 0 && !this.settings.allowPartialIdentity) {
-        throw new StreamError('unreachable: partial identity without --allow-partial-identity');
-      }
+      await preflightPostgres(sql, this.settings, this.log);
       const mismatches = await this.sink.schemaMismatches();
       if (mismatches.length > 0) {
         throw new StreamError(
