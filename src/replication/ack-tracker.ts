@@ -18,15 +18,12 @@ import type { Lsn } from '../lsn.ts';
 interface PendingCommit {
   endLsn: Lsn;
   lastSeq: number;
-  commitTimeMicros: bigint;
 }
 
 export class AckTracker {
   private readonly pending: PendingCommit[] = [];
   private writtenSeq = 0;
   private confirmed: Lsn;
-  /** Commit time of the newest confirmed transaction, µs since the Unix epoch (0 if none yet). */
-  confirmedCommitTimeMicros = 0n;
 
   constructor(startLsn: Lsn) {
     this.confirmed = startLsn;
@@ -40,20 +37,27 @@ export class AckTracker {
     return this.pending.length;
   }
 
-  /** A transaction's commit arrived; `lastSeq` is the sequence number of its last buffered row. */
-  commit(endLsn: Lsn, lastSeq: number, commitTimeMicros = 0n): void {
-    this.pending.push({ endLsn, lastSeq, commitTimeMicros });
+  /**
+   * A transaction's commit arrived; `lastSeq` is the sequence number of its last buffered row.
+   * Returns the new LSN to confirm if the transaction is already written (or had no rows).
+   */
+  commit(endLsn: Lsn, lastSeq: number): Lsn | undefined {
+    this.pending.push({ endLsn, lastSeq });
+    return this.advance();
   }
 
   /** Every row up to `seq` is in ClickHouse. Returns the new LSN to confirm, if it moved. */
   written(seq: number): Lsn | undefined {
     if (seq > this.writtenSeq) this.writtenSeq = seq;
+    return this.advance();
+  }
+
+  private advance(): Lsn | undefined {
     let moved = false;
     while (this.pending.length > 0 && (this.pending[0] as PendingCommit).lastSeq <= this.writtenSeq) {
       const done = this.pending.shift() as PendingCommit;
       if (done.endLsn > this.confirmed) {
         this.confirmed = done.endLsn;
-        this.confirmedCommitTimeMicros = done.commitTimeMicros;
         moved = true;
       }
     }

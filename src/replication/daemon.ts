@@ -40,12 +40,10 @@ export interface DaemonStats {
   lookups: number;
   truncates: number;
   acks: number;
-  reconnects: number;
 }
 
 export interface OpenTransaction {
   commitLsn: Lsn;
-  commitTimeMicros: bigint;
   ordinal: number;
 }
 
@@ -76,7 +74,6 @@ export class ReplicationDaemon {
     lookups: 0,
     truncates: 0,
     acks: 0,
-    reconnects: 0,
   };
   readonly buffer: RowBuffer;
   private acks = new AckTracker(0n);
@@ -88,7 +85,7 @@ export class ReplicationDaemon {
   private fatal: Error | undefined;
   private failStream: ((error: Error) => void) | undefined;
   private readonly warnedRelations = new Set<string>();
-  private readonly ackListeners: Array<(lsn: Lsn) => void> = [];
+  private confirmWaiters: Array<{ target: Lsn; resolve: () => void; reject: (error: Error) => void }> = [];
   private started: (() => void) | undefined;
   /** Resolves once preflight passed and the stream is subscribed. */
   readonly ready: Promise<void>;
@@ -118,9 +115,20 @@ export class ReplicationDaemon {
     return this.acks.confirmedLsn;
   }
 
-  /** Called with every LSN confirmed to Postgres. */
-  onConfirm(listener: (lsn: Lsn) => void): void {
-    this.ackListeners.push(listener);
+  /**
+   * Resolves once the confirmed LSN reaches `target` (so ClickHouse holds every change committed
+   * before it); rejects if the daemon fails or stops first.
+   */
+  waitForConfirmed(target: Lsn): Promise<void> {
+    if (this.acks.confirmedLsn >= target) return Promise.resolve();
+    if (this.fatal) return Promise.reject(this.fatal);
+    return new Promise((resolve, reject) => this.confirmWaiters.push({ target, resolve, reject }));
+  }
+
+  private rejectConfirmWaiters(error: Error): void {
+    const waiters = this.confirmWaiters;
+    this.confirmWaiters = [];
+    for (const waiter of waiters) waiter.reject(error);
   }
 
   /** Preflight, then stream until stop() (resolves) or a fatal error (rejects). */
@@ -169,6 +177,7 @@ export class ReplicationDaemon {
     // Let the status update reach the socket before the connection closes.
     await new Promise((resolve) => setImmediate(resolve));
     await this.stream?.stop();
+    this.rejectConfirmWaiters(new StreamError(`stopped at ${formatLsn(this.acks.confirmedLsn)}`));
     this.failStream?.(new StreamError('stopped'));
   }
 
@@ -258,6 +267,7 @@ export class ReplicationDaemon {
   private die(error: Error): void {
     if (this.fatal) return;
     this.fatal = error;
+    this.rejectConfirmWaiters(error);
     this.inbox = [];
     this.stream?.pause();
     this.log.error({ err: error.message, confirmedLsn: formatLsn(this.acks.confirmedLsn) }, 'replication stopped');
@@ -268,7 +278,9 @@ export class ReplicationDaemon {
   private confirm(lsn: Lsn): void {
     this.stats.acks += 1;
     this.stream?.sendStatus(lsn);
-    for (const listener of this.ackListeners) listener(lsn);
+    const reached = this.confirmWaiters.filter((w) => lsn >= w.target);
+    this.confirmWaiters = this.confirmWaiters.filter((w) => lsn < w.target);
+    for (const waiter of reached) waiter.resolve();
   }
 
   private async handle(item: StreamItem): Promise<void> {
@@ -281,18 +293,13 @@ export class ReplicationDaemon {
     const { message } = item;
     switch (message.tag) {
       case 'begin':
-        this.open = {
-          commitLsn: parseLsn(message.commitLsn as string),
-          commitTimeMicros: message.commitTime as unknown as bigint,
-          ordinal: 0,
-        };
+        this.open = { commitLsn: parseLsn(message.commitLsn as string), ordinal: 0 };
         return;
       case 'commit': {
         this.stats.transactions += 1;
-        this.acks.commit(parseLsn(message.commitEndLsn as string), this.buffer.lastSeq, message.commitTime as unknown as bigint);
         this.open = undefined;
         // An empty or already-written transaction is confirmable at once.
-        const lsn = this.buffer.isEmpty ? this.acks.written(this.buffer.lastSeq) : undefined;
+        const lsn = this.acks.commit(parseLsn(message.commitEndLsn as string), this.buffer.lastSeq);
         if (lsn !== undefined) this.confirm(lsn);
         return;
       }
@@ -344,12 +351,13 @@ export class ReplicationDaemon {
     }
     let rows = result.rows;
     if (result.keyOnlyDelete || result.missingColumns.length > 0) rows = await this.completeFromClickHouse(table, change, result, version);
-    const bytes = rows.reduce((sum, r) => sum + estimateRowBytes(r), 0);
+    const sizes = rows.map(estimateRowBytes);
+    const bytes = sizes.reduce((sum, size) => sum + size, 0);
     if (!this.buffer.hasRoomFor(rows.length, bytes)) {
       this.stream?.pause();
       await this.buffer.waitForRoom(rows.length, bytes);
     }
-    for (const row of rows) this.buffer.append(row, DEFAULT_TARGET);
+    rows.forEach((row, i) => this.buffer.append(row, DEFAULT_TARGET, sizes[i]));
     this.stats.rowsBuffered += rows.length;
   }
 

@@ -87,8 +87,8 @@ export class RowBuffer {
     return this.bufferedRows === 0 && !this.flushing;
   }
 
-  append(row: ClickHouseRow, target: string): number {
-    const bytes = estimateRowBytes(row);
+  /** Buffer a row; `bytes` is its estimateRowBytes, when the caller has it already. */
+  append(row: ClickHouseRow, target: string, bytes: number = estimateRowBytes(row)): number {
     this.pending.push({ row, bytes, target });
     this.pendingBytes += bytes;
     this.appendedSeq += 1;
@@ -150,11 +150,8 @@ export class RowBuffer {
   }
 
   private async flushOne(): Promise<void> {
-    const batch = this.takeBatch();
-    const batchBytes = batch.reduce((sum, r) => sum + r.bytes, 0);
+    const batch = this.takeBatchInFlight();
     const lastSeq = this.appendedSeq - this.pending.length;
-    this.inFlightRows = batch.length;
-    this.inFlightBytes = batchBytes;
     try {
       const groups = new Map<string, ClickHouseRow[]>();
       for (const { row, target } of batch) {
@@ -181,7 +178,8 @@ export class RowBuffer {
     }
   }
 
-  private takeBatch(): BufferedRow[] {
+  /** Move the next batch from pending to in flight. */
+  private takeBatchInFlight(): BufferedRow[] {
     let rows = 0;
     let bytes = 0;
     // At least one row; then whole rows while under both batch limits.
@@ -192,6 +190,8 @@ export class RowBuffer {
     const batch = this.pending.slice(0, rows);
     this.pending = this.pending.slice(rows);
     this.pendingBytes -= bytes;
+    this.inFlightRows = rows;
+    this.inFlightBytes = bytes;
     return batch;
   }
 

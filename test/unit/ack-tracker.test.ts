@@ -20,11 +20,18 @@ describe('AckTracker', () => {
     expect(acks.written(9)).toBe(30n);
   });
 
+  it('a commit whose rows are already written (or that had none) is confirmable at once', () => {
+    const acks = new AckTracker(0n);
+    expect(acks.commit(10n, 0)).toBe(10n); // an empty transaction before any row
+    expect(acks.written(3)).toBeUndefined();
+    expect(acks.commit(20n, 3)).toBe(20n);
+    expect(acks.commit(30n, 4)).toBeUndefined(); // its last row is not written yet
+  });
+
   it('rows written before their commit arrives confirm nothing until the commit', () => {
     const acks = new AckTracker(0n);
     expect(acks.written(1_000)).toBeUndefined(); // pieces of an open transaction
-    acks.commit(50n, 1_000);
-    expect(acks.written(1_000)).toBe(50n);
+    expect(acks.commit(50n, 1_000)).toBe(50n);
   });
 
   it('an idle keepalive advances to the WAL end; a busy one does not', () => {
