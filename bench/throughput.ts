@@ -3,34 +3,16 @@
  * commit until the daemon has confirmed the last one (so every row is in ClickHouse). Embedded
  * Postgres + chDB, like the demo. Prints one JSON line. `--rows N` (default 100000).
  */
-import pg from 'pg';
-import { loadConfig } from '../src/config.ts';
-import { startPostgres } from '../src/embedded/postgres.ts';
+import { startEmbeddedStack } from '../src/demo/embedded-stack.ts';
 import { silentLogger } from '../src/logger.ts';
-import { parseLsn } from '../src/lsn.ts';
-import { ReplicationDaemon } from '../src/replication/daemon.ts';
-import { connectClickHouse } from '../src/sink/clickhouse.ts';
-import { migrate } from '../src/sink/migrations.ts';
-import { RunsTable } from '../src/sink/runs-table.ts';
-import { createRunsTables } from '../src/source/schema.ts';
 
 const rowsArg = process.argv.indexOf('--rows');
 const ROWS = rowsArg > 0 ? Number(process.argv[rowsArg + 1]) : 100_000;
 const TX_ROWS = 1_000;
 
-const server = await startPostgres();
-const sql = new pg.Client({ connectionString: server.url });
-await sql.connect();
-const ch = await connectClickHouse({ chdbPath: ':memory:' });
+const { server, sql, replication, close } = await startEmbeddedStack(silentLogger);
+const { daemon } = replication;
 try {
-  await createRunsTables(sql);
-  const config = loadConfig({ databaseUrl: server.url, chdbPath: ':memory:' }, {});
-  await migrate(ch, config.clickhouseDatabase);
-  const table = new RunsTable(ch, config.clickhouseDatabase, { initialDelayMs: 200, maxDelayMs: 5_000 }, silentLogger);
-  const daemon = new ReplicationDaemon(server.url, config, table, silentLogger);
-  const running = daemon.run();
-  await daemon.ready;
-
   const started = performance.now();
   for (let offset = 0; offset < ROWS; offset += TX_ROWS) {
     await sql.query(
@@ -44,12 +26,9 @@ try {
     );
   }
   const committed = performance.now();
-  const { rows } = await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-  const target = parseLsn(rows[0]!.lsn);
-  while (daemon.confirmedLsn < target) await new Promise((r) => setTimeout(r, 5));
+  await replication.caughtUp(sql);
   const seconds = (performance.now() - started) / 1000;
-  await daemon.stop();
-  await running;
+  await replication.stop();
   const figures = {
     scenario: 'throughput',
     rows: ROWS,
@@ -64,7 +43,5 @@ try {
   };
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 } finally {
-  await sql.end();
-  await ch.close();
-  await server.stop();
+  await close();
 }

@@ -51,7 +51,7 @@ export async function openRunsTable(client: ClickHouseClient, config: Config, lo
       `ClickHouse database ${config.clickhouseDatabase} is missing migrations ${pending.join(', ')}: run runs-cdc migrate first`,
     );
   }
-  return new RunsTable(client, config.clickhouseDatabase, { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs }, log);
+  return RunsTable.fromConfig(client, config, log);
 }
 
 export function loggerFor(config: Config): Logger {

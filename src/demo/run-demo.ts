@@ -3,18 +3,11 @@
  * schema, a few thousand runs written into both tables (inserts, updates, deletes), replicated by
  * the daemon, then read back from ClickHouse and compared with Postgres.
  */
-import pg from 'pg';
-import type { Config } from '../config.ts';
-import { loadConfig } from '../config.ts';
-import { startPostgres } from '../embedded/postgres.ts';
+import { redact } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { formatLsn, parseLsn } from '../lsn.ts';
-import { ReplicationDaemon } from '../replication/daemon.ts';
-import { connectClickHouse } from '../sink/clickhouse.ts';
-import { migrate } from '../sink/migrations.ts';
-import { RunsTable } from '../sink/runs-table.ts';
-import { createRunsTables } from '../source/schema.ts';
+import { formatLsn } from '../lsn.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
+import { startEmbeddedStack } from './embedded-stack.ts';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from './workload.ts';
 
 export interface DemoReport {
@@ -32,20 +25,11 @@ export interface DemoReport {
 const BATCH = 500;
 
 export async function runDemo(runsPerTable: number, log: Logger, out: (line: string) => void): Promise<DemoReport> {
-  const server = await startPostgres();
-  out(`Postgres (${server.kind}) on ${server.url.replace(/:[^:@/]*@/, '@')}, ClickHouse: chDB in-process`);
-  const sql = new pg.Client({ connectionString: server.url });
-  await sql.connect();
-  const ch = await connectClickHouse({ chdbPath: ':memory:' });
-  const config: Config = loadConfig({ databaseUrl: server.url, chdbPath: ':memory:', logLevel: 'warn' }, {});
+  const stack = await startEmbeddedStack(log);
+  const { server, sql, ch, table, replication } = stack;
+  const { daemon } = replication;
+  out(`Postgres (${server.kind}) on ${redact(server.url)}, ClickHouse: chDB in-process`);
   try {
-    await createRunsTables(sql);
-    await migrate(ch, config.clickhouseDatabase);
-    const table = new RunsTable(ch, config.clickhouseDatabase, { initialDelayMs: 200, maxDelayMs: 5_000 }, log);
-    const daemon = new ReplicationDaemon(server.url, config, table, log);
-    const running = daemon.run();
-    await Promise.race([daemon.ready, running]);
-
     const started = performance.now();
     let written = 0;
     for (const source of SOURCE_TABLES) {
@@ -69,16 +53,9 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
         );
       }
     }
-    const { rows } = await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-    const target = parseLsn((rows[0] as { lsn: string }).lsn);
-    await new Promise<void>((resolve, reject) => {
-      running.catch(reject);
-      const check = () => (daemon.confirmedLsn >= target ? resolve() : setTimeout(check, 20));
-      check();
-    });
+    await replication.caughtUp(sql);
     const seconds = (performance.now() - started) / 1000;
-    await daemon.stop();
-    await running;
+    await replication.stop();
 
     const liveQuery = await ch.query({
       query: `SELECT source_table, status, count() AS runs FROM ${table.qualifiedName} FINAL WHERE _is_deleted = 0 GROUP BY ALL ORDER BY source_table, status`,
@@ -117,9 +94,7 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     out(`Live runs: Postgres ${postgresLive}, ClickHouse ${clickhouseLive} — ${report.equal ? 'equal' : 'DIFFERENT'}.`);
     return report;
   } finally {
-    await sql.end();
-    await ch.close();
-    await server.stop();
+    await stack.close();
   }
 }
 

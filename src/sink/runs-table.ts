@@ -10,6 +10,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import pRetry, { AbortError } from 'p-retry';
+import type { Config } from '../config.ts';
 import { SinkFatalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { TARGET_COLUMNS } from '../transform/columns.ts';
@@ -36,6 +37,11 @@ export interface SinkStats {
 export class RunsTable {
   readonly qualifiedName: string;
   readonly stats: SinkStats = { rowsWritten: 0, inserts: 0, retries: 0, retriesByReason: {} };
+
+  /** The runs table of `config.clickhouseDatabase`, retrying as the config says. */
+  static fromConfig(client: ClickHouseClient, config: Pick<Config, 'clickhouseDatabase' | 'retryInitialMs' | 'retryMaxMs'>, log: Logger): RunsTable {
+    return new RunsTable(client, config.clickhouseDatabase, { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs }, log);
+  }
 
   constructor(
     readonly client: ClickHouseClient,

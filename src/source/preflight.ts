@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import { PreflightError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { type Lsn, parseLsn } from '../lsn.ts';
 import { SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
 
 export interface PreflightOptions {
@@ -144,6 +145,12 @@ export async function readSlot(sql: pg.ClientBase, slot: string): Promise<SlotSt
     walStatus: row.wal_status,
     confirmedFlushLsn: row.confirmed_flush_lsn,
   };
+}
+
+/** The server's current WAL write position: every transaction committed so far ends before it. */
+export async function currentWalLsn(sql: pg.ClientBase): Promise<Lsn> {
+  const { rows } = await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+  return parseLsn((rows[0] as { lsn: string }).lsn);
 }
 
 async function ensureSlot(sql: pg.ClientBase, slot: string, log: Logger): Promise<boolean> {

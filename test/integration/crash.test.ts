@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { parseLsn } from '../../src/lsn.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
-import { currentWalLsn, freshPostgres, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
+import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
+import { freshPostgres, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
 
 const CLI = join(import.meta.dirname, '../../bin/runs-cdc.js');
 let pgdb: TestPostgres;
@@ -51,8 +51,7 @@ function cli(args: string[]): { child: ChildProcess; exit: Promise<number | null
 
 async function slotActive(active: boolean): Promise<void> {
   await waitFor(`the slot to be ${active ? 'active' : 'free'}`, async () => {
-    const { rows } = await pgdb.sql.query('SELECT active FROM pg_replication_slots WHERE slot_name = $1', [slot]);
-    return rows[0]?.active === active;
+    return (await readSlot(pgdb.sql, slot))?.active === active;
   });
 }
 
@@ -80,15 +79,15 @@ it('a daemon killed mid-stream and restarted leaves ClickHouse equal to Postgres
       runs.filter((_, i) => i % 7 === 0).map((r) => r.id),
     );
     ids.push(...runs.map((r) => r.id));
-    if (batch === 10) daemon.child.kill('SIGKILL');
     if (batch === 10) {
+      daemon.child.kill('SIGKILL');
       expect(await daemon.exit).toBe(null);
       await slotActive(false);
       daemon = cli(['replicate']);
     }
   }
-  const walEnd = parseLsn(await currentWalLsn(pgdb.sql));
-  await waitFor('the restarted daemon to catch up', async () => parseLsn(await slotConfirmedLsn(pgdb.sql, slot)) >= walEnd, 60_000);
+  const walEnd = await currentWalLsn(pgdb.sql);
+  await waitFor('the restarted daemon to catch up', async () => (await slotConfirmedLsn(pgdb.sql, slot)) >= walEnd, 60_000);
 
   daemon.child.kill('SIGTERM');
   expect(await daemon.exit, daemon.output()).toBe(0);

@@ -4,12 +4,10 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
-import { formatLsn, parseLsn } from '../../src/lsn.ts';
-import { quoteIdent } from '../../src/source/preflight.ts';
+import { currentWalLsn, quoteIdent } from '../../src/source/preflight.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
 import {
-  currentWalLsn,
   freshClickHouseDatabase,
   freshPostgres,
   queryRows,
@@ -216,7 +214,7 @@ describe('acknowledgement', () => {
     await insertRuns(pgdb.sql, 'task_run_v2', [run]);
     await replication.caughtUp();
     expect(await live(run.id)).toBeDefined();
-    const expected = formatLsn(replication.daemon.confirmedLsn);
+    const expected = replication.daemon.confirmedLsn;
     await waitFor(
       'the slot to report the confirmed LSN',
       async () => (await slotConfirmedLsn(pgdb.sql, replication.config.slot)) === expected,
@@ -226,10 +224,7 @@ describe('acknowledgement', () => {
   it('WAL from tables it does not replicate does not hold the slot back', async () => {
     await pgdb.sql.query('CREATE TABLE unrelated (id serial primary key, filler text)');
     await pgdb.sql.query(`INSERT INTO unrelated (filler) SELECT repeat('x', 200) FROM generate_series(1, 5000)`);
-    const walEnd = parseLsn(await currentWalLsn(pgdb.sql));
-    await waitFor(
-      'the slot to pass the unrelated WAL',
-      async () => parseLsn(await slotConfirmedLsn(pgdb.sql, replication.config.slot)) >= walEnd,
-    );
+    const walEnd = await currentWalLsn(pgdb.sql);
+    await waitFor('the slot to pass the unrelated WAL', async () => (await slotConfirmedLsn(pgdb.sql, replication.config.slot)) >= walEnd);
   });
 });

@@ -3,18 +3,10 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { afterEach, beforeEach } from 'vitest';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { parseLsn } from '../../src/lsn.ts';
-import { ReplicationDaemon } from '../../src/replication/daemon.ts';
+import type { ReplicationDaemon } from '../../src/replication/daemon.ts';
+import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import {
-  currentWalLsn,
-  freshClickHouseDatabase,
-  freshPostgres,
-  type TestPostgres,
-  testClickHouse,
-  uniqueName,
-  waitFor,
-} from './databases.ts';
+import { freshClickHouseDatabase, freshPostgres, type TestPostgres, testClickHouse, uniqueName } from './databases.ts';
 
 export interface RunningDaemon {
   daemon: ReplicationDaemon;
@@ -36,6 +28,7 @@ export async function startDaemon(
   const config = loadConfig(
     {
       databaseUrl: pgdb.url,
+      clickhouseDatabase: database,
       slot: uniqueName('slot'),
       publication: 'runs_cdc',
       flushIntervalMs: 20,
@@ -45,25 +38,9 @@ export async function startDaemon(
     },
     {},
   );
-  const table = new RunsTable(ch, database, { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs }, silentLogger);
-  const daemon = new ReplicationDaemon(pgdb.url, config, table, silentLogger);
-  const running = daemon.run();
-  running.catch(() => {}); // observed by the tests that expect a failure
-  await Promise.race([daemon.ready, running]);
-  return {
-    daemon,
-    table,
-    config,
-    running,
-    caughtUp: async () => {
-      const target = parseLsn(await currentWalLsn(pgdb.sql));
-      await waitFor('the daemon to confirm the current WAL position', () => daemon.confirmedLsn >= target);
-    },
-    stop: async () => {
-      await daemon.stop();
-      await running.catch(() => {});
-    },
-  };
+  const table = RunsTable.fromConfig(ch, config, silentLogger);
+  const replication = await startReplication(pgdb.url, config, table, silentLogger);
+  return { ...replication, table, config, caughtUp: () => replication.caughtUp(pgdb.sql) };
 }
 
 export interface PerTestEnvironment {

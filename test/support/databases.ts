@@ -6,8 +6,10 @@ import { randomBytes } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { type Lsn, parseLsn } from '../../src/lsn.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { migrate } from '../../src/sink/migrations.ts';
+import { readSlot } from '../../src/source/preflight.ts';
 import { createRunsTables } from '../../src/source/schema.ts';
 
 export function uniqueName(prefix: string): string {
@@ -75,17 +77,11 @@ export async function queryRows<T = Record<string, unknown>>(
   return result.json<T>();
 }
 
-export async function slotConfirmedLsn(sql: pg.ClientBase, slot: string): Promise<string> {
-  const { rows } = await sql.query<{ lsn: string }>(
-    'SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = $1',
-    [slot],
-  );
-  return rows[0]?.lsn as string;
-}
-
-export async function currentWalLsn(sql: pg.ClientBase): Promise<string> {
-  const { rows } = await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-  return rows[0]?.lsn as string;
+/** The slot's confirmed_flush_lsn, as Postgres reports it. */
+export async function slotConfirmedLsn(sql: pg.ClientBase, slot: string): Promise<Lsn> {
+  const state = await readSlot(sql, slot);
+  if (!state?.confirmedFlushLsn) throw new Error(`slot ${slot} does not exist or has no confirmed LSN`);
+  return parseLsn(state.confirmedFlushLsn);
 }
 
 export async function waitFor<T>(
