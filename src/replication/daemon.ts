@@ -13,7 +13,7 @@ import type { RunsTable } from '../sink/runs-table.ts';
 import { preflightPostgres, readSlot } from '../source/preflight.ts';
 import { ReplicationStream, type StreamItem } from '../source/stream.ts';
 import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
-import { type Change, type ClickHouseRow, type Tuple, transformChange } from '../transform/row.ts';
+import { type Change, type ClickHouseRow, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
 import { changeVersion } from '../transform/version.ts';
 import { AckTracker } from './ack-tracker.ts';
 import { estimateRowBytes, RowBuffer } from './row-buffer.ts';
@@ -382,7 +382,7 @@ export class ReplicationDaemon {
         this.log.warn({ table, id }, 'delete without FULL identity for a run not in ClickHouse; nothing to tombstone');
         return [];
       }
-      return [{ ...current, _version: version.toString(), _is_deleted: 1 }];
+      return [tombstoneOf(current, version)];
     }
     const completed = result.rows.map((row) => ({ ...row }));
     const live = completed[completed.length - 1] as ClickHouseRow;

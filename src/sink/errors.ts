@@ -40,12 +40,10 @@ export interface ErrorClass {
 /** An error ClickHouse itself returned. Duck-typed as well: chDB throws the ClickHouseError of its
  * own copy of @clickhouse/client-common, which `instanceof` does not recognise. */
 function serverError(error: unknown): { code: string; type?: string } | undefined {
-  if (error instanceof ClickHouseError) return { code: String(error.code), type: error.type };
-  const candidate = error as { code?: unknown; type?: unknown } | null;
-  if (candidate?.constructor?.name === 'ClickHouseError' && typeof candidate.code === 'string' && /^\d+$/.test(candidate.code)) {
-    return { code: candidate.code, type: typeof candidate.type === 'string' ? candidate.type : undefined };
-  }
-  return undefined;
+  const isServerError = error instanceof ClickHouseError || (error instanceof Error && error.constructor.name === 'ClickHouseError');
+  if (!isServerError) return undefined;
+  const { code, type } = error as { code?: unknown; type?: unknown };
+  return { code: String(code), type: typeof type === 'string' ? type : undefined };
 }
 
 export function classifyClickHouseError(error: unknown): ErrorClass {

@@ -14,7 +14,7 @@ import type { Config } from '../config.ts';
 import { SinkFatalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { TARGET_COLUMNS } from '../transform/columns.ts';
-import type { ClickHouseRow } from '../transform/row.ts';
+import { type ClickHouseRow, tombstoneOf } from '../transform/row.ts';
 import { assertIdentifier } from './clickhouse.ts';
 import { classifyClickHouseError } from './errors.ts';
 
@@ -39,7 +39,11 @@ export class RunsTable {
   readonly stats: SinkStats = { rowsWritten: 0, inserts: 0, retries: 0, retriesByReason: {} };
 
   /** The runs table of `config.clickhouseDatabase`, retrying as the config says. */
-  static fromConfig(client: ClickHouseClient, config: Pick<Config, 'clickhouseDatabase' | 'retryInitialMs' | 'retryMaxMs'>, log: Logger): RunsTable {
+  static fromConfig(
+    client: ClickHouseClient,
+    config: Pick<Config, 'clickhouseDatabase' | 'retryInitialMs' | 'retryMaxMs'>,
+    log: Logger,
+  ): RunsTable {
     return new RunsTable(client, config.clickhouseDatabase, { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs }, log);
   }
 
@@ -72,32 +76,49 @@ export class RunsTable {
   async tombstoneSourceTable(sourceTable: string, version: bigint, signal?: AbortSignal): Promise<number> {
     let total = 0;
     for (;;) {
-      const result = await this.client.query({
-        query: `SELECT * FROM ${this.qualifiedName} FINAL
-                WHERE source_table = {table:String} AND _is_deleted = 0 AND _version < {version:UInt128}
-                LIMIT {limit:UInt32}`,
-        query_params: { table: sourceTable, version: version.toString(), limit: TOMBSTONE_PAGE_ROWS },
-        format: 'JSONEachRow',
-      });
-      const rows = await result.json<ClickHouseRow>();
+      const rows = await this.liveRows(
+        `live rows of ${sourceTable} for a TRUNCATE`,
+        '_version < {version:UInt128} LIMIT {limit:UInt32}',
+        { table: sourceTable, version: version.toString(), limit: TOMBSTONE_PAGE_ROWS },
+        signal,
+      );
       if (rows.length === 0) return total;
-      const tombstones = rows.map((row) => ({ ...row, _version: version.toString(), _is_deleted: 1 }));
-      await this.write(tombstones, signal);
+      await this.write(
+        rows.map((row) => tombstoneOf(row, version)),
+        signal,
+      );
       total += rows.length;
     }
   }
 
-  private async withRetry(what: string, operation: () => Promise<unknown>, signal?: AbortSignal): Promise<void> {
-    await pRetry(
+  /** The current (deduplicated, not deleted) rows of `{table:String}` matching `condition`. */
+  private async liveRows(what: string, condition: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<ClickHouseRow[]> {
+    return this.withRetry(
+      `reading ${what}`,
+      async () => {
+        const result = await this.client.query({
+          query: `SELECT * FROM ${this.qualifiedName} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${condition}`,
+          query_params: params,
+          format: 'JSONEachRow',
+        });
+        return result.json<ClickHouseRow>();
+      },
+      signal,
+    );
+  }
+
+  /** Run a ClickHouse operation, retrying transient failures without limit; see the class comment. */
+  private async withRetry<T>(what: string, operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return pRetry(
       async () => {
         try {
-          await operation();
+          return await operation();
         } catch (error) {
           const { transient, reason } = classifyClickHouseError(error);
           if (transient) throw error;
           throw new AbortError(
             new SinkFatalError(
-              `ClickHouse rejected ${what} into ${this.qualifiedName} (${reason}): ${(error as Error).message.split('\n')[0]} — fix the table or the data (runs-cdc migrate creates the expected schema) and restart`,
+              `ClickHouse rejected ${what} (${this.qualifiedName}, ${reason}): ${(error as Error).message.split('\n')[0]} — fix the table or the data (runs-cdc migrate creates the expected schema) and restart`,
             ),
           );
         }
@@ -115,7 +136,7 @@ export class RunsTable {
           this.stats.retriesByReason[reason] = (this.stats.retriesByReason[reason] ?? 0) + 1;
           this.log.warn(
             { attempt: attemptNumber, reason, err: (error as Error).message.split('\n')[0] },
-            `ClickHouse failed ${what}; retrying (the rows stay buffered and unacknowledged)`,
+            `ClickHouse failed ${what}; retrying (nothing after it is acknowledged meanwhile)`,
           );
         },
       },
@@ -144,13 +165,10 @@ export class RunsTable {
    * did not carry. */
   async currentRows(sourceTable: string, runIds: readonly string[]): Promise<Map<string, ClickHouseRow>> {
     if (runIds.length === 0) return new Map();
-    const result = await this.client.query({
-      query: `SELECT * FROM ${this.qualifiedName} FINAL
-              WHERE source_table = {table:String} AND run_id IN {ids:Array(String)} AND _is_deleted = 0`,
-      query_params: { table: sourceTable, ids: runIds },
-      format: 'JSONEachRow',
+    const rows = await this.liveRows(`the current rows of ${runIds.length} ${sourceTable} runs`, 'run_id IN {ids:Array(String)}', {
+      table: sourceTable,
+      ids: runIds,
     });
-    const rows = await result.json<ClickHouseRow>();
     return new Map(rows.map((r) => [String(r.run_id), r]));
   }
 }

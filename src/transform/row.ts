@@ -64,6 +64,11 @@ export function buildRow(
   return row;
 }
 
+/** A tombstone for a row as ClickHouse holds it: same sort key, newer version, deleted. */
+export function tombstoneOf(row: ClickHouseRow, version: bigint): ClickHouseRow {
+  return { ...row, [VERSION_COLUMN]: version.toString(), [DELETED_COLUMN]: 1 };
+}
+
 /** Fill columns an update did not carry from the old tuple (FULL identity sends the old row). */
 function withUnchangedFromOld(next: Tuple, old: Tuple | null): Tuple {
   if (!old) return next;

@@ -1,0 +1,33 @@
+import { ClickHouseError } from '@clickhouse/client';
+import { expect, it } from 'vitest';
+import { classifyClickHouseError } from '../../src/sink/errors.ts';
+
+const serverError = (code: string, type: string) => new ClickHouseError({ message: type, code, type });
+
+it('server overload and network errors are transient', () => {
+  expect(classifyClickHouseError(serverError('252', 'TOO_MANY_PARTS'))).toEqual({ transient: true, reason: 'TOO_MANY_PARTS' });
+  expect(classifyClickHouseError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }))).toEqual({
+    transient: true,
+    reason: 'ECONNREFUSED',
+  });
+});
+
+it('schema, auth and data errors are fatal', () => {
+  for (const [code, type] of [
+    ['60', 'UNKNOWN_TABLE'],
+    ['117', 'INCORRECT_DATA'],
+    ['516', 'AUTHENTICATION_FAILED'],
+  ] as const) {
+    expect(classifyClickHouseError(serverError(code, type))).toEqual({ transient: false, reason: type });
+  }
+});
+
+it("chDB's own copy of ClickHouseError is recognised too", () => {
+  // chDB bundles another @clickhouse/client-common: same class name, different class.
+  class ClickHouseErrorCopy extends Error {
+    code = '60';
+    type = 'UNKNOWN_TABLE';
+  }
+  Object.defineProperty(ClickHouseErrorCopy, 'name', { value: 'ClickHouseError' });
+  expect(classifyClickHouseError(new ClickHouseErrorCopy('no table'))).toEqual({ transient: false, reason: 'UNKNOWN_TABLE' });
+});
