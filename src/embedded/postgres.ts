@@ -45,14 +45,19 @@ function systemBinDir(): string | undefined {
   return version ? `${SYSTEM_ROOT}/${version}/bin` : undefined;
 }
 
+/** uid and gid of a local account, from /etc/passwd. */
+function systemAccount(name: string): { uid: number; gid: number } | undefined {
+  const fields = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .map((line) => line.split(':'))
+    .find((f) => f[0] === name);
+  return fields ? { uid: Number(fields[2]), gid: Number(fields[3]) } : undefined;
+}
+
 /** postgres refuses to run as root: as root, run it as the `postgres` (or `nobody`) user. */
 function unprivilegedUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  const users = readFileSync('/etc/passwd', 'utf8')
-    .split('\n')
-    .map((line) => line.split(':'));
-  const user = users.find((f) => f[0] === 'postgres') ?? users.find((f) => f[0] === 'nobody');
-  return user ? { uid: Number(user[2]), gid: Number(user[3]) } : undefined;
+  return systemAccount('postgres') ?? systemAccount('nobody');
 }
 
 export async function freePort(): Promise<number> {
@@ -113,13 +118,8 @@ export async function startEmbeddedPostgres(settings: string[]): Promise<Running
   const dir = mkdtempSync(join(tmpdir(), 'runs-cdc-embedded-pg-'));
   // As root it runs the server as the `postgres` user, who must be able to write the data dir.
   const asRoot = process.getuid?.() === 0;
-  const postgresUser = asRoot
-    ? readFileSync('/etc/passwd', 'utf8')
-        .split('\n')
-        .find((l) => l.startsWith('postgres:'))
-        ?.split(':')
-    : undefined;
-  if (postgresUser) chownSync(dir, Number(postgresUser[2]), Number(postgresUser[3]));
+  const postgresUser = asRoot ? systemAccount('postgres') : undefined;
+  if (postgresUser) chownSync(dir, postgresUser.uid, postgresUser.gid);
   const port = await freePort();
   const server = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'),
