@@ -133,9 +133,7 @@ export class ReplicationDaemon {
 
   /** Preflight, then stream until stop() (resolves) or a fatal error (rejects). */
   async run(): Promise<void> {
-    const sql = new pg.Client({ connectionString: this.databaseUrl, application_name: 'runs-cdc preflight' });
-    await sql.connect();
-    try {
+    await this.withSql(async (sql) => {
       await preflightPostgres(sql, this.settings, this.log);
       const mismatches = await this.sink.schemaMismatches();
       if (mismatches.length > 0) {
@@ -143,11 +141,9 @@ export class ReplicationDaemon {
           `ClickHouse table ${this.sink.qualifiedName} does not match runs-cdc's column mapping (${mismatches.slice(0, 3).join('; ')}): run runs-cdc migrate`,
         );
       }
-    } finally {
-      await sql.end();
-    }
+    });
     for (;;) {
-      await this.waitForFreeSlot();
+      await this.withSql((sql) => this.waitForFreeSlot(sql));
       if (this.stopping) return;
       try {
         await this.streamUntilStopped();
@@ -181,17 +177,19 @@ export class ReplicationDaemon {
     this.failStream?.(new StreamError('stopped'));
   }
 
-  private async waitForFreeSlot(): Promise<void> {
-    const sql = new pg.Client({ connectionString: this.databaseUrl, application_name: 'runs-cdc standby' });
+  /** A short-lived ordinary connection for startup checks (the stream has its own). */
+  private async withSql<T>(use: (sql: pg.Client) => Promise<T>): Promise<T> {
+    const sql = new pg.Client({ connectionString: this.databaseUrl, application_name: 'runs-cdc startup' });
     await sql.connect();
     try {
-      await this.waitForFreeSlotWith(sql);
+      return await use(sql);
     } finally {
       await sql.end();
     }
   }
 
-  private async waitForFreeSlotWith(sql: pg.Client): Promise<void> {
+  /** Load the slot's confirmed position, standing by while another process holds the slot. */
+  private async waitForFreeSlot(sql: pg.Client): Promise<void> {
     for (;;) {
       const slot = await readSlot(sql, this.settings.slot);
       if (!slot) throw new StreamError(`replication slot ${this.settings.slot} disappeared during startup`);
