@@ -52,7 +52,12 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   process.on('SIGTERM', onSignal);
   const summary = setInterval(() => {
     log.info(
-      { ...daemon.stats, buffered: daemon.buffer.bufferedRows, confirmedLsn: formatLsn(daemon.confirmedLsn) },
+      {
+        ...daemon.stats,
+        rowsBuffered: daemon.buffer.lastSeq,
+        buffered: daemon.buffer.bufferedRows,
+        confirmedLsn: formatLsn(daemon.confirmedLsn),
+      },
       'replication progress',
     );
   }, 30_000);

@@ -33,7 +33,6 @@ const MAX_COERCION_WARNINGS = 20;
 export interface DaemonStats {
   transactions: number;
   changes: number;
-  rowsBuffered: number;
   coercions: number;
   ignoredChanges: number;
   unresolvedDeletes: number;
@@ -67,7 +66,6 @@ export class ReplicationDaemon {
   readonly stats: DaemonStats = {
     transactions: 0,
     changes: 0,
-    rowsBuffered: 0,
     coercions: 0,
     ignoredChanges: 0,
     unresolvedDeletes: 0,
@@ -356,7 +354,6 @@ export class ReplicationDaemon {
       await this.buffer.waitForRoom(rows.length, bytes);
     }
     rows.forEach((row, i) => this.buffer.append(row, DEFAULT_TARGET, sizes[i]));
-    this.stats.rowsBuffered += rows.length;
   }
 
   /**
@@ -382,14 +379,14 @@ export class ReplicationDaemon {
       }
       return [tombstoneOf(current, version)];
     }
-    const completed = result.rows.map((row) => ({ ...row }));
-    const live = completed[completed.length - 1] as ClickHouseRow;
+    // The live row is the last one (a moved row's tombstone comes first); it is ours to fill in.
+    const live = result.rows[result.rows.length - 1] as ClickHouseRow;
     for (const source of result.missingColumns) {
       const target = SOURCE_COLUMNS.find((c) => c.source === source)?.target as string;
       if (current && target in current) live[target] = current[target] as ClickHouseRow[string];
       else this.log.warn({ table, id, column: source }, 'unchanged TOASTed value not in ClickHouse either; stored NULL');
     }
-    return completed;
+    return result.rows;
   }
 
   private async handleTruncate(message: Pgoutput.MessageTruncate): Promise<void> {
@@ -400,7 +397,9 @@ export class ReplicationDaemon {
     // Everything before the TRUNCATE in the stream must be in ClickHouse before it is tombstoned;
     // rows inserted after it get higher versions and survive.
     await this.buffer.flushAll();
-    for (const table of tables) await this.sink.tombstoneSourceTable(table, version);
-    this.log.warn({ tables }, 'TRUNCATE replicated: every earlier row of these tables is now deleted in ClickHouse');
+    for (const table of tables) {
+      const rows = await this.sink.tombstoneSourceTable(table, version);
+      this.log.warn({ table, rows }, 'TRUNCATE replicated: every earlier row of this table is now deleted in ClickHouse');
+    }
   }
 }
