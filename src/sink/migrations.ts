@@ -30,7 +30,7 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
     });
 }
 
-export async function appliedMigrations(client: ClickHouseClient, database: string): Promise<Set<number>> {
+async function appliedMigrations(client: ClickHouseClient, database: string): Promise<Set<number>> {
   const exists = await client.query({
     query: 'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {table:String}',
     query_params: { db: database, table: LEDGER_TABLE },
@@ -54,10 +54,8 @@ export async function migrate(client: ClickHouseClient, database: string): Promi
       (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
       ENGINE = ReplacingMergeTree ORDER BY version`,
   });
-  const done = await appliedMigrations(client, database);
   const applied: string[] = [];
-  for (const migration of loadMigrations()) {
-    if (done.has(migration.version)) continue;
+  for (const migration of await unappliedMigrations(client, database)) {
     for (const statement of migration.statements) {
       await client.command({ query: statement.replaceAll('{{database}}', database) });
     }
@@ -71,10 +69,12 @@ export async function migrate(client: ClickHouseClient, database: string): Promi
   return applied;
 }
 
+async function unappliedMigrations(client: ClickHouseClient, database: string): Promise<Migration[]> {
+  const done = await appliedMigrations(client, database);
+  return loadMigrations().filter((m) => !done.has(m.version));
+}
+
 /** Names of migrations not applied yet (empty when up to date). */
 export async function pendingMigrations(client: ClickHouseClient, database: string): Promise<string[]> {
-  const done = await appliedMigrations(client, database);
-  return loadMigrations()
-    .filter((m) => !done.has(m.version))
-    .map((m) => m.name);
+  return (await unappliedMigrations(client, database)).map((m) => m.name);
 }
