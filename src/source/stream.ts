@@ -12,7 +12,8 @@ import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
 
 export type StreamItem =
   | { kind: 'message'; lsn: Lsn; message: Pgoutput.Message }
-  | { kind: 'keepalive'; walEnd: Lsn; shouldRespond: boolean };
+  /** Answered here when the server asks; the daemon uses the WAL end to advance an idle slot. */
+  | { kind: 'keepalive'; walEnd: Lsn };
 
 export interface StreamOptions {
   connectionString: string;
@@ -50,7 +51,7 @@ export class ReplicationStream {
     });
     this.service.on('heartbeat', (lsn: string, _timestamp: number, shouldRespond: boolean) => {
       if (shouldRespond) this.sendStatus(options.confirmedLsn());
-      onItem({ kind: 'keepalive', walEnd: parseLsn(lsn), shouldRespond });
+      onItem({ kind: 'keepalive', walEnd: parseLsn(lsn) });
     });
     // Errors also reject subscribe(), which is where the daemon handles them.
     this.service.on('error', () => {});
