@@ -81,6 +81,8 @@ export class ReplicationDaemon {
   private open: OpenTransaction | undefined;
   private stopping = false;
   private fatal: Error | undefined;
+  /** Why run() ended (a failure, or a stop); undefined while it runs. */
+  private ended: Error | undefined;
   private failStream: ((error: Error) => void) | undefined;
   private readonly warnedRelations = new Set<string>();
   private confirmWaiters: Array<{ target: Lsn; resolve: () => void; reject: (error: Error) => void }> = [];
@@ -115,11 +117,11 @@ export class ReplicationDaemon {
 
   /**
    * Resolves once the confirmed LSN reaches `target` (so ClickHouse holds every change committed
-   * before it); rejects if the daemon fails or stops first.
+   * before it); rejects if run() ends first, by a failure or a stop.
    */
   waitForConfirmed(target: Lsn): Promise<void> {
     if (this.acks.confirmedLsn >= target) return Promise.resolve();
-    if (this.fatal) return Promise.reject(this.fatal);
+    if (this.ended) return Promise.reject(this.ended);
     return new Promise((resolve, reject) => this.confirmWaiters.push({ target, resolve, reject }));
   }
 
@@ -131,6 +133,18 @@ export class ReplicationDaemon {
 
   /** Preflight, then stream until stop() (resolves) or a fatal error (rejects). */
   async run(): Promise<void> {
+    try {
+      await this.preflightAndStream();
+      this.ended = new StreamError(`stopped at ${formatLsn(this.acks.confirmedLsn)}`);
+    } catch (error) {
+      this.ended = error as Error;
+      throw error;
+    } finally {
+      this.rejectConfirmWaiters(this.ended as Error);
+    }
+  }
+
+  private async preflightAndStream(): Promise<void> {
     await this.withSql(async (sql) => {
       await preflightPostgres(sql, this.settings, this.log);
       const mismatches = await this.sink.schemaMismatches();
@@ -171,7 +185,6 @@ export class ReplicationDaemon {
     // Let the status update reach the socket before the connection closes.
     await new Promise((resolve) => setImmediate(resolve));
     await this.stream?.stop();
-    this.rejectConfirmWaiters(new StreamError(`stopped at ${formatLsn(this.acks.confirmedLsn)}`));
     this.failStream?.(new StreamError('stopped'));
   }
 
@@ -263,7 +276,6 @@ export class ReplicationDaemon {
   private die(error: Error): void {
     if (this.fatal) return;
     this.fatal = error;
-    this.rejectConfirmWaiters(error);
     this.inbox = [];
     this.stream?.pause();
     this.log.error({ err: error.message, confirmedLsn: formatLsn(this.acks.confirmedLsn) }, 'replication stopped');

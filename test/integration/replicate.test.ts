@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
-import { currentWalLsn, quoteIdent } from '../../src/source/preflight.ts';
+import { currentWalLsn, quoteIdent, readSlot } from '../../src/source/preflight.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
 import {
@@ -226,5 +226,33 @@ describe('acknowledgement', () => {
     await pgdb.sql.query(`INSERT INTO unrelated (filler) SELECT repeat('x', 200) FROM generate_series(1, 5000)`);
     const walEnd = await currentWalLsn(pgdb.sql);
     await waitFor('the slot to pass the unrelated WAL', async () => (await slotConfirmedLsn(pgdb.sql, replication.config.slot)) >= walEnd);
+  });
+});
+
+describe('keepalives', () => {
+  it('a connection whose server asks for replies stays up while idle, with no periodic status updates', async () => {
+    const quiet = await freshPostgres();
+    try {
+      // The walsender drops a client that has not replied within wal_sender_timeout; it asks for a
+      // reply when half of it has passed. Periodic status updates are pushed out of the way.
+      await quiet.sql.query(`ALTER DATABASE ${quiet.database} SET wal_sender_timeout = '1s'`);
+      const idle = await startDaemon(quiet, await testClickHouse(), database, { statusIntervalMs: 600_000 });
+      try {
+        const activePid = await waitFor(
+          'the slot to be streaming',
+          async () => (await readSlot(quiet.sql, idle.config.slot))?.activePid ?? undefined,
+        );
+        await new Promise((r) => setTimeout(r, 4_000));
+        expect((await readSlot(quiet.sql, idle.config.slot))?.activePid).toBe(activePid);
+        const run = makeRun({ table: 'TaskRun', index: 9 });
+        await insertRuns(quiet.sql, 'TaskRun', [run]);
+        await idle.caughtUp();
+        expect(await live(run.id)).toBeDefined();
+      } finally {
+        await idle.stop();
+      }
+    } finally {
+      await quiet.close();
+    }
   });
 });
