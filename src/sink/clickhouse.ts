@@ -4,7 +4,7 @@
  * only the connection differs.
  */
 import { mkdirSync } from 'node:fs';
-import { type ClickHouseClient, type ClickHouseSettings, createClient } from '@clickhouse/client';
+import { type ClickHouseClient, ClickHouseLogLevel, type ClickHouseSettings, createClient } from '@clickhouse/client';
 
 type ChConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
 
@@ -26,11 +26,16 @@ export const SESSION_SETTINGS: ClickHouseSettings = {
   date_time_input_format: 'basic',
 };
 
+/** The client's own logger is off: failures surface as errors to runs-cdc, which logs each one once
+ * (with what it does about it) in its own JSON logs. */
+const CLIENT_LOG = { level: ClickHouseLogLevel.OFF };
+
 export async function connectClickHouse(target: ClickHouseTarget): Promise<ClickHouseClient> {
   if (target.url) {
     return createClient({
       url: target.url,
       clickhouse_settings: SESSION_SETTINGS,
+      log: CLIENT_LOG,
       request_timeout: target.requestTimeoutMs ?? 60_000,
     });
   }
@@ -38,7 +43,7 @@ export async function connectClickHouse(target: ClickHouseTarget): Promise<Click
   const { createChdbConnection } = await import('chdb/connection'); // loads the 540 MB libchdb only here
   // cast: chdb is typed against @clickhouse/client-common, the client vendors its own copy of those types
   const connection = createChdbConnection({ path: target.chdbPath }) as unknown as ChConnection;
-  return createClient({ connection, clickhouse_settings: SESSION_SETTINGS });
+  return createClient({ connection, clickhouse_settings: SESSION_SETTINGS, log: CLIENT_LOG });
 }
 
 /** A ClickHouse identifier runs-cdc will splice into DDL (database names): plain names only. */
