@@ -4,7 +4,6 @@
  * process on a persistent chDB directory, which this process opens only after the child is gone
  * (chDB allows one process per directory).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +11,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
+import { type CliProcess, runCli } from '../support/cli.ts';
 import { freshPostgres, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
 
-const CLI = join(import.meta.dirname, '../../bin/runs-cdc.js');
 let pgdb: TestPostgres;
 let chdbPath: string;
 const slot = uniqueName('slot');
@@ -29,24 +28,14 @@ afterAll(async () => {
   rmSync(chdbPath, { recursive: true, force: true });
 });
 
-function cli(args: string[]): { child: ChildProcess; exit: Promise<number | null>; output: () => string } {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: {
-      ...process.env,
-      DATABASE_URL: pgdb.url,
-      CHDB_PATH: chdbPath,
-      RUNS_CDC_SLOT: slot,
-      RUNS_CDC_FLUSH_INTERVAL_MS: '50',
-      RUNS_CDC_BATCH_ROWS: '500',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+function cli(args: string[]): CliProcess {
+  return runCli(args, {
+    DATABASE_URL: pgdb.url,
+    CHDB_PATH: chdbPath,
+    RUNS_CDC_SLOT: slot,
+    RUNS_CDC_FLUSH_INTERVAL_MS: '50',
+    RUNS_CDC_BATCH_ROWS: '500',
   });
-  let output = '';
-  child.stdout?.on('data', (d) => (output += d));
-  child.stderr?.on('data', (d) => (output += d));
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exit, output: () => output };
 }
 
 async function slotActive(active: boolean): Promise<void> {

@@ -1,4 +1,7 @@
-import { expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { openClickHouse, openRunsTable } from '../../src/cli/runtime.ts';
+import { loadConfig } from '../../src/config.ts';
+import { freePort } from '../../src/embedded/postgres.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { migrate, pendingMigrations } from '../../src/sink/migrations.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
@@ -32,4 +35,21 @@ it('the migrated table matches the column mapping exactly, and a drifted one is 
   await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY COLUMN depth String` });
   await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 DROP COLUMN ttl` });
   expect(await table.schemaMismatches()).toEqual(['column ttl is missing', 'column depth is String, expected Int32']);
+});
+
+describe('before replicating, ClickHouse must be', () => {
+  it('reachable: an unreachable server fails with where it looked', async () => {
+    const port = await freePort(); // nothing listens there
+    const config = loadConfig({ clickhouseUrl: `http://default:secret@127.0.0.1:${port}` }, {});
+    await expect(openClickHouse(config)).rejects.toThrow(
+      new RegExp(`ClickHouse \\(http://default:\\*\\*\\*@127.0.0.1:${port}/?\\) is not reachable.*check CLICKHOUSE_URL`),
+    );
+  });
+
+  it('migrated: missing migrations fail with the command to run', async () => {
+    const config = loadConfig({ clickhouseDatabase: uniqueName('unmigrated') }, {});
+    await expect(openRunsTable(await testClickHouse(), config, silentLogger)).rejects.toThrow(
+      `is missing migrations 001_task_runs_v2: run runs-cdc migrate first`,
+    );
+  });
 });

@@ -73,6 +73,17 @@ describe('publication and slot', () => {
   });
 });
 
+describe('ClickHouse schema', () => {
+  it('a table that drifted from the column mapping stops the daemon before streaming, naming migrate', async () => {
+    const ch = await testClickHouse();
+    const database = await freshClickHouseDatabase(ch);
+    await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 DROP COLUMN ttl` });
+    await expect(startDaemon(pgdb, ch, database)).rejects.toThrow(
+      /does not match runs-cdc's column mapping \(column ttl is missing\): run runs-cdc migrate/,
+    );
+  });
+});
+
 describe('single consumer', () => {
   it('a second daemon on a busy slot stands by and takes over when the first stops', async () => {
     const ch = await testClickHouse();

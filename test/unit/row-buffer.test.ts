@@ -112,4 +112,32 @@ describe('RowBuffer', () => {
       expect(peak).toBe(flushGroups === 'parallel' ? 3 : 1);
     }
   });
+
+  it('flushes when the batch byte size is reached, before the row count', async () => {
+    const { calls, write } = controlledWrites();
+    const buffer = new RowBuffer(
+      { ...limits, batchRows: 100, batchBytes: 250 },
+      write,
+      () => {},
+      () => {},
+    );
+    buffer.append({ i: 1 }, 't', 100);
+    buffer.append({ i: 2 }, 't', 100);
+    expect(calls).toEqual([]);
+    buffer.append({ i: 3 }, 't', 100);
+    expect(calls.map((c) => c.rows)).toEqual([3]);
+  });
+
+  it('the byte limit holds the reader too, but one oversized change always gets in', () => {
+    const buffer = new RowBuffer(
+      { ...limits, maxBufferedBytes: 1_000 },
+      async () => {},
+      () => {},
+      () => {},
+    );
+    expect(buffer.hasRoomFor(1, 5_000)).toBe(true); // empty buffer: never deadlock on a huge row
+    buffer.append({ i: 1 }, 't', 900);
+    expect(buffer.hasRoomFor(1, 100)).toBe(true);
+    expect(buffer.hasRoomFor(1, 101)).toBe(false);
+  });
 });

@@ -1,0 +1,71 @@
+/**
+ * Signals to the real `runs-cdc replicate` process while ClickHouse rejects every insert: the
+ * first SIGTERM starts a graceful stop that keeps trying to flush (it never confirms unwritten
+ * changes), and a second one exits at once — with the slot still where ClickHouse's data ends.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { drainPending } from 'chdb';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { connectClickHouse } from '../../src/sink/clickhouse.ts';
+import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
+import { runCli } from '../support/cli.ts';
+import { freshPostgres, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
+
+let pgdb: TestPostgres;
+let chdbPath: string;
+const slot = uniqueName('slot');
+
+beforeAll(async () => {
+  pgdb = await freshPostgres();
+  chdbPath = mkdtempSync(join(tmpdir(), 'runs-cdc-shutdown-'));
+});
+
+afterAll(async () => {
+  await pgdb.close();
+  rmSync(chdbPath, { recursive: true, force: true });
+});
+
+it('a second SIGTERM exits at once while the first is still flushing; nothing unwritten is confirmed', async () => {
+  const env = { DATABASE_URL: pgdb.url, CHDB_PATH: chdbPath, RUNS_CDC_SLOT: slot, RUNS_CDC_RETRY_MAX_MS: '200' };
+  const migrate = runCli(['migrate'], env);
+  expect(await migrate.exit, migrate.output()).toBe(0);
+
+  // Make every insert into November 2026 fail with TOO_MANY_PARTS (transient: retried forever).
+  const ch = await connectClickHouse({ chdbPath });
+  await ch.insert({
+    table: 'runs_cdc.task_runs_v2',
+    values: [
+      {
+        run_id: 'filler',
+        created_at: '2026-11-15 00:00:00.000',
+        updated_at: '2026-11-15 00:00:00.000',
+        tags: [],
+        bulk_action_group_ids: [],
+      },
+    ],
+    format: 'JSONEachRow',
+  });
+  await ch.command({ query: 'ALTER TABLE runs_cdc.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1' });
+  await ch.close();
+  await drainPending();
+
+  const daemon = runCli(['replicate'], env);
+  await waitFor('the daemon to hold the slot', async () => (await readSlot(pgdb.sql, slot))?.active);
+  const before = await slotConfirmedLsn(pgdb.sql, slot);
+  await insertRuns(pgdb.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 1 })]);
+  await waitFor('a failed insert', () => daemon.output().includes('retrying'));
+
+  daemon.child.kill('SIGTERM');
+  await waitFor('the graceful stop to begin', () => daemon.output().includes('stopping: flushing'));
+  await new Promise((r) => setTimeout(r, 500));
+  expect(daemon.child.exitCode).toBe(null); // still trying to write what it received
+
+  daemon.child.kill('SIGTERM');
+  expect(await daemon.exit, daemon.output()).toBe(130);
+  expect(daemon.output()).toContain('second signal');
+  expect(await slotConfirmedLsn(pgdb.sql, slot)).toBe(before);
+  expect(before).toBeLessThan(await currentWalLsn(pgdb.sql));
+});
