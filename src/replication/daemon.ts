@@ -365,7 +365,7 @@ export class ReplicationDaemon {
       this.stream?.pause();
       await this.buffer.waitForRoom(rows.length, bytes);
     }
-    rows.forEach((row, i) => this.buffer.append(row, DEFAULT_TARGET, sizes[i]));
+    for (const [i, row] of rows.entries()) this.buffer.append(row, DEFAULT_TARGET, sizes[i]);
   }
 
   /**
