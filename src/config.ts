@@ -10,6 +10,7 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const identifier = (what: string) =>
   z.string().regex(IDENTIFIER, `${what} must be letters, digits and underscores, not starting with a digit`);
 const positiveInt = z.coerce.number().int().positive();
+const nonNegativeInt = z.coerce.number().int().nonnegative();
 const flag = z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])]).transform((v) => v === true || v === 'true' || v === '1');
 
 export const configSchema = z
@@ -52,6 +53,22 @@ export const configSchema = z
      * so the connection survives while reading is paused for backpressure or retries. */
     statusIntervalMs: positiveInt.default(10_000),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Backfill tuning: a profile sets all of it (see BACKFILL_PROFILES); the settings below,
+     * when given, override single values of it. */
+    backfillProfile: z.enum(['default', 'smoke', 'ci', 'nightly']).default('default'),
+    /** Rows per page (one SELECT ... LIMIT, one INSERT). */
+    backfillChunkRows: positiveInt.max(1_000_000).optional(),
+    /** Rows per second across all workers; 0 means no limit. */
+    backfillRateLimit: nonNegativeInt.optional(),
+    /** Sub-ranges of each table read in parallel. */
+    backfillConcurrency: positiveInt.max(64).optional(),
+    /** Write a checkpoint every this many pages. */
+    backfillCheckpointEvery: positiveInt.optional(),
+    /** Stop each table after this many rows; 0 means copy everything. */
+    backfillMaxRows: nonNegativeInt.optional(),
+    /** Retries of a failed ClickHouse write before the backfill fails (resumable): a one-off job
+     * should end with FAILURE and a checkpoint rather than wait forever like the daemon does. */
+    backfillRetries: nonNegativeInt.default(5),
   })
   .refine((c) => !(c.fixReplicaIdentity && c.allowPartialIdentity), {
     message: '--fix-replica-identity and --allow-partial-identity contradict each other: pick one',
@@ -89,7 +106,80 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   standbyRetryMs: { flag: '--standby-retry-ms', env: 'RUNS_CDC_STANDBY_RETRY_MS', help: 'recheck a busy slot this often' },
   statusIntervalMs: { flag: '--status-interval-ms', env: 'RUNS_CDC_STATUS_INTERVAL_MS', help: 'status updates to Postgres' },
   logLevel: { flag: '--log-level', env: 'LOG_LEVEL', help: 'fatal | error | warn | info | debug | trace | silent' },
+  backfillProfile: { flag: '--profile', env: 'RUNS_CDC_BACKFILL_PROFILE', help: 'default | smoke | ci | nightly' },
+  backfillChunkRows: { flag: '--chunk-rows', env: 'RUNS_CDC_BACKFILL_CHUNK_ROWS', help: 'rows per page' },
+  backfillRateLimit: { flag: '--rate-limit', env: 'RUNS_CDC_BACKFILL_RATE_LIMIT', help: 'rows/s across workers, 0 = none' },
+  backfillConcurrency: { flag: '--concurrency', env: 'RUNS_CDC_BACKFILL_CONCURRENCY', help: 'parallel sub-ranges per table' },
+  backfillCheckpointEvery: {
+    flag: '--checkpoint-every',
+    env: 'RUNS_CDC_BACKFILL_CHECKPOINT_EVERY',
+    help: 'pages between checkpoints',
+  },
+  backfillMaxRows: { flag: '--max-rows', env: 'RUNS_CDC_BACKFILL_MAX_ROWS', help: 'stop each table after this many rows, 0 = all' },
+  backfillRetries: { flag: '--retries', env: 'RUNS_CDC_BACKFILL_RETRIES', help: 'ClickHouse write retries before FAILURE' },
 };
+
+export type BackfillProfile = Config['backfillProfile'];
+
+export interface BackfillTuning {
+  chunkRows: number;
+  rateLimit: number;
+  concurrency: number;
+  checkpointEvery: number;
+  maxRows: number;
+}
+
+/** What each backfill profile sets, and why. */
+export const BACKFILL_PROFILES: Record<BackfillProfile, BackfillTuning & { reason: string }> = {
+  default: {
+    chunkRows: 5_000,
+    rateLimit: 0,
+    concurrency: 1,
+    checkpointEvery: 1,
+    maxRows: 0,
+    reason:
+      'one reader per table, each waiting for its own insert, keeps the primary mostly idle, so no rate cap; 5,000-row pages make inserts large enough for ClickHouse and a checkpoint per page makes a resume redo at most one page',
+  },
+  smoke: {
+    chunkRows: 1_000,
+    rateLimit: 5_000,
+    concurrency: 1,
+    checkpointEvery: 1,
+    maxRows: 10_000,
+    reason:
+      'a first try on a new environment: at most 10,000 rows per table at 5,000 rows/s proves the whole path (read, transform, insert, checkpoint) in seconds while touching little',
+  },
+  ci: {
+    chunkRows: 1_000,
+    rateLimit: 0,
+    concurrency: 2,
+    checkpointEvery: 1,
+    maxRows: 0,
+    reason:
+      'throwaway databases with small tables: small pages and two sub-ranges per table exercise paging, range splitting and checkpoints, and nothing needs protecting',
+  },
+  nightly: {
+    chunkRows: 10_000,
+    rateLimit: 20_000,
+    concurrency: 4,
+    checkpointEvery: 10,
+    maxRows: 0,
+    reason:
+      'large tables off-peak: four sub-ranges and big pages for throughput, capped at 20,000 rows/s so the primary keeps serving, a checkpoint every 10 pages keeps the checkpoint table small',
+  },
+};
+
+/** The profile's tuning with explicitly given settings over it. */
+export function backfillTuning(config: Config): BackfillTuning {
+  const profile = BACKFILL_PROFILES[config.backfillProfile];
+  return {
+    chunkRows: config.backfillChunkRows ?? profile.chunkRows,
+    rateLimit: config.backfillRateLimit ?? profile.rateLimit,
+    concurrency: config.backfillConcurrency ?? profile.concurrency,
+    checkpointEvery: config.backfillCheckpointEvery ?? profile.checkpointEvery,
+    maxRows: config.backfillMaxRows ?? profile.maxRows,
+  };
+}
 
 /** Merge flags over environment and validate. Throws ConfigError listing every problem. */
 export function loadConfig(flags: Partial<Record<ConfigKey, unknown>> = {}, env: NodeJS.ProcessEnv = process.env): Config {

@@ -1,6 +1,7 @@
 /** `runs-cdc` — one binary, one subcommand per job. Errors print one sentence and exit 1. */
 import { Command } from 'commander';
 import { RunsCdcError } from '../errors.ts';
+import { backfillCommand } from './backfill.ts';
 import { demoCommand } from './demo.ts';
 import { migrateCommand } from './migrate.ts';
 import { replicateCommand } from './replicate.ts';
@@ -9,6 +10,7 @@ const program = new Command('runs-cdc')
   .description("Replicates the task platform's runs from Postgres into ClickHouse")
   .addCommand(migrateCommand())
   .addCommand(replicateCommand())
+  .addCommand(backfillCommand())
   .addCommand(demoCommand())
   .showHelpAfterError();
 

@@ -21,8 +21,17 @@ export function addConfigOptions(command: Command, keys: readonly ConfigKey[]): 
 
 export const CLICKHOUSE_SETTINGS: ConfigKey[] = ['clickhouseUrl', 'chdbPath', 'clickhouseDatabase', 'logLevel'];
 
+/** Commander's name for a flag's value: `--chunk-rows` -> `chunkRows`. */
+const attributeName = (flag: string) => flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
 export function configFrom(command: Command): Config {
-  return loadConfig(command.opts() as Partial<Record<ConfigKey, unknown>>);
+  const options = command.opts();
+  const flags: Partial<Record<ConfigKey, unknown>> = {};
+  for (const [key, { flag }] of Object.entries(CONFIG_SOURCES) as Array<[ConfigKey, { flag: string }]>) {
+    const value = options[attributeName(flag)];
+    if (value !== undefined) flags[key] = value;
+  }
+  return loadConfig(flags);
 }
 
 export function describeClickHouse(config: Pick<Config, 'clickhouseUrl' | 'chdbPath'>): string {
@@ -44,14 +53,14 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
 }
 
 /** The runs table, failing when migrations are pending. */
-export async function openRunsTable(client: ClickHouseClient, config: Config, log: Logger): Promise<RunsTable> {
+export async function openRunsTable(client: ClickHouseClient, config: Config, log: Logger, maxRetries?: number): Promise<RunsTable> {
   const pending = await pendingMigrations(client, config.clickhouseDatabase);
   if (pending.length > 0) {
     throw new RunsCdcError(
       `ClickHouse database ${config.clickhouseDatabase} is missing migrations ${pending.join(', ')}: run runs-cdc migrate first`,
     );
   }
-  return RunsTable.fromConfig(client, config, log);
+  return RunsTable.fromConfig(client, config, log, maxRetries);
 }
 
 export function loggerFor(config: Config): Logger {

@@ -3,6 +3,8 @@
  * schema, a few thousand runs written into both tables (inserts, updates, deletes), replicated by
  * the daemon, then read back from ClickHouse and compared with Postgres.
  */
+
+import { formatTable } from '../cli/table.ts';
 import { redact } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
@@ -73,9 +75,9 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
       format: 'JSONEachRow',
     });
     out('\nLatest runs (from ClickHouse, FINAL, deleted runs hidden):');
-    out(table_(await latest.json()));
+    out(formatTable(await latest.json()));
     out('\nLive runs per table and status:');
-    out(table_(byStatus));
+    out(formatTable(byStatus));
     const report: DemoReport = {
       postgres: server.kind,
       runsWritten: written,
@@ -96,18 +98,4 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
   } finally {
     await stack.close();
   }
-}
-
-/** An aligned text table. */
-function table_(rows: Array<Record<string, unknown>>): string {
-  if (rows.length === 0) return '(none)';
-  const columns = Object.keys(rows[0] as object);
-  const cells = rows.map((r) => columns.map((c) => (Array.isArray(r[c]) ? (r[c] as unknown[]).join(',') : String(r[c]))));
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => (row[i] as string).length)));
-  const line = (values: string[]) =>
-    values
-      .map((v, i) => v.padEnd(widths[i] as number))
-      .join('  ')
-      .trimEnd();
-  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
 }

@@ -4,28 +4,21 @@
  * Contract of `write(rows)`: when it resolves, ClickHouse has accepted an INSERT containing every
  * row (synchronous insert, not async_insert), so they survive a crash of this process. Delivery is
  * at-least-once: after a crash the same changes are sent again with the same `_version`, and
- * ReplacingMergeTree keeps one of them. Transient failures are retried without limit (capped
- * exponential backoff with jitter); a failure no retry can fix rejects with SinkFatalError, and
+ * ReplacingMergeTree keeps one of them. Transient failures are retried (see retry.ts: without
+ * limit unless the policy sets one); a failure no retry can fix rejects with SinkFatalError, and
  * nothing of that call may be treated as written.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import pRetry, { AbortError } from 'p-retry';
 import type { Config } from '../config.ts';
-import { SinkFatalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { TARGET_COLUMNS } from '../transform/columns.ts';
 import { type ClickHouseRow, tombstoneOf } from '../transform/row.ts';
 import { assertIdentifier } from './clickhouse.ts';
-import { classifyClickHouseError } from './errors.ts';
+import { type RetryContext, type RetryPolicy, withClickHouseRetry } from './retry.ts';
 
 export const RUNS_TABLE = 'task_runs_v2';
 /** Rows tombstoned per round trip when replicating a TRUNCATE. */
 const TOMBSTONE_PAGE_ROWS = 10_000;
-
-export interface RetryPolicy {
-  initialDelayMs: number;
-  maxDelayMs: number;
-}
 
 export interface SinkStats {
   rowsWritten: number;
@@ -43,17 +36,22 @@ export class RunsTable {
     client: ClickHouseClient,
     config: Pick<Config, 'clickhouseDatabase' | 'retryInitialMs' | 'retryMaxMs'>,
     log: Logger,
+    maxRetries?: number,
   ): RunsTable {
-    return new RunsTable(client, config.clickhouseDatabase, { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs }, log);
+    const policy = { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs, maxRetries };
+    return new RunsTable(client, config.clickhouseDatabase, policy, log);
   }
+
+  readonly retryContext: RetryContext;
 
   constructor(
     readonly client: ClickHouseClient,
     readonly database: string,
-    private readonly retry: RetryPolicy,
-    private readonly log: Logger,
+    retry: RetryPolicy,
+    log: Logger,
   ) {
     this.qualifiedName = `${assertIdentifier(database, 'ClickHouse database')}.${RUNS_TABLE}`;
+    this.retryContext = { policy: retry, log, stats: this.stats, target: this.qualifiedName };
   }
 
   async write(rows: readonly ClickHouseRow[], signal?: AbortSignal): Promise<void> {
@@ -107,40 +105,8 @@ export class RunsTable {
     );
   }
 
-  /** Run a ClickHouse operation, retrying transient failures without limit; see the class comment. */
-  private async withRetry<T>(what: string, operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return pRetry(
-      async () => {
-        try {
-          return await operation();
-        } catch (error) {
-          const { transient, reason } = classifyClickHouseError(error);
-          if (transient) throw error;
-          throw new AbortError(
-            new SinkFatalError(
-              `ClickHouse rejected ${what} (${this.qualifiedName}, ${reason}): ${(error as Error).message.split('\n')[0]} — fix the table or the data (runs-cdc migrate creates the expected schema) and restart`,
-            ),
-          );
-        }
-      },
-      {
-        retries: Number.POSITIVE_INFINITY,
-        minTimeout: this.retry.initialDelayMs,
-        maxTimeout: this.retry.maxDelayMs,
-        factor: 2,
-        randomize: true,
-        signal,
-        onFailedAttempt: ({ error, attemptNumber }) => {
-          const { reason } = classifyClickHouseError(error);
-          this.stats.retries += 1;
-          this.stats.retriesByReason[reason] = (this.stats.retriesByReason[reason] ?? 0) + 1;
-          this.log.warn(
-            { attempt: attemptNumber, reason, err: (error as Error).message.split('\n')[0] },
-            `ClickHouse failed ${what}; retrying (nothing after it is acknowledged meanwhile)`,
-          );
-        },
-      },
-    );
+  private withRetry<T>(what: string, operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withClickHouseRetry(this.retryContext, what, operation, signal);
   }
 
   /** Mismatches between the migrated table and the column mapping (empty when they agree). */

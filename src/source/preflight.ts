@@ -81,7 +81,7 @@ async function ensureReplicaIdentity(sql: pg.ClientBase, options: PreflightOptio
   return partial;
 }
 
-async function ensurePublication(sql: pg.ClientBase, publication: string, log: Logger): Promise<boolean> {
+export async function ensurePublication(sql: pg.ClientBase, publication: string, log: Logger): Promise<boolean> {
   const { rows } = await sql.query<{ pubupdate: boolean; pubdelete: boolean; pubinsert: boolean; pubtruncate: boolean }>(
     'SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1',
     [publication],
@@ -153,7 +153,7 @@ export async function currentWalLsn(sql: pg.ClientBase): Promise<Lsn> {
   return parseLsn((rows[0] as { lsn: string }).lsn);
 }
 
-async function ensureSlot(sql: pg.ClientBase, slot: string, log: Logger): Promise<boolean> {
+export async function ensureSlot(sql: pg.ClientBase, slot: string, log: Logger): Promise<boolean> {
   const state = await readSlot(sql, slot);
   if (!state) {
     // Its own statement: slot creation fails in a transaction that has written anything.
@@ -170,7 +170,7 @@ async function ensureSlot(sql: pg.ClientBase, slot: string, log: Logger): Promis
   }
   if (state.walStatus === 'lost') {
     throw new PreflightError(
-      `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes; drop and recreate it (SELECT pg_drop_replication_slot('${slot}');), restart replicate, then backfill the gap with runs-cdc backfill`,
+      `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes; drop and recreate it (SELECT pg_drop_replication_slot('${slot}');), restart replicate, then repair the gap with runs-cdc backfill --mode repair`,
     );
   }
   return false;

@@ -6,6 +6,7 @@
  * are serialised by its row lock, so the later commit has the larger LSN); the ordinal makes a
  * later change in the same transaction win. UInt128 holds both without overflow for any LSN.
  * Version 0 is below every replicated change: the backfill's rows use it, so CDC always wins.
+ * A repair backfill's rows use snapshotVersion (see src/backfill/version-rule.ts).
  */
 import type { Lsn } from '../lsn.ts';
 
@@ -19,4 +20,13 @@ export function changeVersion(commitLsn: Lsn, ordinal: number): bigint {
 
 export function versionCommitLsn(version: bigint): Lsn {
   return version >> ORDINAL_BITS;
+}
+
+/**
+ * The version of rows read in a snapshot exported at `consistentPoint`: ordinal 0 of a commit at
+ * that LSN. Transactions in the snapshot committed before it (lower commit LSN, lower version);
+ * every later one is decoded with commit LSN >= consistentPoint and ordinal >= 1 (higher version).
+ */
+export function snapshotVersion(consistentPoint: Lsn): bigint {
+  return consistentPoint << ORDINAL_BITS;
 }

@@ -1,0 +1,179 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { Command } from 'commander';
+import pg from 'pg';
+import { CheckpointStore, type JobRecord } from '../backfill/checkpoints.ts';
+import {
+  type BackfillContext,
+  type BackfillPlan,
+  type BackfillResult,
+  planBackfill,
+  resumeBackfill,
+  runBackfill,
+} from '../backfill/job.ts';
+import { progressReporter } from '../backfill/progress.ts';
+import { parseBackfillOptions } from '../backfill/request.ts';
+import { BACKFILL_PROFILES, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import { readSlot } from '../source/preflight.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
+import { formatTable } from './table.ts';
+
+const BACKFILL_SETTINGS = [
+  'databaseUrl',
+  ...CLICKHOUSE_SETTINGS,
+  'slot',
+  'publication',
+  'backfillProfile',
+  'backfillChunkRows',
+  'backfillRateLimit',
+  'backfillConcurrency',
+  'backfillCheckpointEvery',
+  'backfillMaxRows',
+  'backfillRetries',
+  'retryInitialMs',
+  'retryMaxMs',
+] as const;
+
+export function backfillCommand(): Command {
+  const command = new Command('backfill')
+    .description('copy existing runs from Postgres into ClickHouse, resumably; ends SUCCESS, FAILURE or EMPTY')
+    .option('--table <names>', 'TaskRun, task_run_v2 or both, comma-separated (default: both)')
+    .option('--from <utc>', 'copy runs created at or after this UTC time (2026-01-31 or 2026-01-31T12:00:00Z)')
+    .option('--to <utc>', 'copy runs created before this UTC time')
+    .option('--after <cursor>', 'start after this <createdAt>_<id> cursor')
+    .option('--mode <mode>', 'default (version 0: CDC always wins) | repair (snapshot version: fixes wrong rows)')
+    .option('--resume <job-id>', 'continue a stopped job from its checkpoints')
+    .option('--dry-run', 'print the plan (tables, ranges, estimated rows) and exit')
+    .option('--list', 'list backfill jobs with their status')
+    .option('--exact-count', 'count rows for the plan and progress instead of estimating')
+    .option('--create-slot', 'create the replication slot if missing (default mode needs it)');
+  addConfigOptions(command, BACKFILL_SETTINGS).addHelpText(
+    'after',
+    `\nProfiles (--profile; explicit flags override single values):\n${Object.entries(BACKFILL_PROFILES)
+      .map(
+        ([name, p]) =>
+          `  ${name.padEnd(8)} chunk ${p.chunkRows}, rate ${p.rateLimit || 'unlimited'}, concurrency ${p.concurrency}, checkpoint every ${p.checkpointEvery}, max rows ${p.maxRows || 'all'}`,
+      )
+      .join('\n')}`,
+  );
+  command.action(async () => {
+    const action = parseBackfillOptions(command.opts());
+    const config = configFrom(command);
+    process.exitCode = await backfill(action, config, loggerFor(config), (line) => process.stdout.write(`${line}\n`));
+  });
+  return command;
+}
+
+/** Run the action; returns the exit code (0 for SUCCESS and EMPTY). */
+export async function backfill(
+  action: ReturnType<typeof parseBackfillOptions>,
+  config: Config,
+  log: Logger,
+  out: (line: string) => void,
+): Promise<number> {
+  const databaseUrl = requireDatabaseUrl(config);
+  if (action.kind === 'run' && action.dryRun) {
+    await withPostgres(databaseUrl, async (sql) => out(await describePlan(sql, action.request, config)));
+    return 0;
+  }
+  let client: ClickHouseClient | undefined;
+  const interrupt = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) process.exit(130);
+    log.warn({ signal }, 'stopping after the current page; a second signal exits at once');
+    interrupt.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    client = await openClickHouse(config);
+    const policy = { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs, maxRetries: config.backfillRetries };
+    const store = new CheckpointStore(client, config.clickhouseDatabase, policy, log);
+    if (action.kind === 'list') {
+      out(formatJobs(await store.listJobs()));
+      return 0;
+    }
+    const context: BackfillContext = {
+      databaseUrl,
+      slot: config.slot,
+      publication: config.publication,
+      tuning: backfillTuning(config),
+      runsTable: await openRunsTable(client, config, log, config.backfillRetries),
+      store,
+      log,
+      progress: progressReporter(log),
+      signal: interrupt.signal,
+    };
+    const result = await withPostgres(databaseUrl, (sql) =>
+      action.kind === 'resume' ? resumeBackfill(sql, action.jobId, action.createSlot, context) : runBackfill(sql, action.request, context),
+    );
+    out(summary(result));
+    return result.status === 'FAILURE' ? 1 : 0;
+  } catch (error) {
+    // Anything that stops the job before it could record a status is still a FAILURE.
+    out(`backfill FAILURE: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await client?.close();
+  }
+}
+
+async function withPostgres<T>(url: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {
+  const sql = new pg.Client({ connectionString: url });
+  await sql.connect();
+  try {
+    return await use(sql);
+  } finally {
+    await sql.end();
+  }
+}
+
+export function summary(result: BackfillResult): string {
+  const perTable = result.tables.map((t) => `${t.table} ${t.copied}`).join(', ');
+  return `backfill ${result.jobId} ${result.status}: ${result.message} (${perTable}; ${result.rowsCopied} by this run in ${result.seconds.toFixed(1)} s)`;
+}
+
+async function describePlan(sql: pg.Client, request: Parameters<typeof planBackfill>[1], config: Config): Promise<string> {
+  const tuning = backfillTuning(config);
+  const plan: BackfillPlan = await planBackfill(sql, request, tuning.concurrency);
+  const slot = await readSlot(sql, config.slot);
+  const version =
+    request.mode === 'repair'
+      ? 'repair: rows get the version of a commit at a fresh snapshot (beat older changes, lose to newer ones)'
+      : `default: rows get version 0, so CDC always wins; slot ${config.slot} ${slot ? 'exists' : request.createSlot ? 'will be created' : 'is MISSING (start runs-cdc replicate first, or add --create-slot)'}`;
+  const rows = plan.ranges.map((r) => ({
+    table: r.table,
+    range: `[${r.from ?? 'start'}, ${r.to ?? 'end'})`,
+    after: r.cursor ?? '',
+    [request.exactCount ? 'rows' : 'estimated rows']: r.estimated,
+  }));
+  const total = plan.ranges.reduce((n, r) => n + r.estimated, 0);
+  return [
+    `Backfill plan (dry run: nothing is read or written)`,
+    `version rule: ${version}`,
+    `tuning (profile ${config.backfillProfile}): chunk ${tuning.chunkRows} rows, rate ${tuning.rateLimit || 'unlimited'} rows/s, concurrency ${tuning.concurrency}, checkpoint every ${tuning.checkpointEvery} pages, max rows ${tuning.maxRows || 'all'}`,
+    formatTable(rows),
+    `${request.exactCount ? 'rows' : 'estimated rows'} in total: ${total}`,
+  ].join('\n');
+}
+
+function formatJobs(jobs: JobRecord[]): string {
+  if (jobs.length === 0) return 'no backfill jobs yet';
+  return formatTable(
+    jobs.map((j) => ({
+      job: j.jobId,
+      status: j.status,
+      mode: j.params.mode,
+      tables: j.params.tables.join(','),
+      range: `[${j.params.from ?? 'start'}, ${j.params.to ?? 'end'})`,
+      rows: j.rowsCopied,
+      started: j.createdAt,
+      updated: j.updatedAt,
+      message: j.message.slice(0, 80),
+    })),
+  );
+}
