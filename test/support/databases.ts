@@ -31,11 +31,15 @@ export function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
-export async function freshPostgres(baseUrl: string = inject('databaseUrl'), tables = true): Promise<TestPostgres> {
+/**
+ * A new database with the runs tables. `createOptions` go to CREATE DATABASE, e.g.
+ * `TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'` for production's collation.
+ */
+export async function freshPostgres(baseUrl: string = inject('databaseUrl'), tables = true, createOptions = ''): Promise<TestPostgres> {
   const database = uniqueName('runs');
   const admin = new pg.Client({ connectionString: baseUrl });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${database}`);
+  await admin.query(`CREATE DATABASE ${database} ${createOptions}`);
   await admin.end();
   const url = withDatabase(baseUrl, database);
   const sql = new pg.Client({ connectionString: url });

@@ -1,0 +1,227 @@
+/**
+ * The backfill against real Postgres and ClickHouse: exact copies under both collations with a
+ * page boundary inside 500 rows of one millisecond and inside microseconds of a timestamp(6)
+ * column, abort and resume, a ClickHouse failure mid-job, and an empty range.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CheckpointStore } from '../../src/backfill/checkpoints.ts';
+import { planBackfill, resumeBackfill, runBackfill } from '../../src/backfill/job.ts';
+import { insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
+import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
+import { freshClickHouseDatabase, freshPostgres, queryRows, type TestPostgres, testClickHouse, uniqueName } from '../support/databases.ts';
+
+/** Ids whose order differs between the C and en_US collations. */
+const TRICKY = ['a_b', 'a-c', 'ab', 'aB', 'AB', 'A_b', 'a.b', 'a b', 'Ab-', 'ä'];
+const SAME_MILLISECOND = '2026-11-01 00:05:00.123';
+
+/** 1,500 runs a second apart, 500 in one millisecond with tricky ids, and (task_run_v2, made
+ * timestamp(6)) 300 in one millisecond told apart only by microseconds. */
+async function seed(pgdb: TestPostgres): Promise<number> {
+  await pgdb.sql.query(`ALTER TABLE task_run_v2 ALTER COLUMN "createdAt" TYPE timestamp(6)`);
+  let total = 0;
+  for (const table of SOURCE_TABLES) {
+    const runs: RunRow[] = Array.from({ length: 1500 }, (_, i) => makeRun({ table, index: i }));
+    for (let i = 0; i < 500; i++) {
+      runs.push({
+        ...makeRun({ table, index: 2000 + i }),
+        id: `${TRICKY[i % TRICKY.length]}${Math.floor(i / TRICKY.length)}${table === 'TaskRun' ? 'c' : 'k'}`,
+        createdAt: SAME_MILLISECOND,
+      });
+    }
+    if (table === 'task_run_v2') {
+      for (let i = 0; i < 300; i++) {
+        const micros = String(456_001 + (i % 150)).padStart(6, '0');
+        runs.push({ ...makeRun({ table, index: 3000 + i }), createdAt: `2026-11-01 00:10:00.${micros}` });
+      }
+    }
+    for (let offset = 0; offset < runs.length; offset += 500) await insertRuns(pgdb.sql, table, runs.slice(offset, offset + 500));
+    total += runs.length;
+  }
+  await pgdb.sql.query('ANALYZE');
+  return total;
+}
+
+async function sortedUnder(pgdb: TestPostgres): Promise<string> {
+  const { rows } = await pgdb.sql.query<{ o: string }>(
+    `SELECT string_agg(x, ' ' ORDER BY x) AS o FROM unnest(ARRAY['a_b', 'a-c', 'ab', 'aB', 'AB']) AS x`,
+  );
+  return rows[0]?.o ?? '';
+}
+
+let pgdb: TestPostgres | undefined;
+let database: string;
+let chClient: Awaited<ReturnType<typeof testClickHouse>>;
+
+beforeEach(async () => {
+  chClient = await testClickHouse();
+  database = await freshClickHouseDatabase(chClient);
+});
+afterEach(async () => {
+  await pgdb?.close();
+  pgdb = undefined;
+});
+
+let slot: string;
+
+/** The database with a replication slot of its own, as `runs-cdc replicate` leaves it. */
+async function withSlot(db: TestPostgres): Promise<TestPostgres> {
+  slot = uniqueName('slot');
+  await db.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
+  await db.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  return db;
+}
+
+const context = (db: TestPostgres, overrides: Parameters<typeof backfillContext>[3] = {}) =>
+  backfillContext(db, chClient, database, { slot, ...overrides });
+
+describe.each([
+  { collation: 'C', createOptions: '', order: 'AB a-c aB a_b ab' },
+  { collation: 'en-US (ICU)', createOptions: `TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'`, order: 'a_b a-c ab aB AB' },
+])('ids sorted under $collation', ({ createOptions, order }) => {
+  it('copies both tables exactly: pages split 500 rows of one millisecond and microseconds of a timestamp(6)', async () => {
+    pgdb = await withSlot(await freshPostgres(undefined, true, createOptions));
+    expect(await sortedUnder(pgdb)).toBe(order);
+    const rows = await seed(pgdb);
+    const ch = chClient;
+    // 37-row pages and three sub-ranges per table: many boundaries land inside the tied rows.
+    const ctx = context(pgdb, { tuning: { chunkRows: 37, concurrency: 3 } });
+    const result = await runBackfill(pgdb.sql, backfillRequest(), ctx);
+    expect(result.status, result.message).toBe('SUCCESS');
+    expect(result.rowsCopied).toBe(rows); // each row read exactly once
+    expect(await expectClickHouseEqualsPostgres(pgdb, ch, database)).toBe(rows);
+    const ranges = await ctx.store.loadCheckpoints(result.jobId);
+    expect(ranges).toHaveLength(6);
+    expect(ranges.every((r) => r.done)).toBe(true);
+  });
+});
+
+describe('one database', () => {
+  beforeEach(async () => {
+    pgdb = await withSlot(await freshPostgres());
+  });
+
+  it('aborted after a few pages and resumed: equal to Postgres, each run once under FINAL, the resume skips copied pages', async () => {
+    const db = pgdb as TestPostgres;
+    const rows = await seed(db);
+    const ch = chClient;
+    const abort = new AbortController();
+    let pages = 0;
+    const first = await runBackfill(
+      db.sql,
+      backfillRequest(),
+      context(db, {
+        tuning: { chunkRows: 100, concurrency: 2 },
+        signal: abort.signal,
+        afterRead: async () => {
+          pages += 1;
+          if (pages === 8) abort.abort();
+        },
+      }),
+    );
+    expect(first.status).toBe('FAILURE');
+    expect(first.message).toContain(`--resume ${first.jobId}`);
+    const store = new CheckpointStore(ch, database, { initialDelayMs: 10, maxDelayMs: 10 }, silentLogger);
+    expect((await store.loadJob(first.jobId))?.status).toBe('FAILURE');
+    const checkpointed = (await store.loadCheckpoints(first.jobId)).reduce((n, r) => n + r.rowsCopied, 0);
+    expect(checkpointed).toBeGreaterThan(0);
+    expect(checkpointed).toBeLessThan(rows);
+
+    const resumed = await resumeBackfill(db.sql, first.jobId, false, context(db, { tuning: { chunkRows: 100 } }));
+    expect(resumed.status, resumed.message).toBe('SUCCESS');
+    expect(resumed.rowsCopied).toBe(rows - checkpointed);
+    expect(resumed.tables.reduce((n, t) => n + t.copied, 0)).toBe(rows);
+    expect(await expectClickHouseEqualsPostgres(db, ch, database)).toBe(rows);
+    expect(await maxRowsPerRun(ch, database)).toBe(1);
+    expect((await store.loadJob(first.jobId))?.status).toBe('SUCCESS');
+  });
+
+  it('ClickHouse failing mid-job: FAILURE with the reason, checkpoints cover exactly what was written, resume completes', async () => {
+    const db = pgdb as TestPostgres;
+    const table: SourceTable = 'TaskRun';
+    await insertRuns(
+      db.sql,
+      table,
+      Array.from({ length: 500 }, (_, i) => makeRun({ table, index: i })),
+    );
+    const ch = chClient;
+    let pages = 0;
+    const result = await runBackfill(
+      db.sql,
+      backfillRequest({ tables: [table] }),
+      context(db, {
+        tuning: { chunkRows: 50 },
+        afterRead: async () => {
+          pages += 1;
+          // From the fourth page on, every insert into the partition fails with TOO_MANY_PARTS.
+          if (pages === 4) {
+            await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
+          }
+        },
+      }),
+    );
+    expect(result.status).toBe('FAILURE');
+    expect(result.message).toMatch(/TOO_MANY_PARTS.*3 times/);
+    const [range] = await new CheckpointStore(ch, database, { initialDelayMs: 10, maxDelayMs: 10 }, silentLogger).loadCheckpoints(
+      result.jobId,
+    );
+    const [written] = await queryRows<{ n: string; last: string }>(
+      ch,
+      `SELECT count() AS n, max((created_at, run_id)).2 AS last FROM ${database}.task_runs_v2 FINAL`,
+    );
+    expect(range?.rowsCopied).toBe(150);
+    expect(Number(written?.n)).toBe(150);
+    expect(range?.cursor?.endsWith(`_${written?.last}`)).toBe(true);
+
+    await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 3000` });
+    const resumed = await resumeBackfill(db.sql, result.jobId, false, context(db, { tuning: { chunkRows: 50 } }));
+    expect(resumed.status, resumed.message).toBe('SUCCESS');
+    expect(resumed.rowsCopied).toBe(350);
+    expect(await expectClickHouseEqualsPostgres(db, ch, database)).toBe(500);
+  });
+
+  it('a range with no rows ends EMPTY and writes no rows', async () => {
+    const db = pgdb as TestPostgres;
+    await insertRuns(db.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 0 })]);
+    const ch = chClient;
+    const result = await runBackfill(db.sql, backfillRequest({ from: '2030-01-01 00:00:00', to: '2030-02-01 00:00:00' }), context(db));
+    expect(result.status).toBe('EMPTY');
+    const [row] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${database}.task_runs_v2`);
+    expect(Number(row?.n)).toBe(0);
+  });
+
+  it('without its replication slot it refuses to read and says what to run; --create-slot creates it', async () => {
+    const db = await freshPostgres();
+    try {
+      await insertRuns(db.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 0 })]);
+      const store = new CheckpointStore(chClient, database, { initialDelayMs: 10, maxDelayMs: 10 }, silentLogger);
+      const missing = uniqueName('slot');
+      const result = await runBackfill(db.sql, backfillRequest(), context(db, { slot: missing }));
+      expect(result.status).toBe('FAILURE');
+      expect(result.message).toContain('start runs-cdc replicate first');
+      // Another database's slot does not count: its changes are not this database's.
+      const foreign = await runBackfill(db.sql, backfillRequest(), context(db, { slot }));
+      expect(foreign.status).toBe('FAILURE');
+      expect(foreign.message).toContain('belongs to database');
+      expect(await store.listJobs()).toEqual([]);
+
+      const created = await runBackfill(db.sql, backfillRequest({ createSlot: true }), context(db, { slot: missing }));
+      expect(created.status).toBe('SUCCESS');
+      expect((await db.sql.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [missing])).rowCount).toBe(1);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('plans sub-ranges from statistics with estimates close to the real counts', async () => {
+    const db = pgdb as TestPostgres;
+    const rows = await seed(db);
+    const plan = await planBackfill(db.sql, backfillRequest(), 4);
+    expect(plan.ranges).toHaveLength(8);
+    const estimated = plan.ranges.reduce((n, r) => n + r.estimated, 0);
+    expect(Math.abs(estimated - rows) / rows).toBeLessThan(0.1);
+    const exact = await planBackfill(db.sql, backfillRequest({ exactCount: true }), 4);
+    expect(exact.ranges.reduce((n, r) => n + r.estimated, 0)).toBe(rows);
+  });
+});

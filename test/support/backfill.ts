@@ -1,0 +1,85 @@
+/** The backfill, run in the test process against real Postgres and ClickHouse, and the check
+ * that ClickHouse holds exactly what Postgres holds. */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { expect } from 'vitest';
+import { CheckpointStore } from '../../src/backfill/checkpoints.ts';
+import type { BackfillContext, BackfillRequest } from '../../src/backfill/job.ts';
+import { connectReader } from '../../src/backfill/source.ts';
+import { BACKFILL_PROFILES, type BackfillTuning } from '../../src/config.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { RunsTable } from '../../src/sink/runs-table.ts';
+import { quoteIdent } from '../../src/source/preflight.ts';
+import { SOURCE_COLUMNS, SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { buildRow } from '../../src/transform/row.ts';
+import { queryRows, type TestPostgres } from './databases.ts';
+
+const RETRY = { initialDelayMs: 20, maxDelayMs: 100, maxRetries: 2 };
+
+export function backfillRequest(overrides: Partial<BackfillRequest> = {}): BackfillRequest {
+  return {
+    tables: [...SOURCE_TABLES],
+    from: null,
+    to: null,
+    after: null,
+    mode: 'default',
+    exactCount: false,
+    createSlot: false,
+    ...overrides,
+  };
+}
+
+export function backfillContext(
+  pgdb: TestPostgres,
+  ch: ClickHouseClient,
+  database: string,
+  overrides: Partial<Omit<BackfillContext, 'tuning'>> & { tuning?: Partial<BackfillTuning> } = {},
+): BackfillContext {
+  const { tuning, ...rest } = overrides;
+  return {
+    databaseUrl: pgdb.url,
+    slot: 'runs_cdc',
+    publication: 'runs_cdc',
+    runsTable: new RunsTable(ch, database, RETRY, silentLogger),
+    store: new CheckpointStore(ch, database, RETRY, silentLogger),
+    log: silentLogger,
+    ...rest,
+    tuning: { ...BACKFILL_PROFILES.default, ...tuning },
+  };
+}
+
+type Row = Record<string, unknown>;
+const key = (r: Row) => `${r.source_table}/${r.run_id}`;
+const byKey = (a: Row, b: Row) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0);
+
+/** Every live run in ClickHouse (FINAL, tombstones hidden) equals its Postgres row, column for
+ * column through the one mapping, and there is no other. Returns the number of runs. */
+export async function expectClickHouseEqualsPostgres(pgdb: TestPostgres, ch: ClickHouseClient, database: string): Promise<number> {
+  const reader = await connectReader(pgdb.url);
+  const expected: Row[] = [];
+  try {
+    for (const table of SOURCE_TABLES) {
+      const columns = SOURCE_COLUMNS.map((c) => quoteIdent(c.source)).join(', ');
+      const { rows } = await reader.query<Record<string, string | null>>(`SELECT ${columns} FROM ${quoteIdent(table)}`);
+      for (const tuple of rows) {
+        const row: Row = buildRow(tuple, table, 0n, false);
+        delete row._version;
+        expected.push(row);
+      }
+    }
+  } finally {
+    await reader.end();
+  }
+  const actual = await queryRows<Row>(ch, `SELECT * EXCEPT _version FROM ${database}.task_runs_v2 FINAL WHERE _is_deleted = 0`);
+  expect(actual.length).toBe(expected.length);
+  expect(actual.sort(byKey)).toEqual(expected.sort(byKey));
+  return actual.length;
+}
+
+/** Rows of the table (tombstones included) per run under FINAL: 1 for every run. */
+export async function maxRowsPerRun(ch: ClickHouseClient, database: string): Promise<number> {
+  const [row] = await queryRows<{ n: string }>(
+    ch,
+    `SELECT max(c) AS n FROM (SELECT count() AS c FROM ${database}.task_runs_v2 FINAL GROUP BY source_table, run_id)`,
+  );
+  return Number(row?.n ?? 0);
+}
