@@ -1,0 +1,109 @@
+/**
+ * `runs-cdc backfill` as a user runs it: a process killed with SIGKILL mid-copy and resumed, the
+ * dry run, the job list, and the errors that must stop it before anything is written. Real child
+ * processes on a persistent chDB directory, which this process opens only once they are gone.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { freePort } from '../../src/embedded/postgres.ts';
+import { connectClickHouse } from '../../src/sink/clickhouse.ts';
+import { SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
+import { type CliProcess, runCli } from '../support/cli.ts';
+import { freshPostgres, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
+
+let pgdb: TestPostgres;
+let chdbPath: string;
+const slot = uniqueName('slot');
+const RUNS_PER_TABLE = 3000;
+
+beforeAll(async () => {
+  pgdb = await freshPostgres();
+  chdbPath = mkdtempSync(join(tmpdir(), 'runs-cdc-backfill-'));
+  for (const table of SOURCE_TABLES) {
+    for (let offset = 0; offset < RUNS_PER_TABLE; offset += 500) {
+      await insertRuns(
+        pgdb.sql,
+        table,
+        Array.from({ length: 500 }, (_, i) => makeRun({ table, index: offset + i })),
+      );
+    }
+  }
+  await pgdb.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
+  await pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  const migrate = cli(['migrate']);
+  expect(await migrate.exit, migrate.output()).toBe(0);
+});
+
+afterAll(async () => {
+  await pgdb.close();
+  rmSync(chdbPath, { recursive: true, force: true });
+});
+
+function cli(args: string[], env: Record<string, string> = {}): CliProcess {
+  return runCli(args, { DATABASE_URL: pgdb.url, CHDB_PATH: chdbPath, RUNS_CDC_SLOT: slot, ...env });
+}
+
+async function finished(process: CliProcess): Promise<{ code: number | null; output: string }> {
+  const code = await process.exit;
+  return { code, output: process.output() };
+}
+
+it('rejects a malformed cursor, an unknown table and --from after --to before anything runs', async () => {
+  const cursor = await finished(cli(['backfill', '--after', '2026-13-01 00:00:00_run_1']));
+  expect(cursor.code).toBe(1);
+  expect(cursor.output).toContain('--after: malformed cursor "2026-13-01 00:00:00_run_1"');
+  const table = await finished(cli(['backfill', '--table', 'TaskRuns']));
+  expect(table.code).toBe(1);
+  expect(table.output).toContain('unknown table "TaskRuns"');
+  const range = await finished(cli(['backfill', '--from', '2026-02-01', '--to', '2026-01-01']));
+  expect(range.code).toBe(1);
+  expect(range.output).toContain('is not before --to');
+  const list = await finished(cli(['backfill', '--list']));
+  expect(list.output).toContain('no backfill jobs yet');
+});
+
+it('an unreachable ClickHouse ends in FAILURE with the reason', async () => {
+  const { code, output } = await finished(cli(['backfill'], { CLICKHOUSE_URL: `http://127.0.0.1:${await freePort()}` }));
+  expect(code).toBe(1);
+  expect(output).toMatch(/backfill FAILURE: ClickHouse \(http:\/\/127\.0\.0\.1:\d+\/?\) is not reachable/);
+});
+
+it('--dry-run prints the plan and writes nothing', async () => {
+  const { code, output } = await finished(cli(['backfill', '--dry-run', '--exact-count', '--concurrency', '2']));
+  expect(code, output).toBe(0);
+  expect(output).toContain(`slot ${slot} exists`);
+  expect(output).toContain(`rows in total: ${2 * RUNS_PER_TABLE}`);
+  expect(output.match(/^(TaskRun|task_run_v2) /gm)).toHaveLength(4);
+  expect((await finished(cli(['backfill', '--list']))).output).toContain('no backfill jobs yet');
+});
+
+it('killed with SIGKILL mid-copy, then resumed: SUCCESS, equal to Postgres, each run once', async () => {
+  // Slow enough to be caught mid-copy: 100-row pages at 2,000 rows/s.
+  const first = cli(['backfill', '--chunk-rows', '100', '--rate-limit', '2000']);
+  const jobId = await waitFor('the job id', () => /backfill (bf_\w+) started/.exec(first.output())?.[1]);
+  await waitFor('a few checkpoints', () => (first.output().match(/backfill progress/g)?.length ?? 0) >= 6);
+  first.child.kill('SIGKILL');
+  expect(await first.exit).toBe(null);
+
+  const listed = await finished(cli(['backfill', '--list']));
+  expect(listed.output).toMatch(new RegExp(`${jobId}\\s+RUNNING`));
+  const resumed = await finished(cli(['backfill', '--resume', jobId]));
+  expect(resumed.code, resumed.output).toBe(0);
+  expect(resumed.output).toContain(`backfill ${jobId} SUCCESS: ${2 * RUNS_PER_TABLE} rows copied`);
+  expect(resumed.output).toMatch(/; \d+ by this run/);
+  const byThisRun = Number(/; (\d+) by this run/.exec(resumed.output)?.[1]);
+  expect(byThisRun).toBeLessThan(2 * RUNS_PER_TABLE);
+  expect((await finished(cli(['backfill', '--list']))).output).toMatch(new RegExp(`${jobId}\\s+SUCCESS`));
+
+  const ch = await connectClickHouse({ chdbPath });
+  try {
+    expect(await expectClickHouseEqualsPostgres(pgdb, ch, 'runs_cdc')).toBe(2 * RUNS_PER_TABLE);
+    expect(await maxRowsPerRun(ch, 'runs_cdc')).toBe(1);
+  } finally {
+    await ch.close();
+  }
+});
