@@ -62,6 +62,15 @@ export interface BackfillResult {
   seconds: number;
   /** `_version` of the rows this run wrote. */
   version: bigint;
+  /** Time spent per step, summed over workers: where a slow backfill spends it. */
+  phases: PhaseTimes;
+}
+
+export interface PhaseTimes {
+  readMs: number;
+  transformMs: number;
+  writeMs: number;
+  checkpointMs: number;
 }
 
 export interface BackfillPlan {
@@ -145,6 +154,7 @@ export async function resumeBackfill(
       tables: tableFigures(ranges, 0, 0),
       seconds: 0,
       version: 0n,
+      phases: { readMs: 0, transformMs: 0, writeMs: 0, checkpointMs: 0 },
     };
   }
   context.log.info({ jobId, ranges: ranges.length, done: ranges.filter((r) => r.done).length }, 'resuming backfill');
@@ -185,6 +195,15 @@ async function execute(
   let version = 0n;
   let reachedMaxRows = false;
   let record = true;
+  const phases: PhaseTimes = { readMs: 0, transformMs: 0, writeMs: 0, checkpointMs: 0 };
+  const timed = async <T>(phase: keyof PhaseTimes, step: () => Promise<T> | T): Promise<T> => {
+    const begin = performance.now();
+    try {
+      return await step();
+    } finally {
+      phases[phase] += performance.now() - begin;
+    }
+  };
 
   const figures = (table: SourceTable) => {
     const elapsed = (performance.now() - started) / 1000;
@@ -215,6 +234,7 @@ async function execute(
       tables: tableFigures(ranges, copiedThisRun, seconds),
       seconds,
       version,
+      phases,
     };
   };
 
@@ -262,7 +282,7 @@ async function execute(
     let unsaved = 0;
     const checkpoint = async () => {
       range.seq += 1;
-      await store.saveCheckpoints(job.jobId, [range], stop.signal);
+      await timed('checkpointMs', () => store.saveCheckpoints(job.jobId, [range], stop.signal));
       unsaved = 0;
       progress.checkpoint(figures(range.table));
     };
@@ -276,7 +296,7 @@ async function execute(
         }
         budget.set(range.table, (budget.get(range.table) ?? 0) - limit);
         await limiter?.removeTokens(limit);
-        const page = await readPage(reader, range.table, range, cursor, limit);
+        const page = await timed('readMs', () => readPage(reader, range.table, range, cursor, limit));
         budget.set(range.table, (budget.get(range.table) ?? 0) + limit - page.length);
         const last = page.at(-1);
         if (!last) {
@@ -284,13 +304,13 @@ async function execute(
           break;
         }
         const coercions: Coercion[] = [];
-        const rows = page.map((tuple) => buildRow(tuple, range.table, version, false, coercions));
+        const rows = await timed('transformMs', () => page.map((tuple) => buildRow(tuple, range.table, version, false, coercions)));
         for (const coercion of coercions) {
           log.warn({ table: range.table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
         }
         await context.afterRead?.(range.table, page);
         stop.signal.throwIfAborted();
-        await context.runsTable.write(rows, stop.signal);
+        await timed('writeMs', () => context.runsTable.write(rows, stop.signal));
         // Only now, with the page in ClickHouse, does the cursor move past it.
         cursor = { createdAt: String(last.createdAt), id: String(last.id) };
         range.cursor = formatCursor(cursor);

@@ -24,7 +24,9 @@ export interface EmbeddedStack {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedStack(log: Logger): Promise<EmbeddedStack> {
+/** `beforeReplication` runs once the tables exist and before the slot does: rows it writes are
+ * history that only a backfill can copy. */
+export async function startEmbeddedStack(log: Logger, beforeReplication?: (sql: pg.Client) => Promise<void>): Promise<EmbeddedStack> {
   const server = await startPostgres();
   const sql = new pg.Client({ connectionString: server.url });
   let ch: ClickHouseClient | undefined;
@@ -38,6 +40,7 @@ export async function startEmbeddedStack(log: Logger): Promise<EmbeddedStack> {
   try {
     await sql.connect();
     await createRunsTables(sql);
+    await beforeReplication?.(sql);
     const config = loadConfig({ databaseUrl: server.url, chdbPath: ':memory:' }, {});
     ch = await connectClickHouse({ chdbPath: config.chdbPath });
     await migrate(ch, config.clickhouseDatabase);

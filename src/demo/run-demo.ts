@@ -4,8 +4,11 @@
  * the daemon, then read back from ClickHouse and compared with Postgres.
  */
 
+import { CheckpointStore } from '../backfill/checkpoints.ts';
+import { runBackfill } from '../backfill/job.ts';
+import { summary } from '../cli/backfill.ts';
 import { formatTable } from '../cli/table.ts';
-import { redact } from '../config.ts';
+import { BACKFILL_PROFILES, redact } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
@@ -14,6 +17,8 @@ import { completeRuns, deleteRuns, insertRuns, makeRun } from './workload.ts';
 
 export interface DemoReport {
   postgres: string;
+  historyRuns: number;
+  backfill: { status: string; rows: number; seconds: number };
   runsWritten: number;
   changes: number;
   replicationSeconds: number;
@@ -27,7 +32,17 @@ export interface DemoReport {
 const BATCH = 500;
 
 export async function runDemo(runsPerTable: number, log: Logger, out: (line: string) => void): Promise<DemoReport> {
-  const stack = await startEmbeddedStack(log);
+  // History: runs from October, written before the slot exists, so only the backfill copies them.
+  const historyPerTable = Math.ceil(runsPerTable / 2);
+  const stack = await startEmbeddedStack(log, async (sql) => {
+    for (const source of SOURCE_TABLES) {
+      const october = Date.UTC(2026, 9, 1);
+      const runs = Array.from({ length: historyPerTable }, (_, i) =>
+        makeRun({ table: source, index: i, createdAt: new Date(october + i * 60_000), payloadBytes: 512 }),
+      );
+      for (let offset = 0; offset < runs.length; offset += BATCH) await insertRuns(sql, source, runs.slice(offset, offset + BATCH));
+    }
+  });
   const { server, sql, ch, table, replication } = stack;
   const { daemon } = replication;
   out(`Postgres (${server.kind}) on ${redact(server.url)}, ClickHouse: chDB in-process`);
@@ -57,7 +72,48 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     }
     await replication.caughtUp(sql);
     const seconds = (performance.now() - started) / 1000;
+
+    // The backfill copies the history with version 0 while the daemon keeps running: it can never
+    // overwrite what CDC wrote. Here a few history runs change while it copies.
+    const history = await sql.query<{ id: string }>(
+      `SELECT id FROM "TaskRun" WHERE "createdAt" < '2026-11-01' ORDER BY "createdAt" LIMIT 20`,
+    );
+    const backfill = runBackfill(
+      sql,
+      {
+        tables: [...SOURCE_TABLES],
+        from: null,
+        to: '2026-11-01 00:00:00',
+        after: null,
+        mode: 'default',
+        exactCount: false,
+        createSlot: false,
+      },
+      {
+        databaseUrl: server.url,
+        slot: stack.config.slot,
+        publication: stack.config.publication,
+        tuning: { ...BACKFILL_PROFILES.default, chunkRows: 1_000 },
+        runsTable: table,
+        store: new CheckpointStore(ch, stack.config.clickhouseDatabase, { initialDelayMs: 500, maxDelayMs: 5_000, maxRetries: 5 }, log),
+        log,
+      },
+    );
+    await completeRuns(
+      sql,
+      'TaskRun',
+      history.rows.slice(0, 10).map((r) => r.id),
+      new Date(),
+    );
+    await deleteRuns(
+      sql,
+      'TaskRun',
+      history.rows.slice(10).map((r) => r.id),
+    );
+    const backfilled = await backfill;
+    await replication.caughtUp(sql);
     await replication.stop();
+    out(`\nBackfill of the history (runs created before 2026-11-01, older than the slot): ${summary(backfilled)}`);
 
     const liveQuery = await ch.query({
       query: `SELECT source_table, status, count() AS runs FROM ${table.qualifiedName} FINAL WHERE _is_deleted = 0 GROUP BY ALL ORDER BY source_table, status`,
@@ -80,6 +136,8 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     out(formatTable(byStatus));
     const report: DemoReport = {
       postgres: server.kind,
+      historyRuns: historyPerTable * SOURCE_TABLES.length,
+      backfill: { status: backfilled.status, rows: backfilled.rowsCopied, seconds: Number(backfilled.seconds.toFixed(2)) },
       runsWritten: written,
       changes: daemon.stats.changes,
       replicationSeconds: Number(seconds.toFixed(2)),
@@ -87,7 +145,7 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
       peakBufferedRows: daemon.buffer.stats.highWaterRows,
       clickhouseLiveRuns: clickhouseLive,
       postgresLiveRuns: postgresLive,
-      equal: clickhouseLive === postgresLive,
+      equal: clickhouseLive === postgresLive && backfilled.status === 'SUCCESS',
     };
     out(
       `\n${written} runs written, ${report.changes} changes replicated in ${report.replicationSeconds} s (${report.rowsPerSecond} changes/s, write to visible), ` +

@@ -17,6 +17,7 @@ import { assertIdentifier } from './clickhouse.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from './retry.ts';
 
 export const RUNS_TABLE = 'task_runs_v2';
+const INSERT_COLUMNS = TARGET_COLUMNS.map((c) => c.name);
 /** Rows tombstoned per round trip when replicating a TRUNCATE. */
 const TOMBSTONE_PAGE_ROWS = 10_000;
 
@@ -58,7 +59,15 @@ export class RunsTable {
     if (rows.length === 0) return;
     await this.withRetry(
       `an insert of ${rows.length} rows`,
-      () => this.client.insert({ table: this.qualifiedName, values: rows as ClickHouseRow[], format: 'JSONEachRow' }),
+      () =>
+        this.client.insert({
+          table: this.qualifiedName,
+          // Arrays in column order, not objects: ClickHouse parses JSONCompactEachRow about 1.7
+          // times faster than JSONEachRow (bench/backfill), and no key is repeated per row.
+          values: rows.map((row) => INSERT_COLUMNS.map((name) => row[name] ?? null)),
+          columns: INSERT_COLUMNS as [string, ...string[]],
+          format: 'JSONCompactEachRow',
+        }),
       signal,
     );
     this.stats.rowsWritten += rows.length;

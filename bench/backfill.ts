@@ -1,0 +1,151 @@
+/**
+ * Backfill throughput against the raw read it is bounded by: N runs (default 1,000,000, half per
+ * table) generated in a private Postgres, copied into chDB at default settings, compared with
+ * `COPY (SELECT ... ORDER BY "createdAt", id) TO STDOUT` of the same rows from the same server.
+ * Prints one JSON line. `--rows N`, `--concurrency N`, `--chunk-rows N`.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { CheckpointStore } from '../src/backfill/checkpoints.ts';
+import { runBackfill } from '../src/backfill/job.ts';
+import { BACKFILL_PROFILES } from '../src/config.ts';
+import { startPostgres } from '../src/embedded/postgres.ts';
+import { silentLogger } from '../src/logger.ts';
+import { connectClickHouse } from '../src/sink/clickhouse.ts';
+import { migrate } from '../src/sink/migrations.ts';
+import { RunsTable } from '../src/sink/runs-table.ts';
+import { quoteIdent } from '../src/source/preflight.ts';
+import { createRunsTables } from '../src/source/schema.ts';
+import { SOURCE_COLUMNS, SOURCE_TABLES } from '../src/transform/columns.ts';
+
+const arg = (name: string, fallback: number) => {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? Number(process.argv[at + 1]) : fallback;
+};
+const ROWS = arg('--rows', 1_000_000);
+const tuning = {
+  ...BACKFILL_PROFILES.default,
+  concurrency: arg('--concurrency', BACKFILL_PROFILES.default.concurrency),
+  chunkRows: arg('--chunk-rows', BACKFILL_PROFILES.default.chunkRows),
+};
+
+/** Runs shaped like the platform's: most columns set, a ~300-byte payload, JSON context, tags. */
+async function generate(sql: pg.Client, table: string, rows: number): Promise<void> {
+  for (let from = 1; from <= rows; from += 100_000) {
+    await sql.query(
+      `INSERT INTO ${quoteIdent(table)} (id, number, "friendlyId", status, "taskIdentifier", "isTest", payload, context, "traceId",
+         "spanId", "runtimeEnvironmentId", "environmentType", "projectId", "organizationId", queue, region, "createdAt", "updatedAt",
+         "runTags", "taskVersion", "sdkVersion", "startedAt", "completedAt", "machinePreset", "usageDurationMs", "costInCents",
+         output, "idempotencyKey", "queuedAt")
+       SELECT md5($3 || g), g, 'run_' || g, (enum_range(NULL::"TaskRunStatus"))[1 + g % 17], 'task-' || (g % 40), g % 10 = 0,
+         '{"n":' || g || ',"to":"user' || g || '@example.com","body":"' || repeat('x', 240) || '"}',
+         jsonb_build_object('attempt', 1 + g % 3, 'machine', 'small-1x'), md5(g::text), left(md5(g::text), 16),
+         'env_' || (g % 30), 'PRODUCTION', 'proj_' || (g % 10), 'org_' || (g % 4), 'task/q' || (g % 40), 'eu-central-1',
+         timestamp '2026-01-01' + g * interval '2 second', timestamp '2026-01-01' + g * interval '2 second',
+         ARRAY['user:' || (g % 1000), 'tier:' || (g % 3)], '20260101.' || (g % 9), '4.0.0',
+         timestamp '2026-01-01' + g * interval '2 second' + interval '1 second',
+         timestamp '2026-01-01' + g * interval '2 second' + interval '3 second', 'small-1x', 1500 + g % 1000, (g % 100) / 10.0,
+         '{"ok":true}', 'key-' || g, timestamp '2026-01-01' + g * interval '2 second'
+       FROM generate_series($1::int, $2::int) g`,
+      [from, Math.min(from + 99_999, rows), table],
+    );
+  }
+}
+
+/** Bytes and seconds of COPY (SELECT every mapped column in keyset order) TO STDOUT. */
+async function rawRead(url: string): Promise<{ seconds: number; bytes: number }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const columns = SOURCE_COLUMNS.map((c) => quoteIdent(c.source)).join(', ');
+  let bytes = 0;
+  const started = performance.now();
+  for (const table of SOURCE_TABLES) {
+    const stream = client.query(copyTo(`COPY (SELECT ${columns} FROM ${quoteIdent(table)} ORDER BY "createdAt", id) TO STDOUT`));
+    await pipeline(
+      stream,
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          bytes += chunk.length;
+          done();
+        },
+      }),
+    );
+  }
+  const seconds = (performance.now() - started) / 1000;
+  await client.end();
+  return { seconds, bytes };
+}
+
+const server = await startPostgres();
+const chdbPath = mkdtempSync(join(tmpdir(), 'runs-cdc-bench-backfill-'));
+const sql = new pg.Client({ connectionString: server.url });
+try {
+  await sql.connect();
+  await createRunsTables(sql);
+  for (const table of SOURCE_TABLES) await generate(sql, table, ROWS / SOURCE_TABLES.length);
+  await sql.query('VACUUM ANALYZE');
+  await sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
+  await sql.query(`SELECT pg_create_logical_replication_slot('runs_cdc', 'pgoutput')`);
+
+  // Twice, keeping the second: the first warms the page cache, as a long-lived primary would be.
+  await rawRead(server.url);
+  const raw = await rawRead(server.url);
+
+  const ch = await connectClickHouse({ chdbPath });
+  await migrate(ch, 'runs_cdc');
+  const policy = { initialDelayMs: 500, maxDelayMs: 30_000, maxRetries: 5 };
+  const result = await runBackfill(
+    sql,
+    { tables: [...SOURCE_TABLES], from: null, to: null, after: null, mode: 'default', exactCount: false, createSlot: false },
+    {
+      databaseUrl: server.url,
+      slot: 'runs_cdc',
+      publication: 'runs_cdc',
+      tuning,
+      runsTable: new RunsTable(ch, 'runs_cdc', policy, silentLogger),
+      store: new CheckpointStore(ch, 'runs_cdc', policy, silentLogger),
+      log: silentLogger,
+    },
+  );
+  if (result.status !== 'SUCCESS' || result.rowsCopied !== ROWS) throw new Error(`backfill ended ${result.status}: ${result.message}`);
+  const [counted] = await (await ch.query({ query: 'SELECT count() AS n FROM runs_cdc.task_runs_v2', format: 'JSONEachRow' })).json<{
+    n: string;
+  }>();
+  await ch.close();
+  const backfillRowsPerSecond = ROWS / result.seconds;
+  const rawRowsPerSecond = ROWS / raw.seconds;
+  const ms = (v: number) => Math.round(v);
+  const figures = {
+    scenario: 'backfill',
+    rows: ROWS,
+    rowsInClickHouse: Number(counted?.n),
+    chunkRows: tuning.chunkRows,
+    concurrency: tuning.concurrency,
+    backfillSeconds: Number(result.seconds.toFixed(2)),
+    backfillRowsPerSecond: Math.round(backfillRowsPerSecond),
+    rawCopySeconds: Number(raw.seconds.toFixed(2)),
+    rawCopyRowsPerSecond: Math.round(rawRowsPerSecond),
+    rawCopyMiB: Math.round(raw.bytes / 2 ** 20),
+    ratio: Number((backfillRowsPerSecond / rawRowsPerSecond).toFixed(3)),
+    // Summed over workers (2 tables read at once): where the time goes.
+    phasesMs: {
+      read: ms(result.phases.readMs),
+      transform: ms(result.phases.transformMs),
+      insert: ms(result.phases.writeMs),
+      checkpoint: ms(result.phases.checkpointMs),
+    },
+    peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    postgres: server.kind,
+    clickhouse: 'chdb',
+  };
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+} finally {
+  await sql.end().catch(() => {});
+  await server.stop();
+  rmSync(chdbPath, { recursive: true, force: true });
+}
