@@ -1,4 +1,6 @@
 /** Wiring shared by the commands: config from flags + env, logger, ClickHouse. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Command } from 'commander';
 import { CONFIG_SOURCES, type Config, type ConfigKey, loadConfig, redact } from '../config.ts';
@@ -40,11 +42,19 @@ export function describeClickHouse(config: Pick<Config, 'clickhouseUrl' | 'chdbP
 
 /** Connect and check ClickHouse answers, with a message that says where it looked. */
 export async function openClickHouse(config: Config): Promise<ClickHouseClient> {
-  const client = await connectClickHouse({ url: config.clickhouseUrl, chdbPath: config.chdbPath });
+  let client: ClickHouseClient | undefined;
   try {
+    client = await connectClickHouse({ url: config.clickhouseUrl, chdbPath: config.chdbPath });
     await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
   } catch (error) {
-    await client.close().catch(() => {});
+    await client?.close().catch(() => {});
+    // chDB prints "Cannot lock file .../status" to stderr itself and throws only "Failed to create
+    // connection"; a live status file is the lock another process holds.
+    if (!config.clickhouseUrl && existsSync(join(config.chdbPath, 'status'))) {
+      throw new RunsCdcError(
+        `the chDB directory ${config.chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?): stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
+      );
+    }
     throw new RunsCdcError(
       `ClickHouse (${describeClickHouse(config)}) is not reachable: ${(error as Error).message.split('\n')[0]} — check CLICKHOUSE_URL and that the server is up`,
     );

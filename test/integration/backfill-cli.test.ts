@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
+import { readSlot } from '../../src/source/preflight.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
 import { type CliProcess, runCli } from '../support/cli.ts';
@@ -79,6 +80,19 @@ it('--dry-run prints the plan and writes nothing', async () => {
   expect(output).toContain(`rows in total: ${2 * RUNS_PER_TABLE}`);
   expect(output.match(/^(TaskRun|task_run_v2) /gm)).toHaveLength(4);
   expect((await finished(cli(['backfill', '--list']))).output).toContain('no backfill jobs yet');
+});
+
+it('while replicate holds the chDB directory, says so in one sentence instead of an engine error', async () => {
+  const daemon = cli(['replicate']);
+  await waitFor('the daemon to stream', async () => (await readSlot(pgdb.sql, slot))?.active === true);
+  try {
+    const { code, output } = await finished(cli(['backfill']));
+    expect(code).toBe(1);
+    expect(output).toContain(`backfill FAILURE: the chDB directory ${chdbPath} is open in another process`);
+  } finally {
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exit, daemon.output()).toBe(0);
+  }
 });
 
 it('killed with SIGKILL mid-copy, then resumed: SUCCESS, equal to Postgres, each run once', async () => {
