@@ -181,6 +181,32 @@ describe('one database', () => {
     expect(await expectClickHouseEqualsPostgres(db, ch, database)).toBe(500);
   });
 
+  it('--rate-limit caps rows per second across workers; --max-rows stops each table there', async () => {
+    const db = pgdb as TestPostgres;
+    for (const table of SOURCE_TABLES) {
+      await insertRuns(
+        db.sql,
+        table,
+        Array.from({ length: 1000 }, (_, i) => makeRun({ table, index: i })),
+      );
+    }
+    // 2,000 rows at 1,000 rows/s: the first second's tokens are there at once, the rest take a
+    // second more. Unlimited, this copy takes a fraction of that.
+    const limited = await runBackfill(
+      db.sql,
+      backfillRequest(),
+      context(db, { tuning: { chunkRows: 250, concurrency: 2, rateLimit: 1000 } }),
+    );
+    expect(limited.status).toBe('SUCCESS');
+    expect(limited.rowsCopied).toBe(2000);
+    expect(limited.seconds).toBeGreaterThanOrEqual(0.95);
+
+    const capped = await runBackfill(db.sql, backfillRequest(), context(db, { tuning: { chunkRows: 30, concurrency: 2, maxRows: 100 } }));
+    expect(capped.status).toBe('SUCCESS');
+    expect(capped.message).toContain('stopped at --max-rows 100 per table');
+    expect(capped.tables.map((t) => t.copied)).toEqual([100, 100]);
+  });
+
   it('a range with no rows ends EMPTY and writes no rows', async () => {
     const db = pgdb as TestPostgres;
     await insertRuns(db.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 0 })]);
