@@ -69,6 +69,14 @@ export const configSchema = z
     /** Retries of a failed ClickHouse write before the backfill fails (resumable): a one-off job
      * should end with FAILURE and a checkpoint rather than wait forever like the daemon does. */
     backfillRetries: nonNegativeInt.default(5),
+    /** Run-list reads: max_execution_time, so one heavy query cannot hold the server. */
+    queryTimeoutSeconds: positiveInt.default(10),
+    /** Run-list reads: max_memory_usage in bytes. */
+    queryMaxMemoryBytes: positiveInt.default(2 * 1024 * 1024 * 1024),
+    /** Serve the read-only HTTP JSON API on this port (replicate, serve); absent: no API. */
+    apiPort: z.coerce.number().int().min(0).max(65_535).optional(),
+    /** Host the API listens on: loopback unless told otherwise. */
+    apiHost: z.string().min(1).default('127.0.0.1'),
   })
   .refine((c) => !(c.fixReplicaIdentity && c.allowPartialIdentity), {
     message: '--fix-replica-identity and --allow-partial-identity contradict each other: pick one',
@@ -117,6 +125,10 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   },
   backfillMaxRows: { flag: '--max-rows', env: 'RUNS_CDC_BACKFILL_MAX_ROWS', help: 'stop each table after this many rows, 0 = all' },
   backfillRetries: { flag: '--retries', env: 'RUNS_CDC_BACKFILL_RETRIES', help: 'ClickHouse write retries before FAILURE' },
+  queryTimeoutSeconds: { flag: '--query-timeout', env: 'RUNS_CDC_QUERY_TIMEOUT', help: 'seconds a run-list read may take' },
+  queryMaxMemoryBytes: { flag: '--query-max-memory', env: 'RUNS_CDC_QUERY_MAX_MEMORY', help: 'bytes a run-list read may use' },
+  apiPort: { flag: '--api-port', env: 'RUNS_CDC_API_PORT', help: 'serve the read-only HTTP JSON API on this port' },
+  apiHost: { flag: '--api-host', env: 'RUNS_CDC_API_HOST', help: 'address the API listens on' },
 };
 
 export type BackfillProfile = Config['backfillProfile'];

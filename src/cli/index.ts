@@ -5,12 +5,15 @@ import { backfillCommand } from './backfill.ts';
 import { demoCommand } from './demo.ts';
 import { migrateCommand } from './migrate.ts';
 import { replicateCommand } from './replicate.ts';
+import { runsCommand, serveCommand } from './runs.ts';
 
 const program = new Command('runs-cdc')
   .description("Replicates the task platform's runs from Postgres into ClickHouse")
   .addCommand(migrateCommand())
   .addCommand(replicateCommand())
   .addCommand(backfillCommand())
+  .addCommand(runsCommand())
+  .addCommand(serveCommand())
   .addCommand(demoCommand())
   .showHelpAfterError();
 

@@ -3,6 +3,7 @@ import { type Config, requireDatabaseUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
 import { ReplicationDaemon } from '../replication/daemon.ts';
+import { maybeStartApi } from './runs.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
 
 const REPLICATE_SETTINGS = [
@@ -22,6 +23,10 @@ const REPLICATE_SETTINGS = [
   'retryMaxMs',
   'standbyRetryMs',
   'statusIntervalMs',
+  'apiPort',
+  'apiHost',
+  'queryTimeoutSeconds',
+  'queryMaxMemoryBytes',
 ] as const;
 
 export function replicateCommand(): Command {
@@ -38,6 +43,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   const databaseUrl = requireDatabaseUrl(config);
   const client = await openClickHouse(config);
   const daemon = new ReplicationDaemon(databaseUrl, config, await openRunsTable(client, config, log), log);
+  const closeApi = await maybeStartApi(config, log);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
@@ -67,6 +73,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     log.info({ confirmedLsn: formatLsn(daemon.confirmedLsn), ...daemon.stats }, 'stopped cleanly');
   } finally {
     clearInterval(summary);
+    await closeApi();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await client.close();

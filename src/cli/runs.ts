@@ -1,0 +1,183 @@
+/** `runs-cdc runs list|count|stats|tags` and `runs-cdc serve`: the run-list queries from a shell. */
+import type { ClickHouseClient } from '@clickhouse/client';
+import { Command } from 'commander';
+import type { Config, ConfigKey } from '../config.ts';
+import { RunsCdcError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { startApi } from '../queries/http-api.ts';
+import { QUERY_PARAMS, queryInput } from '../queries/params.ts';
+import { type RunListPage, RunQueries, type RunStats, type TagsPage } from '../queries/run-queries.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse } from './runtime.ts';
+import { formatTable } from './table.ts';
+
+const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSeconds', 'queryMaxMemoryBytes'];
+const LIST_FLAGS = new Set(['status', 'task', 'version', 'tag', 'tag-all', 'run-id', 'queue', 'region', 'machine']);
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+type Subcommand = 'list' | 'count' | 'stats' | 'tags';
+const ROUTE: Record<Subcommand, string> = { list: '/runs', count: '/runs/count', stats: '/runs/stats', tags: '/runs/tags' };
+const FLAGS: Record<Subcommand, string[]> = {
+  list: Object.keys(QUERY_PARAMS).filter((f) => f !== 'prefix'),
+  count: Object.keys(QUERY_PARAMS).filter((f) => !['prefix', 'limit', 'cursor'].includes(f)),
+  stats: Object.keys(QUERY_PARAMS).filter((f) => !['prefix', 'limit', 'cursor'].includes(f)),
+  tags: ['org', 'project', 'env', 'prefix', 'limit', 'cursor'],
+};
+const DESCRIPTIONS: Record<Subcommand, string> = {
+  list: 'runs newest first, keyset-paged (--cursor from the previous output)',
+  count: 'how many runs match',
+  stats: 'status histogram over time and per-task aggregates',
+  tags: 'distinct tags in scope, by prefix',
+};
+
+const attribute = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+
+export function runsCommand(): Command {
+  const runs = new Command('runs').description('query the replicated runs (never Postgres)');
+  for (const name of Object.keys(ROUTE) as Subcommand[]) {
+    const sub = new Command(name).description(DESCRIPTIONS[name]);
+    for (const flag of FLAGS[name]) {
+      if (flag === 'root-only') sub.option('--root-only', 'root runs only');
+      else if (LIST_FLAGS.has(flag)) sub.option(`--${flag} <value>`, `${flag} (repeat or comma-separate for several)`, collect);
+      else sub.option(`--${flag} <value>`, flag === 'test' ? 'only | exclude' : flag);
+    }
+    sub.option('--json', 'print JSON instead of a table');
+    sub.option('--api-url <url>', 'ask the HTTP API of a running runs-cdc (replicate --api-port / serve) instead of ClickHouse');
+    addConfigOptions(sub, QUERY_SETTINGS).action(async () => {
+      const options = sub.opts();
+      const input = queryInput(FLAGS[name].filter((f) => options[attribute(f)] !== undefined).map((f) => [f, options[attribute(f)]]));
+      const config = configFrom(sub);
+      const result = options.apiUrl ? await viaApi(String(options.apiUrl), name, input) : await direct(config, name, input);
+      process.stdout.write(`${options.json ? JSON.stringify(result) : render(name, result)}\n`);
+    });
+    runs.addCommand(sub);
+  }
+  return runs;
+}
+
+export function serveCommand(): Command {
+  const command = new Command('serve').description('serve the run-list queries as a read-only HTTP JSON API until stopped');
+  addConfigOptions(command, [...QUERY_SETTINGS, 'apiPort', 'apiHost']).action(async () => {
+    const config = configFrom(command);
+    const log = loggerFor(config);
+    const client = await openClickHouse(config);
+    const api = await startApi(queriesFor(client, config), config.apiPort ?? 8080, config.apiHost, log);
+    process.stdout.write(`serving ${api.url}/runs, /runs/count, /runs/stats, /runs/tags\n`);
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    });
+    await api.close();
+    await client.close();
+  });
+  return command;
+}
+
+export function queriesFor(client: ClickHouseClient, config: Config): RunQueries {
+  return new RunQueries(client, config.clickhouseDatabase, {
+    timeoutSeconds: config.queryTimeoutSeconds,
+    maxMemoryBytes: config.queryMaxMemoryBytes,
+  });
+}
+
+/** Start the API beside another job (replicate) when --api-port is set; returns its closer. */
+export async function maybeStartApi(config: Config, log: Logger): Promise<() => Promise<void>> {
+  if (config.apiPort === undefined) return async () => {};
+  // A connection of its own: its readonly settings stay off the writer's session.
+  const client = await openClickHouse(config);
+  const api = await startApi(queriesFor(client, config), config.apiPort, config.apiHost, log);
+  return async () => {
+    await api.close();
+    await client.close();
+  };
+}
+
+async function direct(config: Config, name: Subcommand, input: Record<string, unknown>): Promise<unknown> {
+  let client: ClickHouseClient;
+  try {
+    client = await openClickHouse(config);
+  } catch (error) {
+    if (error instanceof RunsCdcError && /open in another process/.test(error.message)) {
+      throw new RunsCdcError(
+        `${error.message}; or ask that process: runs-cdc replicate --api-port 8080, then add --api-url http://127.0.0.1:8080`,
+      );
+    }
+    throw error;
+  }
+  try {
+    const queries = queriesFor(client, config);
+    if (name === 'list') return await queries.list(input as never, { limit: input.limit as never, cursor: input.cursor as never });
+    if (name === 'count') return { count: await queries.count(input as never) };
+    if (name === 'stats') return await queries.stats(input as never);
+    return await queries.tags(input as never);
+  } finally {
+    await client.close();
+  }
+}
+
+async function viaApi(apiUrl: string, name: Subcommand, input: Record<string, unknown>): Promise<unknown> {
+  const url = new URL(ROUTE[name], apiUrl);
+  for (const flag of FLAGS[name]) {
+    const value = input[QUERY_PARAMS[flag as keyof typeof QUERY_PARAMS]];
+    if (value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) url.searchParams.append(flag, String(v));
+  }
+  let response: Response;
+  try {
+    response = await fetch(url);
+  } catch (error) {
+    throw new RunsCdcError(`the runs-cdc API at ${apiUrl} is not reachable: ${(error as Error).message}`);
+  }
+  const body = (await response.json()) as { error?: string };
+  if (!response.ok) throw new RunsCdcError(body.error ?? `the API answered ${response.status}`);
+  return body;
+}
+
+function bucketName(seconds: number): string {
+  if (seconds < 3600) return `${seconds / 60}m`;
+  if (seconds < 86_400) return `${seconds / 3600}h`;
+  return `${seconds / 86_400}d`;
+}
+
+function seconds(ms: number | null): string {
+  return ms === null ? '' : `${(ms / 1000).toFixed(1)}s`;
+}
+
+function render(name: Subcommand, result: unknown): string {
+  if (name === 'count') return `${(result as { count: number }).count} runs`;
+  if (name === 'tags') {
+    const page = result as TagsPage;
+    return [...page.tags, ...(page.nextCursor ? [`\nnext page: --cursor ${page.nextCursor}`] : [])].join('\n') || '(no tags)';
+  }
+  if (name === 'stats') {
+    const stats = result as RunStats;
+    return [
+      `${stats.from} to ${stats.to} UTC, ${bucketName(stats.bucketSeconds)} buckets`,
+      formatTable(stats.histogram),
+      '',
+      formatTable(stats.tasks.map((t) => ({ ...t, avgDurationMs: t.avgDurationMs ?? '', p95DurationMs: t.p95DurationMs ?? '' }))),
+    ].join('\n');
+  }
+  const page = result as RunListPage;
+  const table = formatTable(
+    page.runs.map((r) => ({
+      id: r.friendlyId,
+      task: r.taskIdentifier,
+      status: r.status,
+      created: r.createdAt,
+      started: r.startedAt ?? '',
+      completed: r.completedAt ?? '',
+      duration: seconds(r.durationMs),
+      cost: r.costInCents.toFixed(2),
+      tags: r.tags.join(','),
+      version: r.taskVersion ?? '',
+      machine: r.machinePreset ?? '',
+      queue: r.queue,
+      test: r.isTest ? 'test' : '',
+    })),
+  );
+  const links = [
+    page.previousCursor && `previous page: --cursor ${page.previousCursor}`,
+    page.nextCursor && `next page: --cursor ${page.nextCursor}`,
+  ];
+  return [table, ...links.filter(Boolean)].join('\n');
+}

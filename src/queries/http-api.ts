@@ -1,0 +1,61 @@
+/**
+ * The run-list queries as a small read-only HTTP JSON API, for dashboards:
+ * `GET /runs`, `/runs/count`, `/runs/stats`, `/runs/tags` with the CLI's names as query
+ * parameters (`?org=o1&project=p1&env=e1&status=CRASHED&tag=user:42`), and `/healthz`.
+ * Bad input is a 400 with one sentence; everything else GET-only.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../logger.ts';
+import { QueryInputError } from './filters.ts';
+import { queryInput } from './params.ts';
+import type { RunQueries } from './run-queries.ts';
+
+export interface RunningApi {
+  url: string;
+  close(): Promise<void>;
+}
+
+type Handler = (queries: RunQueries, input: Record<string, unknown>) => Promise<unknown>;
+
+const ROUTES: Record<string, Handler> = {
+  '/runs': (q, input) => q.list(input as never, { limit: input.limit as never, cursor: input.cursor as never }),
+  '/runs/count': async (q, input) => ({ count: await q.count(input as never) }),
+  '/runs/stats': (q, input) => q.stats(input as never),
+  '/runs/tags': (q, input) => q.tags(input as never),
+};
+
+function paramsOf(url: URL): Record<string, unknown> {
+  const grouped = new Map<string, string[]>();
+  for (const [name, value] of url.searchParams) grouped.set(name, [...(grouped.get(name) ?? []), value]);
+  return queryInput(grouped);
+}
+
+export async function startApi(queries: RunQueries, port: number, host: string, log: Logger): Promise<RunningApi> {
+  const server = http.createServer(async (request, response) => {
+    const send = (status: number, body: unknown) => {
+      response.writeHead(status, { 'content-type': 'application/json' });
+      response.end(JSON.stringify(body));
+    };
+    const url = new URL(request.url ?? '/', 'http://api');
+    if (request.method !== 'GET') return send(405, { error: 'the API is read-only: use GET' });
+    if (url.pathname === '/healthz') return send(200, { ok: true });
+    const route = ROUTES[url.pathname];
+    if (!route) return send(404, { error: `no route ${url.pathname}: use ${Object.keys(ROUTES).join(', ')}` });
+    try {
+      return send(200, await route(queries, paramsOf(url)));
+    } catch (error) {
+      if (error instanceof QueryInputError) return send(400, { error: error.message });
+      log.warn({ path: url.pathname, err: (error as Error).message }, 'API query failed');
+      return send(503, { error: (error as Error).message });
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  const address = server.address() as AddressInfo;
+  const url = `http://${host}:${address.port}`;
+  log.info({ url }, 'run-list API listening');
+  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}

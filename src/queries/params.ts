@@ -1,0 +1,45 @@
+/**
+ * The one naming of query inputs shared by the CLI flags (`--org`, `--status`, ...) and the HTTP
+ * API's query string (`org=`, `status=`, ...), mapped onto the library's filter fields.
+ */
+export const QUERY_PARAMS = {
+  org: 'organizationId',
+  project: 'projectId',
+  env: 'environmentId',
+  status: 'statuses',
+  task: 'tasks',
+  version: 'versions',
+  tag: 'tagsAny',
+  'tag-all': 'tagsAll',
+  schedule: 'scheduleId',
+  period: 'period',
+  from: 'from',
+  to: 'to',
+  test: 'test',
+  'root-only': 'rootOnly',
+  batch: 'batchId',
+  'bulk-action': 'bulkActionId',
+  'run-id': 'runIds',
+  queue: 'queues',
+  region: 'regions',
+  machine: 'machines',
+  'source-table': 'sourceTable',
+  limit: 'limit',
+  cursor: 'cursor',
+  prefix: 'prefix',
+} as const;
+
+export type QueryParamName = keyof typeof QUERY_PARAMS;
+
+/** Library input from named values; repeated names become lists, `root-only` a boolean. */
+export function queryInput(values: Iterable<[string, string | string[] | boolean]>): Record<string, unknown> {
+  const input: Record<string, unknown> = {};
+  for (const [name, value] of values) {
+    const key = QUERY_PARAMS[name as QueryParamName];
+    if (key === undefined) continue;
+    if (key === 'rootOnly') input[key] = value === true || value === 'true' || value === '1' || value === '';
+    else if (Array.isArray(value)) input[key] = value.length === 1 ? value[0] : value;
+    else input[key] = value;
+  }
+  return input;
+}

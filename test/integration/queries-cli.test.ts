@@ -1,0 +1,106 @@
+/**
+ * `runs-cdc runs ...` and the HTTP API as a user and a dashboard use them: aligned tables and
+ * JSON from the CLI, one-sentence errors, and, while `replicate` holds the embedded engine's
+ * directory, the same answers through its API (`--api-port`, `--api-url`).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { freePort } from '../../src/embedded/postgres.ts';
+import { readSlot } from '../../src/source/preflight.ts';
+import { type CliProcess, runCli } from '../support/cli.ts';
+import { freshPostgres, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
+
+let pgdb: TestPostgres;
+let chdbPath: string;
+const slot = uniqueName('slot');
+const SCOPE = ['--org', 'org_1', '--project', 'proj_1', '--env', 'env_prod', '--from', '2026-10-01'];
+
+beforeAll(async () => {
+  pgdb = await freshPostgres();
+  chdbPath = mkdtempSync(join(tmpdir(), 'runs-cdc-queries-'));
+  await insertRuns(
+    pgdb.sql,
+    'task_run_v2',
+    Array.from({ length: 120 }, (_, i) => ({
+      ...makeRun({ table: 'task_run_v2', index: i }),
+      status: i % 4 === 0 ? 'CRASHED' : 'PENDING',
+    })),
+  );
+  await pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  for (const args of [['migrate'], ['backfill']]) {
+    const step = cli(args);
+    expect(await step.exit, step.output()).toBe(0);
+  }
+});
+
+afterAll(async () => {
+  await pgdb.close();
+  rmSync(chdbPath, { recursive: true, force: true });
+});
+
+function cli(args: string[]): CliProcess {
+  return runCli(args, { DATABASE_URL: pgdb.url, CHDB_PATH: chdbPath, RUNS_CDC_SLOT: slot, LOG_LEVEL: 'warn' });
+}
+
+async function run(args: string[]): Promise<{ code: number | null; output: string }> {
+  const process = cli(args);
+  return { code: await process.exit, output: process.output() };
+}
+
+it('lists as an aligned table with the next page, counts, and prints JSON with --json', async () => {
+  const list = await run(['runs', 'list', ...SCOPE, '--limit', '5']);
+  expect(list.code, list.output).toBe(0);
+  expect(list.output).toMatch(/^id\s+task\s+status\s+created/m);
+  expect(list.output.match(/^run_/gm)).toHaveLength(5);
+  const cursor = /next page: --cursor (\S+)/.exec(list.output)?.[1] as string;
+  const second = await run(['runs', 'list', ...SCOPE, '--limit', '5', '--cursor', cursor, '--json']);
+  const page = JSON.parse(second.output) as { runs: Array<{ createdAt: string }>; previousCursor: string };
+  expect(page.runs).toHaveLength(5);
+  expect(page.previousCursor).toBeTruthy();
+
+  const count = await run(['runs', 'count', ...SCOPE, '--status', 'CRASHED', '--json']);
+  expect(JSON.parse(count.output)).toEqual({ count: 30 });
+  const stats = await run(['runs', 'stats', ...SCOPE, '--to', '2026-11-02']);
+  expect(stats.code, stats.output).toBe(0);
+  expect(stats.output).toContain('12h buckets'); // 32 days: the first ladder width giving at most 100
+});
+
+it('rejects bad input with one sentence', async () => {
+  const status = await run(['runs', 'list', ...SCOPE, '--status', 'DONE']);
+  expect(status.code).toBe(1);
+  expect(status.output).toContain('unknown status "DONE"');
+  const limit = await run(['runs', 'list', ...SCOPE, '--limit', '1000']);
+  expect(limit.output).toContain('limit must be at most 100');
+  const cursor = await run(['runs', 'list', ...SCOPE, '--cursor', 'xyz']);
+  expect(cursor.output).toContain('malformed cursor');
+});
+
+it('while replicate holds the directory: says what to do, and answers through its API', async () => {
+  const port = await freePort();
+  const daemon = runCli(['replicate', '--api-port', String(port)], { DATABASE_URL: pgdb.url, CHDB_PATH: chdbPath, RUNS_CDC_SLOT: slot });
+  try {
+    await waitFor('the daemon to stream', async () => (await readSlot(pgdb.sql, slot))?.active === true);
+    const blocked = await run(['runs', 'count', ...SCOPE]);
+    expect(blocked.code).toBe(1);
+    expect(blocked.output).toContain('--api-url http://127.0.0.1:8080');
+
+    const via = await run(['runs', 'count', ...SCOPE, '--status', 'CRASHED', '--api-url', `http://127.0.0.1:${port}`]);
+    expect(via.code, via.output).toBe(0);
+    expect(via.output.trim()).toBe('30 runs');
+
+    const ok = await fetch(`http://127.0.0.1:${port}/runs?org=org_1&project=proj_1&env=env_prod&from=2026-10-01&limit=3&status=PENDING`);
+    expect(ok.status).toBe(200);
+    const body = (await ok.json()) as { runs: Array<{ status: string }> };
+    expect(body.runs.map((r) => r.status)).toEqual(['PENDING', 'PENDING', 'PENDING']);
+    const bad = await fetch(`http://127.0.0.1:${port}/runs?org=org_1&project=proj_1`);
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: string }).error).toContain('environmentId');
+    expect((await fetch(`http://127.0.0.1:${port}/runs`, { method: 'POST' })).status).toBe(405);
+  } finally {
+    daemon.child.kill('SIGTERM');
+    expect(await daemon.exit, daemon.output()).toBe(0);
+  }
+});
