@@ -21,6 +21,7 @@ import {
   type RunFilters,
   type RunFiltersInput,
   scopeSchema,
+  type TimeWindow,
   timeWindow,
   whereClause,
 } from './filters.ts';
@@ -195,21 +196,36 @@ export class RunQueries {
     };
   }
 
-  /** One page of runs, newest first, with cursors for the pages around it. */
+  /**
+   * One page of runs, newest first, with cursors for the pages around it.
+   *
+   * FINAL costs in proportion to the rows in the time range it reads, and a page needs only the
+   * rows nearest its cursor: so the range is read in slices growing away from the cursor (1 hour,
+   * then 8 times wider each time) until the page is full. Exact: a slice holds every row of its
+   * time span, and all versions of a run share its created_at (part of the sort key).
+   */
   async list(filtersInput: RunFiltersInput, pageInput: z.input<typeof pageSchema> = {}): Promise<RunListPage> {
     const filters = parseInput(filtersSchema, filtersInput);
     const page = parseInput(pageSchema, pageInput);
     const cursor = page.cursor === undefined ? undefined : decodeCursor(listCursorSchema, page.cursor);
-    const where = whereClause(filters, timeWindow(filters, this.now()));
+    const window = timeWindow(filters, this.now());
     const backward = cursor?.d === 'prev';
     let keyset = '';
     if (cursor) keyset = ` AND (created_at, run_id) ${backward ? '>' : '<'} ({cursorTime:DateTime64(3)}, {cursorId:String})`;
     const order = backward ? 'ASC' : 'DESC';
-    const rows = await this.select<ListRow>(
-      `SELECT ${LIST_COLUMNS} FROM ${this.table} FINAL WHERE ${where.sql}${keyset}
-        ORDER BY created_at ${order}, run_id ${order} LIMIT {limit:UInt32}`,
-      { ...where.params, cursorTime: cursor?.t, cursorId: cursor?.id, limit: page.limit + 1 },
-    );
+    const cursorMs = cursor ? Date.parse(`${cursor.t.replace(' ', 'T')}Z`) : undefined;
+    const rows: ListRow[] = [];
+    for (const slice of slices(window, cursorMs, backward)) {
+      const where = whereClause(filters, slice);
+      rows.push(
+        ...(await this.select<ListRow>(
+          `SELECT ${LIST_COLUMNS} FROM ${this.table} FINAL WHERE ${where.sql}${keyset}
+            ORDER BY created_at ${order}, run_id ${order} LIMIT {limit:UInt32}`,
+          { ...where.params, cursorTime: cursor?.t, cursorId: cursor?.id, limit: page.limit + 1 - rows.length },
+        )),
+      );
+      if (rows.length > page.limit) break;
+    }
     const more = rows.length > page.limit;
     const pageRows = rows.slice(0, page.limit);
     if (backward) pageRows.reverse();
@@ -243,19 +259,30 @@ export class RunQueries {
     const live = `SELECT created_at, status, task_identifier, cost_in_cents + base_cost_in_cents AS cost,
         if(started_at IS NULL OR completed_at IS NULL, NULL, dateDiff('millisecond', started_at, completed_at)) AS duration
       FROM ${this.table} FINAL WHERE ${where.sql}`;
-    const [histogram, tasks] = await Promise.all([
-      this.select<{ bucket: string; status: string; runs: string }>(
-        `SELECT toStartOfInterval(created_at, toIntervalSecond({bucketSeconds:UInt32})) AS bucket, status, count() AS runs
-           FROM (${live}) GROUP BY bucket, status ORDER BY bucket, status`,
-        { ...where.params, bucketSeconds },
-      ),
-      this.select<{ task_identifier: string; runs: string; failures: string; avg_ms: number | null; p95_ms: number | null; cost: number }>(
-        `SELECT task_identifier, count() AS runs, countIf(status IN {failed:Array(String)}) AS failures,
-                avg(duration) AS avg_ms, quantile(0.95)(duration) AS p95_ms, sum(cost) AS cost
-           FROM (${live}) GROUP BY task_identifier ORDER BY runs DESC, task_identifier`,
-        { ...where.params, failed: FAILED_STATUSES },
-      ),
-    ]);
+    // One FINAL scan for both: grouping sets give the (bucket, status) rows and the task rows;
+    // GROUPING(task_identifier) = 1 marks the rows where it was not grouped (the histogram).
+    const grouped = await this.select<{
+      histogram_row: number;
+      bucket: string;
+      status: string;
+      task_identifier: string;
+      runs: string;
+      failures: string;
+      avg_ms: number | null;
+      p95_ms: number | null;
+      cost: number;
+    }>(
+      `SELECT GROUPING(task_identifier) AS histogram_row,
+              toStartOfInterval(created_at, toIntervalSecond({bucketSeconds:UInt32})) AS bucket, status, task_identifier,
+              count() AS runs, countIf(status IN {failed:Array(String)}) AS failures,
+              avg(duration) AS avg_ms, quantile(0.95)(duration) AS p95_ms, sum(cost) AS cost
+         FROM (${live})
+        GROUP BY GROUPING SETS ((bucket, status), (task_identifier))
+        ORDER BY histogram_row, bucket, status, runs DESC, task_identifier`,
+      { ...where.params, bucketSeconds, failed: FAILED_STATUSES },
+    );
+    const histogram = grouped.filter((r) => Number(r.histogram_row) === 1);
+    const tasks = grouped.filter((r) => Number(r.histogram_row) === 0).sort((a, b) => Number(b.runs) - Number(a.runs));
     return {
       from: chTime(window.fromMs),
       to: chTime(window.toMs),
@@ -317,6 +344,37 @@ export class RunQueries {
       throw new QueryError(`ClickHouse could not run the query: ${message}`);
     }
   }
+}
+
+const FIRST_SLICE_MS = 3_600_000;
+const SLICE_GROWTH = 8;
+
+/**
+ * Adjacent time slices covering the window from the cursor's side outward: newest first when
+ * paging forward (toward older runs), oldest first when paging back. The cursor's own millisecond
+ * is inside the first slice (the keyset condition then picks the rows after it).
+ */
+export function slices(window: TimeWindow, cursorMs: number | undefined, backward: boolean): TimeWindow[] {
+  const out: TimeWindow[] = [];
+  let width = FIRST_SLICE_MS;
+  if (!backward) {
+    let upper = cursorMs === undefined ? window.toMs : Math.min(window.toMs, cursorMs + 1);
+    while (upper > window.fromMs) {
+      const lower = Math.max(window.fromMs, upper - width);
+      out.push({ fromMs: lower, toMs: upper });
+      upper = lower;
+      width *= SLICE_GROWTH;
+    }
+  } else {
+    let lower = cursorMs === undefined ? window.fromMs : Math.max(window.fromMs, cursorMs);
+    while (lower < window.toMs) {
+      const upper = Math.min(window.toMs, lower + width);
+      out.push({ fromMs: lower, toMs: upper });
+      lower = upper;
+      width *= SLICE_GROWTH;
+    }
+  }
+  return out;
 }
 
 /** The smallest ladder width giving at most MAX_BUCKETS buckets over the period. */
