@@ -11,6 +11,7 @@ import { formatTable } from '../cli/table.ts';
 import { BACKFILL_PROFILES, redact } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
+import { RunQueries } from '../queries/run-queries.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 import { startEmbeddedStack } from './embedded-stack.ts';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from './workload.ts';
@@ -124,14 +125,26 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     const pgCount = await sql.query<{ n: string }>(`SELECT (SELECT count(*) FROM "TaskRun") + (SELECT count(*) FROM task_run_v2) AS n`);
     const postgresLive = Number(pgCount.rows[0]?.n);
 
-    const latest = await ch.query({
-      query: `SELECT friendly_id, source_table, task_identifier, status, created_at, usage_duration_ms, tags
-              FROM ${table.qualifiedName} FINAL WHERE _is_deleted = 0 AND organization_id = 'org_1'
-              ORDER BY created_at DESC, run_id DESC LIMIT 8`,
-      format: 'JSONEachRow',
-    });
-    out('\nLatest runs (from ClickHouse, FINAL, deleted runs hidden):');
-    out(formatTable(await latest.json()));
+    // The run list as a web app reads it: the typed query library (FINAL, tombstones hidden).
+    const queries = new RunQueries(ch, stack.config.clickhouseDatabase, { timeoutSeconds: 10, maxMemoryBytes: 2 ** 30 });
+    const scope = { organizationId: 'org_1', projectId: 'proj_1', environmentId: 'env_prod', from: '2026-10-01' };
+    const latest = await queries.list(scope, { limit: 8 });
+    out('\nLatest runs (runs list, from ClickHouse):');
+    out(
+      formatTable(
+        latest.runs.map((r) => ({
+          id: r.friendlyId,
+          table: r.sourceTable,
+          task: r.taskIdentifier,
+          status: r.status,
+          created: r.createdAt,
+          tags: r.tags,
+        })),
+      ),
+    );
+    const stats = await queries.stats(scope);
+    out(`\nPer task since 2026-10-01 (runs stats), ${await queries.count({ ...scope, statuses: 'CRASHED' })} crashed runs (runs count):`);
+    out(formatTable(stats.tasks));
     out('\nLive runs per table and status:');
     out(formatTable(byStatus));
     const report: DemoReport = {

@@ -275,7 +275,7 @@ export class RunQueries {
       `SELECT GROUPING(task_identifier) AS histogram_row,
               toStartOfInterval(created_at, toIntervalSecond({bucketSeconds:UInt32})) AS bucket, status, task_identifier,
               count() AS runs, countIf(status IN {failed:Array(String)}) AS failures,
-              avg(duration) AS avg_ms, quantile(0.95)(duration) AS p95_ms, sum(cost) AS cost
+              avg(duration) AS avg_ms, quantile(0.95)(duration) AS p95_ms, round(sum(cost), 4) AS cost
          FROM (${live})
         GROUP BY GROUPING SETS ((bucket, status), (task_identifier))
         ORDER BY histogram_row, bucket, status, runs DESC, task_identifier`,
