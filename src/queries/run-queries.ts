@@ -61,6 +61,10 @@ export interface RunListItem {
 
 export interface RunListPage {
   runs: RunListItem[];
+  /** Whether older runs follow (the query fetched one row more than the limit to know). */
+  hasNextPage: boolean;
+  /** Whether newer runs precede this page. */
+  hasPreviousPage: boolean;
   /** Cursor of the next (older) page, null on the last page. */
   nextCursor: string | null;
   /** Cursor of the previous (newer) page, null on the first page. */
@@ -237,6 +241,8 @@ export class RunQueries {
     const at = (d: ListCursor['d'], item: RunListItem) => encodeCursor({ d, t: item.createdAt, id: item.runId } satisfies ListCursor);
     return {
       runs,
+      hasNextPage: hasNext,
+      hasPreviousPage: hasPrevious,
       nextCursor: hasNext && last ? at('next', last) : null,
       previousCursor: hasPrevious && first ? at('prev', first) : null,
     };

@@ -148,6 +148,7 @@ describe('list', () => {
     const forward: string[] = [];
     let page = await queries.list(SCOPE, { limit: 7 });
     expect(page.previousCursor).toBeNull();
+    expect(page).toMatchObject({ hasPreviousPage: false, hasNextPage: true });
     const pages = [page];
     while (page.nextCursor) {
       page = await queries.list(SCOPE, { limit: 7, cursor: page.nextCursor });
@@ -155,6 +156,7 @@ describe('list', () => {
     }
     for (const p of pages) forward.push(...p.runs.map((r) => r.runId));
     expect(forward).toEqual(want);
+    expect(page).toMatchObject({ hasPreviousPage: true, hasNextPage: false });
 
     // Back from the last page: each previous page is exactly the page seen going forward.
     let back = pages.at(-1) as (typeof pages)[number];
@@ -163,6 +165,7 @@ describe('list', () => {
       expect(back.runs.map((r) => r.runId)).toEqual(pages[i]?.runs.map((r) => r.runId));
     }
     expect(back.previousCursor).toBeNull();
+    expect(back.hasPreviousPage).toBe(false);
   });
 
   it('returns what a run list shows', async () => {
