@@ -6,6 +6,9 @@
  * makes FINAL merge within each monthly partition only; that is exact here because the partition
  * (month of created_at) is a function of the sort key, so all versions of a key share a partition.
  * Reads run with `readonly = 2` and time and memory limits.
+ *
+ * On the embedded engine give RunQueries a connection of its own: chDB keeps a query's settings
+ * on its connection, so `readonly` would then also refuse that connection's inserts.
  */
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { z } from 'zod';

@@ -3,9 +3,10 @@
  * times counts once with its latest status, a deleted run never appears, a run whose sort key
  * moved (createdAt changed) appears once, at its new time.
  */
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { RunQueries } from '../../src/queries/run-queries.ts';
+import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { testClickHouse } from '../support/databases.ts';
 
@@ -40,7 +41,10 @@ it('updates, deletes and sort-key moves replicated from Postgres show exactly in
   await sql.query(`UPDATE task_run_v2 SET "createdAt" = $2 WHERE id = $1`, [moved.id, '2026-11-07 23:30:00']);
   await replication.caughtUp();
 
-  const queries = new RunQueries(await testClickHouse(), env.database, { timeoutSeconds: 10, maxMemoryBytes: 1e9 }, () => NOW);
+  // Its own connection: chDB keeps readonly on the connection that ran the query.
+  const reader = await connectClickHouse({ chdbPath: ':memory:' });
+  onTestFinished(() => reader.close());
+  const queries = new RunQueries(reader, env.database, { timeoutSeconds: 10, maxMemoryBytes: 1e9 }, () => NOW);
   const { rows } = await sql.query<{ status: string }>(`SELECT status::text FROM task_run_v2 WHERE id = $1`, [updated.id]);
   const listed = (await queries.list(SCOPE, { limit: 100 })).runs;
   expect(listed).toHaveLength(59);
