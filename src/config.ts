@@ -75,8 +75,10 @@ export const configSchema = z
     queryMaxMemoryBytes: positiveInt.default(2 * 1024 * 1024 * 1024),
     /** Serve the read-only HTTP JSON API on this port (replicate, serve); absent: no API. */
     apiPort: z.coerce.number().int().min(0).max(65_535).optional(),
-    /** Host the API listens on: loopback unless told otherwise. */
-    apiHost: z.string().min(1).default('127.0.0.1'),
+    /** Serve /metrics, /healthz and /readyz on this port (replicate); absent: not served. */
+    metricsPort: z.coerce.number().int().min(0).max(65_535).optional(),
+    /** Address the API and the metrics endpoint listen on: loopback unless told otherwise. */
+    listenHost: z.string().min(1).default('127.0.0.1'),
   })
   .refine((c) => !(c.fixReplicaIdentity && c.allowPartialIdentity), {
     message: '--fix-replica-identity and --allow-partial-identity contradict each other: pick one',
@@ -128,7 +130,8 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   queryTimeoutSeconds: { flag: '--query-timeout', env: 'RUNS_CDC_QUERY_TIMEOUT', help: 'seconds a run-list read may take' },
   queryMaxMemoryBytes: { flag: '--query-max-memory', env: 'RUNS_CDC_QUERY_MAX_MEMORY', help: 'bytes a run-list read may use' },
   apiPort: { flag: '--api-port', env: 'RUNS_CDC_API_PORT', help: 'serve the read-only HTTP JSON API on this port' },
-  apiHost: { flag: '--api-host', env: 'RUNS_CDC_API_HOST', help: 'address the API listens on' },
+  metricsPort: { flag: '--metrics-port', env: 'RUNS_CDC_METRICS_PORT', help: 'serve /metrics, /healthz, /readyz on this port' },
+  listenHost: { flag: '--listen-host', env: 'RUNS_CDC_LISTEN_HOST', help: 'address the API and metrics listen on' },
 };
 
 export type BackfillProfile = Config['backfillProfile'];

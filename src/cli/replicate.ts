@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { type Config, requireDatabaseUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
+import { startDaemonOps } from '../ops/daemon-ops.ts';
+import { DaemonMetrics } from '../ops/metrics.ts';
 import { ReplicationDaemon } from '../replication/daemon.ts';
 import { maybeStartApi } from './runs.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
@@ -24,7 +26,8 @@ const REPLICATE_SETTINGS = [
   'standbyRetryMs',
   'statusIntervalMs',
   'apiPort',
-  'apiHost',
+  'metricsPort',
+  'listenHost',
   'queryTimeoutSeconds',
   'queryMaxMemoryBytes',
 ] as const;
@@ -42,8 +45,23 @@ export function replicateCommand(): Command {
 export async function replicate(config: Config, log: Logger): Promise<void> {
   const databaseUrl = requireDatabaseUrl(config);
   const client = await openClickHouse(config);
-  const daemon = new ReplicationDaemon(databaseUrl, config, await openRunsTable(client, config, log), log);
+  const sink = await openRunsTable(client, config, log);
+  const metrics = new DaemonMetrics();
+  const daemon = new ReplicationDaemon(databaseUrl, config, sink, log, metrics.observer);
   const closeApi = await maybeStartApi(config, log);
+  const ops =
+    config.metricsPort === undefined
+      ? undefined
+      : await startDaemonOps({
+          metrics,
+          daemon,
+          sink,
+          clickhouse: client,
+          databaseUrl,
+          port: config.metricsPort,
+          host: config.listenHost,
+          log,
+        });
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals += 1;
@@ -74,6 +92,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   } finally {
     clearInterval(summary);
     await closeApi();
+    await ops?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await client.close();

@@ -56,11 +56,11 @@ export function runsCommand(): Command {
 
 export function serveCommand(): Command {
   const command = new Command('serve').description('serve the run-list queries as a read-only HTTP JSON API until stopped');
-  addConfigOptions(command, [...QUERY_SETTINGS, 'apiPort', 'apiHost']).action(async () => {
+  addConfigOptions(command, [...QUERY_SETTINGS, 'apiPort', 'listenHost']).action(async () => {
     const config = configFrom(command);
     const log = loggerFor(config);
     const client = await openClickHouse(config);
-    const api = await startApi(queriesFor(client, config), config.apiPort ?? 8080, config.apiHost, log);
+    const api = await startApi(queriesFor(client, config), config.apiPort ?? 8080, config.listenHost, log);
     process.stdout.write(`serving ${api.url}/runs, /runs/count, /runs/stats, /runs/tags\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
@@ -84,7 +84,7 @@ export async function maybeStartApi(config: Config, log: Logger): Promise<() => 
   if (config.apiPort === undefined) return async () => {};
   // A connection of its own: its readonly settings stay off the writer's session.
   const client = await openClickHouse(config);
-  const api = await startApi(queriesFor(client, config), config.apiPort, config.apiHost, log);
+  const api = await startApi(queriesFor(client, config), config.apiPort, config.listenHost, log);
   return async () => {
     await api.close();
     await client.close();

@@ -23,6 +23,14 @@ const OBJECT_IN_USE = '55006';
 
 class SlotInUseError extends StreamError {}
 
+/** pgoutput's commit time (pg-logical-replication 2.x: microseconds since the Unix epoch, a
+ * bigint) in milliseconds. */
+function commitTimeMs(commitTime: unknown): number {
+  if (typeof commitTime === 'bigint') return Number(commitTime / 1000n);
+  if (commitTime instanceof Date) return commitTime.getTime();
+  return Date.now();
+}
+
 /** Pause the socket when this many received items wait to be handled. */
 const INBOX_HIGH_WATER = 2_000;
 /** The single ClickHouse target until org routing exists. */
@@ -39,6 +47,13 @@ export interface DaemonStats {
   lookups: number;
   truncates: number;
   acks: number;
+  /** Changes received per `table/operation` (insert, update, delete, truncate). */
+  received: Record<string, number>;
+}
+
+/** Hooks for metrics; all optional. */
+export interface DaemonObserver {
+  flushed?(rows: number, seconds: number): void;
 }
 
 export interface OpenTransaction {
@@ -72,7 +87,13 @@ export class ReplicationDaemon {
     lookups: 0,
     truncates: 0,
     acks: 0,
+    received: {},
   };
+  /** Commit time (ms) of the newest transaction whose rows are all confirmed; undefined before one. */
+  lastConfirmedCommitMs: number | undefined;
+  /** Received transactions not yet confirmed: their commit-end LSN and commit time. */
+  private unconfirmedCommits: Array<{ endLsn: Lsn; commitMs: number }> = [];
+  private subscribed = false;
   readonly buffer: RowBuffer;
   private acks = new AckTracker(0n);
   private stream: ReplicationStream | undefined;
@@ -95,6 +116,7 @@ export class ReplicationDaemon {
     private readonly settings: DaemonSettings,
     private readonly sink: RunsTable,
     private readonly log: Logger,
+    observer: DaemonObserver = {},
   ) {
     this.ready = new Promise((resolve) => {
       this.started = resolve;
@@ -107,6 +129,7 @@ export class ReplicationDaemon {
         if (lsn !== undefined) this.confirm(lsn);
       },
       (error) => this.die(error),
+      (rows, seconds) => observer.flushed?.(rows, seconds),
     );
   }
 
@@ -240,6 +263,7 @@ export class ReplicationDaemon {
       'streaming changes',
     );
     const streaming = stream.run();
+    this.subscribed = true;
     this.started?.();
     try {
       await Promise.race([streaming, failed]);
@@ -283,8 +307,21 @@ export class ReplicationDaemon {
     this.failStream?.(error);
   }
 
+  /** Subscribed to the slot and not ended: what /readyz reports. */
+  get streaming(): boolean {
+    return this.subscribed && this.ended === undefined;
+  }
+
+  /** Whether every received transaction is confirmed (nothing is waiting for ClickHouse). */
+  get allConfirmed(): boolean {
+    return this.unconfirmedCommits.length === 0;
+  }
+
   private confirm(lsn: Lsn): void {
     this.stats.acks += 1;
+    while (this.unconfirmedCommits.length > 0 && (this.unconfirmedCommits[0]?.endLsn as Lsn) <= lsn) {
+      this.lastConfirmedCommitMs = this.unconfirmedCommits.shift()?.commitMs;
+    }
     this.stream?.sendStatus(lsn);
     const reached = this.confirmWaiters.filter((w) => lsn >= w.target);
     this.confirmWaiters = this.confirmWaiters.filter((w) => lsn < w.target);
@@ -306,8 +343,10 @@ export class ReplicationDaemon {
       case 'commit': {
         this.stats.transactions += 1;
         this.open = undefined;
+        const endLsn = parseLsn(message.commitEndLsn as string);
+        this.unconfirmedCommits.push({ endLsn, commitMs: commitTimeMs(message.commitTime) });
         // An empty or already-written transaction is confirmable at once.
-        const lsn = this.acks.commit(parseLsn(message.commitEndLsn as string), this.buffer.lastSeq);
+        const lsn = this.acks.commit(endLsn, this.buffer.lastSeq);
         if (lsn !== undefined) this.confirm(lsn);
         return;
       }
@@ -349,6 +388,8 @@ export class ReplicationDaemon {
       return;
     }
     this.stats.changes += 1;
+    const key = `${table}/${change.kind}`;
+    this.stats.received[key] = (this.stats.received[key] ?? 0) + 1;
     const version = this.nextVersion();
     const result = transformChange(change, table, version);
     for (const coercion of result.coercions) {
@@ -405,6 +446,7 @@ export class ReplicationDaemon {
     const tables = message.relations.map((r) => r.name).filter(isSourceTable);
     if (tables.length === 0) return;
     this.stats.truncates += 1;
+    for (const table of tables) this.stats.received[`${table}/truncate`] = (this.stats.received[`${table}/truncate`] ?? 0) + 1;
     const version = this.nextVersion();
     // Everything before the TRUNCATE in the stream must be in ClickHouse before it is tombstoned;
     // rows inserted after it get higher versions and survive.

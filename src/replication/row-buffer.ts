@@ -67,6 +67,8 @@ export class RowBuffer {
     private readonly onWritten: (seq: number) => void,
     /** Called once when a flush fails for good; nothing after the last written row is durable. */
     private readonly onFailure: (error: Error) => void,
+    /** Told of every completed flush: its rows and how long it took (for metrics). */
+    private readonly onFlushed: (rows: number, seconds: number) => void = () => {},
   ) {}
 
   /** Sequence number of the last appended row (0 before any). */
@@ -151,6 +153,7 @@ export class RowBuffer {
 
   private async flushOne(): Promise<void> {
     const batch = this.takeBatchInFlight();
+    const started = performance.now();
     const lastSeq = this.appendedSeq - this.pending.length;
     try {
       const groups = new Map<string, ClickHouseRow[]>();
@@ -169,6 +172,7 @@ export class RowBuffer {
       );
       this.stats.flushes += 1;
       this.stats.rowsFlushed += batch.length;
+      this.onFlushed(batch.length, (performance.now() - started) / 1000);
       this.inFlightRows = 0;
       this.inFlightBytes = 0;
       this.onWritten(lastSeq);

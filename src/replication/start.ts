@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
 import { currentWalLsn } from '../source/preflight.ts';
-import { type DaemonSettings, ReplicationDaemon } from './daemon.ts';
+import { type DaemonObserver, type DaemonSettings, ReplicationDaemon } from './daemon.ts';
 
 export interface Replication {
   daemon: ReplicationDaemon;
@@ -19,8 +19,14 @@ export interface Replication {
 }
 
 /** Start the daemon; resolves once it streams, rejects if preflight fails. */
-export async function startReplication(databaseUrl: string, settings: DaemonSettings, table: RunsTable, log: Logger): Promise<Replication> {
-  const daemon = new ReplicationDaemon(databaseUrl, settings, table, log);
+export async function startReplication(
+  databaseUrl: string,
+  settings: DaemonSettings,
+  table: RunsTable,
+  log: Logger,
+  observer?: DaemonObserver,
+): Promise<Replication> {
+  const daemon = new ReplicationDaemon(databaseUrl, settings, table, log, observer);
   const running = daemon.run();
   running.catch(() => {}); // reported through `running`, waitForConfirmed and stop()
   await Promise.race([daemon.ready, running]);

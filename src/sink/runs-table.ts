@@ -23,6 +23,8 @@ const TOMBSTONE_PAGE_ROWS = 10_000;
 
 export interface SinkStats {
   rowsWritten: number;
+  /** Rows written per `source_table/live|tombstone`. */
+  rowsByTable: Record<string, number>;
   inserts: number;
   retries: number;
   retriesByReason: Record<string, number>;
@@ -30,7 +32,7 @@ export interface SinkStats {
 
 export class RunsTable {
   readonly qualifiedName: string;
-  readonly stats: SinkStats = { rowsWritten: 0, inserts: 0, retries: 0, retriesByReason: {} };
+  readonly stats: SinkStats = { rowsWritten: 0, rowsByTable: {}, inserts: 0, retries: 0, retriesByReason: {} };
 
   /** The runs table of `config.clickhouseDatabase`, retrying as the config says. */
   static fromConfig(
@@ -72,6 +74,10 @@ export class RunsTable {
     );
     this.stats.rowsWritten += rows.length;
     this.stats.inserts += 1;
+    for (const row of rows) {
+      const key = `${row.source_table}/${row._is_deleted ? 'tombstone' : 'live'}`;
+      this.stats.rowsByTable[key] = (this.stats.rowsByTable[key] ?? 0) + 1;
+    }
   }
 
   /**

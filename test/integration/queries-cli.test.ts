@@ -78,9 +78,14 @@ it('rejects bad input with one sentence', async () => {
   expect(cursor.output).toContain('malformed cursor');
 });
 
-it('while replicate holds the directory: says what to do, and answers through its API', async () => {
+it('while replicate holds the directory: says what to do, and answers through its API (metrics beside it)', async () => {
   const port = await freePort();
-  const daemon = runCli(['replicate', '--api-port', String(port)], { DATABASE_URL: pgdb.url, CHDB_PATH: chdbPath, RUNS_CDC_SLOT: slot });
+  const metricsPort = await freePort();
+  const daemon = runCli(['replicate', '--api-port', String(port), '--metrics-port', String(metricsPort)], {
+    DATABASE_URL: pgdb.url,
+    CHDB_PATH: chdbPath,
+    RUNS_CDC_SLOT: slot,
+  });
   try {
     await waitFor('the daemon to stream', async () => (await readSlot(pgdb.sql, slot))?.active === true);
     const blocked = await run(['runs', 'count', ...SCOPE]);
@@ -99,6 +104,9 @@ it('while replicate holds the directory: says what to do, and answers through it
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: string }).error).toContain('environmentId');
     expect((await fetch(`http://127.0.0.1:${port}/runs`, { method: 'POST' })).status).toBe(405);
+    // The same process serves its metrics and readiness.
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).toContain('runs_cdc_replication_lag_bytes');
   } finally {
     daemon.child.kill('SIGTERM');
     expect(await daemon.exit, daemon.output()).toBe(0);

@@ -1,0 +1,60 @@
+/** Metrics and health endpoints for a running daemon (`replicate --metrics-port`). */
+import type { ClickHouseClient } from '@clickhouse/client';
+import pg from 'pg';
+import type { Logger } from '../logger.ts';
+import { type Lsn, parseLsn } from '../lsn.ts';
+import type { ReplicationDaemon } from '../replication/daemon.ts';
+import type { RunsTable } from '../sink/runs-table.ts';
+import type { DaemonMetrics } from './metrics.ts';
+import { type OpsServer, startOpsServer } from './server.ts';
+
+const CLICKHOUSE_PING_MS = 2_000;
+
+export interface DaemonOpsOptions {
+  metrics: DaemonMetrics;
+  daemon: ReplicationDaemon;
+  sink: RunsTable;
+  clickhouse: ClickHouseClient;
+  databaseUrl: string;
+  port: number;
+  host: string;
+  log: Logger;
+}
+
+export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServer> {
+  const { metrics, daemon, sink, clickhouse, log } = options;
+  // One ordinary connection, opened when scraped, for the server's WAL end.
+  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 1, idleTimeoutMillis: 30_000 });
+  pool.on('error', () => {});
+  const serverWalEnd = async (): Promise<Lsn | undefined> => {
+    try {
+      const { rows } = await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+      return parseLsn((rows[0] as { lsn: string }).lsn);
+    } catch {
+      return undefined;
+    }
+  };
+  metrics.attach({ daemon, sink, serverWalEnd });
+  const readiness = {
+    problems: async () => {
+      const problems: string[] = [];
+      if (!daemon.streaming) problems.push('not streaming from the replication slot');
+      const ping = clickhouse.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 2 s')), CLICKHOUSE_PING_MS).unref());
+      try {
+        await Promise.race([ping, timeout]);
+      } catch (error) {
+        problems.push(`ClickHouse does not answer: ${(error as Error).message.split('\n')[0]}`);
+      }
+      return problems;
+    },
+  };
+  const server = await startOpsServer(metrics.registry, readiness, options.port, options.host, log);
+  return {
+    url: server.url,
+    close: async () => {
+      await server.close();
+      await pool.end();
+    },
+  };
+}

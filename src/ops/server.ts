@@ -1,0 +1,53 @@
+/**
+ * The daemon's operations endpoint: `/metrics` (Prometheus text), `/healthz` (the process
+ * answers) and `/readyz` (streaming from the slot and ClickHouse answering; 503 with the reason
+ * otherwise).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Logger } from '../logger.ts';
+
+export interface Readiness {
+  /** Empty when ready; otherwise the reasons it is not. */
+  problems(): Promise<string[]>;
+}
+
+export interface OpsServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startOpsServer(
+  registry: Registry,
+  readiness: Readiness,
+  port: number,
+  host: string,
+  log: Logger,
+): Promise<OpsServer> {
+  const server = http.createServer(async (request, response) => {
+    const path = new URL(request.url ?? '/', 'http://ops').pathname;
+    const send = (status: number, type: string, body: string) => {
+      response.writeHead(status, { 'content-type': type });
+      response.end(body);
+    };
+    try {
+      if (path === '/metrics') return send(200, registry.contentType, await registry.metrics());
+      if (path === '/healthz') return send(200, 'application/json', '{"ok":true}');
+      if (path === '/readyz') {
+        const problems = await readiness.problems();
+        return send(problems.length === 0 ? 200 : 503, 'application/json', JSON.stringify({ ready: problems.length === 0, problems }));
+      }
+      return send(404, 'application/json', JSON.stringify({ error: 'use /metrics, /healthz or /readyz' }));
+    } catch (error) {
+      return send(500, 'application/json', JSON.stringify({ error: (error as Error).message }));
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+  log.info({ url }, 'metrics and health endpoints listening');
+  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}

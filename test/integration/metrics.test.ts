@@ -1,0 +1,107 @@
+/**
+ * The daemon's /metrics after a known workload (values, not just names), and /healthz and
+ * /readyz before and after it stops.
+ */
+import { expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { silentLogger } from '../../src/logger.ts';
+import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
+import { DaemonMetrics } from '../../src/ops/metrics.ts';
+import { startReplication } from '../../src/replication/start.ts';
+import { RunsTable } from '../../src/sink/runs-table.ts';
+import { freshClickHouseDatabase, freshPostgres, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
+
+/** The value of one series in Prometheus text, e.g. `name{a="b"}`. */
+function value(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  if (!line) throw new Error(`no series ${series} in:\n${text}`);
+  return Number(line.slice(series.length + 1));
+}
+
+it('reports received changes, written rows, flushes, lag and readiness after a known workload', async () => {
+  const pgdb = await freshPostgres();
+  const ch = await testClickHouse();
+  const database = await freshClickHouseDatabase(ch);
+  const config = loadConfig(
+    {
+      databaseUrl: pgdb.url,
+      clickhouseDatabase: database,
+      slot: uniqueName('slot'),
+      flushIntervalMs: 20,
+      retryInitialMs: 50,
+      retryMaxMs: 200,
+    },
+    {},
+  );
+  const sink = RunsTable.fromConfig(ch, config, silentLogger);
+  const metrics = new DaemonMetrics();
+  const replication = await startReplication(pgdb.url, config, sink, silentLogger, metrics.observer);
+  const ops = await startDaemonOps({
+    metrics,
+    daemon: replication.daemon,
+    sink,
+    clickhouse: ch,
+    databaseUrl: pgdb.url,
+    port: 0,
+    host: '127.0.0.1',
+    log: silentLogger,
+  });
+  try {
+    await insertRuns(
+      pgdb.sql,
+      'TaskRun',
+      Array.from({ length: 30 }, (_, i) => makeRun({ table: 'TaskRun', index: i })),
+    );
+    const v2 = Array.from({ length: 20 }, (_, i) => makeRun({ table: 'task_run_v2', index: i }));
+    await insertRuns(pgdb.sql, 'task_run_v2', v2);
+    await pgdb.sql.query(`UPDATE task_run_v2 SET status = 'EXECUTING' WHERE id = ANY($1)`, [v2.slice(0, 10).map((r) => r.id)]);
+    await deleteRuns(
+      pgdb.sql,
+      'task_run_v2',
+      v2.slice(15).map((r) => r.id),
+    );
+    await replication.caughtUp(pgdb.sql);
+
+    const text = await (await fetch(`${ops.url}/metrics`)).text();
+    expect(value(text, 'runs_cdc_changes_received_total{table="TaskRun",operation="insert"}')).toBe(30);
+    expect(value(text, 'runs_cdc_changes_received_total{table="task_run_v2",operation="insert"}')).toBe(20);
+    expect(value(text, 'runs_cdc_changes_received_total{table="task_run_v2",operation="update"}')).toBe(10);
+    expect(value(text, 'runs_cdc_changes_received_total{table="task_run_v2",operation="delete"}')).toBe(5);
+    expect(value(text, 'runs_cdc_transactions_received_total')).toBe(4);
+    expect(value(text, 'runs_cdc_rows_written_total{table="TaskRun",kind="live"}')).toBe(30);
+    expect(value(text, 'runs_cdc_rows_written_total{table="task_run_v2",kind="live"}')).toBe(30);
+    expect(value(text, 'runs_cdc_rows_written_total{table="task_run_v2",kind="tombstone"}')).toBe(5);
+    expect(value(text, 'runs_cdc_batch_rows_sum')).toBe(65);
+    expect(value(text, 'runs_cdc_flush_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(value(text, 'runs_cdc_buffered_rows')).toBe(0);
+    expect(value(text, 'runs_cdc_replication_lag_seconds')).toBe(0); // everything received is confirmed
+    expect(value(text, 'runs_cdc_replication_lag_bytes')).toBeGreaterThanOrEqual(0);
+
+    // ClickHouse refuses inserts (TOO_MANY_PARTS): the new run waits, and lag and retries show it.
+    const table = `${database}.task_runs_v2`;
+    await ch.command({ query: `ALTER TABLE ${table} MODIFY SETTING parts_to_throw_insert = 1` });
+    await insertRuns(pgdb.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 100 })]);
+    await waitFor('a retry', () => (sink.stats.retriesByReason.TOO_MANY_PARTS ?? 0) >= 1);
+    await new Promise((r) => setTimeout(r, 1_100));
+    const stalled = await (await fetch(`${ops.url}/metrics`)).text();
+    expect(value(stalled, 'runs_cdc_replication_lag_seconds')).toBeGreaterThanOrEqual(1);
+    expect(value(stalled, 'runs_cdc_replication_lag_bytes')).toBeGreaterThan(0);
+    expect(value(stalled, 'runs_cdc_clickhouse_retries_total{reason="TOO_MANY_PARTS"}')).toBeGreaterThanOrEqual(1);
+    expect(value(stalled, 'runs_cdc_buffered_rows')).toBe(1);
+    await ch.command({ query: `ALTER TABLE ${table} MODIFY SETTING parts_to_throw_insert = 3000` });
+    await replication.caughtUp(pgdb.sql);
+
+    expect((await fetch(`${ops.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${ops.url}/readyz`);
+    expect(ready.status).toBe(200);
+    await replication.stop();
+    const notReady = await fetch(`${ops.url}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(((await notReady.json()) as { problems: string[] }).problems).toEqual(['not streaming from the replication slot']);
+  } finally {
+    await replication.stop();
+    await ops.close();
+    await pgdb.close();
+  }
+});
