@@ -6,6 +6,7 @@ import { demoCommand } from './demo.ts';
 import { migrateCommand } from './migrate.ts';
 import { replicateCommand } from './replicate.ts';
 import { runsCommand, serveCommand } from './runs.ts';
+import { statusCommand } from './status.ts';
 
 const program = new Command('runs-cdc')
   .description("Replicates the task platform's runs from Postgres into ClickHouse")
@@ -14,6 +15,7 @@ const program = new Command('runs-cdc')
   .addCommand(backfillCommand())
   .addCommand(runsCommand())
   .addCommand(serveCommand())
+  .addCommand(statusCommand())
   .addCommand(demoCommand())
   .showHelpAfterError();
 

@@ -112,3 +112,36 @@ it('while replicate holds the directory: says what to do, and answers through it
     expect(await daemon.exit, daemon.output()).toBe(0);
   }
 });
+
+it('status: slot, identity, FINAL and raw counts, backfills; exit 1 when something needs fixing', async () => {
+  const ok = await run(['status', '--json']);
+  expect(ok.code, ok.output).toBe(0);
+  const report = JSON.parse(ok.output) as {
+    slot: { exists: boolean; plugin: string; lagBytes: number };
+    tables: Array<{ table: string; replicaIdentity: string }>;
+    clickhouse: { rows: Array<{ sourceTable: string; final: number; raw: number }>; backfills: Array<{ status: string }> };
+    problems: string[];
+  };
+  expect(report.slot).toMatchObject({ exists: true, plugin: 'pgoutput' });
+  expect(report.slot.lagBytes).toBeGreaterThanOrEqual(0);
+  expect(report.tables.map((t) => t.replicaIdentity)).toEqual(['FULL', 'FULL']);
+  expect(report.clickhouse.rows).toEqual([
+    { sourceTable: 'TaskRun', final: 0, raw: 0 },
+    { sourceTable: 'task_run_v2', final: 120, raw: 120 },
+  ]);
+  expect(report.clickhouse.backfills[0]?.status).toBe('SUCCESS');
+  expect(report.problems).toEqual([]);
+  expect((await run(['status'])).output).toMatch(/\nOK$/m);
+
+  await pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
+  try {
+    const degraded = await run(['status']);
+    expect(degraded.code).toBe(1);
+    expect(degraded.output).toContain('"task_run_v2" has REPLICA IDENTITY DEFAULT: run ALTER TABLE "task_run_v2" REPLICA IDENTITY FULL');
+  } finally {
+    await pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY FULL');
+  }
+  const missing = runCli(['status'], { DATABASE_URL: pgdb.url, CHDB_PATH: chdbPath, RUNS_CDC_SLOT: 'no_such_slot' });
+  expect(await missing.exit).toBe(1);
+  expect(missing.output()).toContain('replication slot no_such_slot does not exist');
+});

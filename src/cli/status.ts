@@ -1,0 +1,64 @@
+import type { ClickHouseClient } from '@clickhouse/client';
+import { Command } from 'commander';
+import pg from 'pg';
+import { requireDatabaseUrl } from '../config.ts';
+import { gatherStatus, type StatusReport } from '../ops/status.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, describeClickHouse, openClickHouse } from './runtime.ts';
+import { formatTable } from './table.ts';
+
+export function statusCommand(): Command {
+  const command = new Command('status')
+    .description('slot, publication, replica identity, ClickHouse counts and backfills; exits 1 when something needs fixing')
+    .option('--json', 'print JSON');
+  addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'slot', 'publication']).action(async () => {
+    const config = configFrom(command);
+    const sql = new pg.Client({ connectionString: requireDatabaseUrl(config) });
+    await sql.connect();
+    let clickhouse: ClickHouseClient | { unavailable: string };
+    try {
+      clickhouse = await openClickHouse(config);
+    } catch (error) {
+      clickhouse = { unavailable: (error as Error).message };
+    }
+    try {
+      const report = await gatherStatus(
+        sql,
+        { slot: config.slot, publication: config.publication, database: config.clickhouseDatabase },
+        clickhouse,
+      );
+      process.stdout.write(`${command.opts().json ? JSON.stringify(report) : render(report, describeClickHouse(config))}\n`);
+      process.exitCode = report.problems.length > 0 ? 1 : 0;
+    } finally {
+      await sql.end();
+      if (!('unavailable' in clickhouse)) await clickhouse.close();
+    }
+  });
+  return command;
+}
+
+function render(r: StatusReport, where: string): string {
+  const s = r.slot;
+  const slot = s.exists
+    ? `slot ${s.name}: ${s.active ? `active (pid ${s.activePid})` : 'inactive'}, plugin ${s.plugin}, confirmed ${s.confirmedFlushLsn}, lag ${s.lag} (${s.lagBytes} bytes), wal_status ${s.walStatus}`
+    : `slot ${s.name}: MISSING`;
+  const lines = [
+    slot,
+    `publication ${r.publication.name}: ${r.publication.exists ? 'exists' : 'MISSING'}`,
+    formatTable(
+      r.tables.map((t) => ({ table: t.table, exists: t.exists, published: t.published, 'replica identity': t.replicaIdentity ?? '' })),
+    ),
+    '',
+    `ClickHouse (${where}):`,
+  ];
+  if (!r.clickhouse.available) lines.push(`  unavailable: ${r.clickhouse.note}`);
+  else {
+    lines.push(
+      formatTable(
+        (r.clickhouse.rows ?? []).map((c) => ({ 'source table': c.sourceTable, 'live runs (FINAL)': c.final, 'stored rows (raw)': c.raw })),
+      ),
+    );
+    lines.push('', 'latest backfills:', formatTable(r.clickhouse.backfills ?? []));
+  }
+  lines.push('', r.problems.length === 0 ? 'OK' : `PROBLEMS:\n${r.problems.map((p) => `  - ${p}`).join('\n')}`);
+  return lines.join('\n');
+}

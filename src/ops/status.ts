@@ -1,0 +1,147 @@
+/**
+ * `runs-cdc status`: the replication slot, the publication and its tables' replica identity,
+ * ClickHouse row counts per source table (FINAL and raw, so merge debt shows) and the latest
+ * backfill jobs, with the problems that need a person.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import type pg from 'pg';
+import { CheckpointStore } from '../backfill/checkpoints.ts';
+import { silentLogger } from '../logger.ts';
+import { RUNS_TABLE } from '../sink/runs-table.ts';
+import { quoteIdent, readSlot } from '../source/preflight.ts';
+import { SOURCE_TABLES } from '../transform/columns.ts';
+
+export interface StatusReport {
+  slot: {
+    name: string;
+    exists: boolean;
+    active?: boolean;
+    activePid?: number | null;
+    plugin?: string;
+    confirmedFlushLsn?: string | null;
+    lagBytes?: number | null;
+    lag?: string;
+    walStatus?: string | null;
+  };
+  publication: { name: string; exists: boolean };
+  tables: Array<{ table: string; exists: boolean; published: boolean; replicaIdentity: string | null }>;
+  clickhouse: {
+    available: boolean;
+    note?: string;
+    rows?: Array<{ sourceTable: string; final: number; raw: number }>;
+    backfills?: Array<{ jobId: string; status: string; rows: number; updatedAt: string }>;
+  };
+  /** What needs fixing; empty when all is well. */
+  problems: string[];
+}
+
+const IDENTITY: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'INDEX' };
+
+export function humanBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+export async function gatherStatus(
+  sql: pg.ClientBase,
+  names: { slot: string; publication: string; database: string },
+  clickhouse: ClickHouseClient | { unavailable: string },
+): Promise<StatusReport> {
+  const problems: string[] = [];
+  const state = await readSlot(sql, names.slot);
+  const slot: StatusReport['slot'] = { name: names.slot, exists: state !== undefined };
+  if (!state) {
+    problems.push(`replication slot ${names.slot} does not exist: start runs-cdc replicate (it creates it)`);
+  } else {
+    const { rows } = await sql.query<{ lag: string | null }>(
+      'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text AS lag FROM pg_replication_slots WHERE slot_name = $1',
+      [names.slot],
+    );
+    const lagBytes = rows[0]?.lag === null || rows[0]?.lag === undefined ? null : Number(rows[0].lag);
+    Object.assign(slot, {
+      active: state.active,
+      activePid: state.activePid,
+      plugin: state.plugin,
+      confirmedFlushLsn: state.confirmedFlushLsn,
+      lagBytes,
+      lag: lagBytes === null ? 'unknown' : humanBytes(lagBytes),
+      walStatus: state.walStatus,
+    });
+    if (state.walStatus === 'lost') {
+      problems.push(
+        `replication slot ${names.slot} is lost (WAL it needed was removed): recreate it and run runs-cdc backfill --mode repair`,
+      );
+    }
+  }
+  const pub = await sql.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication]);
+  const published = await sql.query<{ tablename: string }>(
+    'SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = current_schema()',
+    [names.publication],
+  );
+  const publishedNames = new Set(published.rows.map((r) => r.tablename));
+  if (pub.rowCount === 0) problems.push(`publication ${names.publication} does not exist: start runs-cdc replicate (it creates it)`);
+  const tables: StatusReport['tables'] = [];
+  for (const table of SOURCE_TABLES) {
+    const { rows } = await sql.query<{ identity: string | null }>(
+      'SELECT (SELECT relreplident FROM pg_class WHERE oid = to_regclass($1)) AS identity',
+      [quoteIdent(table)],
+    );
+    const identity = rows[0]?.identity ?? null;
+    tables.push({
+      table,
+      exists: identity !== null,
+      published: publishedNames.has(table),
+      replicaIdentity: identity && (IDENTITY[identity] ?? identity),
+    });
+    if (identity === null) problems.push(`table ${quoteIdent(table)} does not exist`);
+    else if (identity !== 'f')
+      problems.push(
+        `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY[identity]}: run ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL`,
+      );
+    if (pub.rowCount !== 0 && !publishedNames.has(table))
+      problems.push(`publication ${names.publication} does not cover ${quoteIdent(table)}`);
+  }
+  return {
+    slot,
+    publication: { name: names.publication, exists: pub.rowCount !== 0 },
+    tables,
+    clickhouse: await clickhouseStatus(clickhouse, names.database),
+    problems,
+  };
+}
+
+async function clickhouseStatus(
+  clickhouse: ClickHouseClient | { unavailable: string },
+  database: string,
+): Promise<StatusReport['clickhouse']> {
+  if ('unavailable' in clickhouse) return { available: false, note: clickhouse.unavailable };
+  try {
+    const count = async (from: string) => {
+      const result = await clickhouse.query({
+        query: `SELECT source_table, count() AS n FROM ${database}.${RUNS_TABLE} ${from} GROUP BY source_table`,
+        format: 'JSONEachRow',
+      });
+      return new Map((await result.json<{ source_table: string; n: string }>()).map((r) => [r.source_table, Number(r.n)]));
+    };
+    // Raw counts every stored version and tombstone; FINAL the live runs. The difference is merge debt.
+    const raw = await count('');
+    const final = await count('FINAL WHERE _is_deleted = 0');
+    const rows = SOURCE_TABLES.map((t) => ({ sourceTable: t, final: final.get(t) ?? 0, raw: raw.get(t) ?? 0 }));
+    const store = new CheckpointStore(clickhouse, database, { initialDelayMs: 100, maxDelayMs: 100, maxRetries: 0 }, silentLogger);
+    const backfills = (await store.listJobs(5)).map((j) => ({
+      jobId: j.jobId,
+      status: j.status,
+      rows: j.rowsCopied,
+      updatedAt: j.updatedAt,
+    }));
+    return { available: true, rows, backfills };
+  } catch (error) {
+    return { available: false, note: (error as Error).message.split('\n')[0] };
+  }
+}
