@@ -47,7 +47,12 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   const client = await openClickHouse(config);
   const sink = await openRunsTable(client, config, log);
   const metrics = new DaemonMetrics();
-  const daemon = new ReplicationDaemon(databaseUrl, config, sink, log, metrics.observer);
+  const daemon = new ReplicationDaemon(databaseUrl, config, sink, log, {
+    flushed: (rows, seconds) => {
+      metrics.observer.flushed?.(rows, seconds);
+      log.debug({ rows, ms: Math.round(seconds * 1000) }, 'flushed');
+    },
+  });
   const closeApi = await maybeStartApi(config, log);
   const ops =
     config.metricsPort === undefined
@@ -74,11 +79,19 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  let lastChanges = 0;
+  let lastAt = performance.now();
   const summary = setInterval(() => {
+    const now = performance.now();
+    const changesPerSecond = Math.round(((daemon.stats.changes - lastChanges) * 1000) / (now - lastAt));
+    lastChanges = daemon.stats.changes;
+    lastAt = now;
+    const last = daemon.lastConfirmedCommitMs;
     log.info(
       {
+        changesPerSecond,
+        lagSeconds: daemon.allConfirmed || last === undefined ? 0 : Math.round((Date.now() - last) / 100) / 10,
         ...daemon.stats,
-        rowsBuffered: daemon.buffer.lastSeq,
         buffered: daemon.buffer.bufferedRows,
         confirmedLsn: formatLsn(daemon.confirmedLsn),
       },
