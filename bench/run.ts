@@ -1,0 +1,284 @@
+/**
+ * `npm run bench [-- --scale large]`: four scenarios, each measuring the pipeline and, in the
+ * same run, the ceiling it is bounded by. One JSON line per scenario on stdout; all of them also
+ * go to bench/results/<date>_<commit>.json with the machine's cores.
+ *
+ * 1. throughput: rows committed in 1k-row transactions; end to end (first commit to all
+ *    confirmed, so all in ClickHouse) beside raw decode (the same WAL read by the same stream
+ *    class with no transform or ClickHouse) and raw insert (the same rows, pre-transformed,
+ *    inserted by the same sink).
+ * 2. lag: a steady 5,000 rows/s; commit-to-confirmed latency of every transaction.
+ * 3. huge transaction: one transaction of many rows; peak RSS over the idle daemon's.
+ * 4. idle slot: published tables idle while another table is busy; WAL the slot retains.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { ClickHouseClient } from '@clickhouse/client';
+import pg from 'pg';
+import { loadConfig } from '../src/config.ts';
+import { type RunningPostgres, startPostgres } from '../src/embedded/postgres.ts';
+import { silentLogger } from '../src/logger.ts';
+import { type Lsn, parseLsn } from '../src/lsn.ts';
+import { startReplication } from '../src/replication/start.ts';
+import { connectClickHouse } from '../src/sink/clickhouse.ts';
+import { migrate } from '../src/sink/migrations.ts';
+import { RunsTable } from '../src/sink/runs-table.ts';
+import { currentWalLsn, readSlot } from '../src/source/preflight.ts';
+import { createRunsTables } from '../src/source/schema.ts';
+import { ReplicationStream } from '../src/source/stream.ts';
+import type { ClickHouseRow } from '../src/transform/row.ts';
+
+const large = process.argv.includes('large');
+const SCALE = {
+  throughputRows: large ? 1_000_000 : 100_000,
+  lagSeconds: large ? 60 : 10,
+  hugeRows: large ? 1_000_000 : 200_000,
+  idleSeconds: large ? 30 : 10,
+};
+const TX_ROWS = 1_000;
+
+/** One bulk INSERT of generated runs (one transaction). */
+function insertGenerated(sql: pg.ClientBase, from: number, to: number): Promise<unknown> {
+  return sql.query(
+    `INSERT INTO task_run_v2 (id, "friendlyId", "taskIdentifier", payload, "traceId", "spanId", "runtimeEnvironmentId",
+       "projectId", "organizationId", queue, status, "runTags", "createdAt", "startedAt", "costInCents")
+     SELECT 'run_' || g, 'friendly_' || g, 'task-' || (g % 20), '{"n":' || g || ',"body":"' || repeat('x', 200) || '"}',
+       md5(g::text), left(md5(g::text), 16), 'env_' || (g % 3), 'proj_' || (g % 5), 'org_1', 'task/q', 'COMPLETED_SUCCESSFULLY',
+       ARRAY['user:' || (g % 100)], timestamp '2026-06-01' + g * interval '10 ms', timestamp '2026-06-01' + g * interval '10 ms',
+       (g % 100) / 10.0
+     FROM generate_series($1::int, $2::int) g`,
+    [from, to],
+  );
+}
+
+interface Stack {
+  url: string;
+  sql: pg.Client;
+  database: string;
+  close(): Promise<void>;
+}
+
+let dbCounter = 0;
+async function freshStack(server: RunningPostgres, ch: ClickHouseClient): Promise<Stack> {
+  dbCounter += 1;
+  const name = `bench_${dbCounter}`;
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = server.url.replace(/\/postgres$/, `/${name}`);
+  const sql = new pg.Client({ connectionString: url });
+  await sql.connect();
+  await createRunsTables(sql);
+  await migrate(ch, name);
+  return { url, sql, database: name, close: () => sql.end() };
+}
+
+function configFor(stack: Stack) {
+  return loadConfig({ databaseUrl: stack.url, clickhouseDatabase: stack.database, slot: `${stack.database}_slot` }, {});
+}
+
+const perSecond = (rows: number, ms: number) => Math.round((rows * 1000) / ms);
+
+async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
+  const stack = await freshStack(server, ch);
+  const config = configFor(stack);
+  const rows = SCALE.throughputRows;
+  // A second slot, made before the writes, holds the same WAL for the raw-decode ceiling.
+  await stack.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
+  await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_raw', 'pgoutput')`);
+  const table = RunsTable.fromConfig(ch, config, silentLogger);
+  const replication = await startReplication(stack.url, config, table, silentLogger);
+  const started = performance.now();
+  for (let from = 1; from <= rows; from += TX_ROWS) await insertGenerated(stack.sql, from, Math.min(from + TX_ROWS - 1, rows));
+  const written = performance.now();
+  const walEnd = await currentWalLsn(stack.sql);
+  await replication.daemon.waitForConfirmed(walEnd);
+  const e2eMs = performance.now() - started;
+  await replication.stop();
+
+  // Raw decode: the same WAL, the same stream class, nothing done with the changes.
+  let decoded = 0;
+  const decodeStarted = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const stream: ReplicationStream = new ReplicationStream(
+      {
+        connectionString: stack.url,
+        slot: `${stack.database}_raw`,
+        publication: 'runs_cdc',
+        confirmedLsn: () => 0n,
+        statusIntervalMs: 10_000,
+      },
+      (item) => {
+        if (item.kind !== 'message') return;
+        if (item.message.tag === 'insert') decoded += 1;
+        if (item.message.tag === 'commit' && parseLsn(item.message.commitEndLsn as string) >= walEnd) {
+          void stream.stop().then(resolve, reject);
+        }
+      },
+    );
+    stream.run().catch(reject);
+  });
+  const decodeMs = performance.now() - decodeStarted;
+
+  // Raw insert: the same rows, already transformed (read back from ClickHouse), same sink.
+  const result = await ch.query({ query: `SELECT * FROM ${stack.database}.task_runs_v2`, format: 'JSONEachRow' });
+  const prepared = await result.json<ClickHouseRow>();
+  await migrate(ch, `${stack.database}_raw`);
+  const sink = new RunsTable(ch, `${stack.database}_raw`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
+  const insertStarted = performance.now();
+  for (let i = 0; i < prepared.length; i += config.batchRows) await sink.write(prepared.slice(i, i + config.batchRows));
+  const insertMs = performance.now() - insertStarted;
+  await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
+  await stack.close();
+
+  const e2e = perSecond(rows, e2eMs);
+  const rawDecode = perSecond(decoded, decodeMs);
+  const rawInsert = perSecond(prepared.length, insertMs);
+  return {
+    scenario: 'throughput',
+    rows,
+    transactionRows: TX_ROWS,
+    e2eRowsPerSecond: e2e,
+    postgresWriteRowsPerSecond: perSecond(rows, written - started),
+    rawDecodeRowsPerSecond: rawDecode,
+    rawInsertRowsPerSecond: rawInsert,
+    ratio: Number((e2e / Math.min(rawDecode, rawInsert)).toFixed(3)),
+    decodedRows: decoded,
+    peakBufferedRows: replication.daemon.buffer.stats.highWaterRows,
+  };
+}
+
+async function lag(server: RunningPostgres, ch: ClickHouseClient) {
+  const stack = await freshStack(server, ch);
+  const config = configFor(stack);
+  const replication = await startReplication(stack.url, config, RunsTable.fromConfig(ch, config, silentLogger), silentLogger);
+  const txRows = 100;
+  const intervalMs = 20; // 100 rows every 20 ms: 5,000 rows/s
+  const latencies: number[] = [];
+  const pending: Array<Promise<void>> = [];
+  const deadline = performance.now() + SCALE.lagSeconds * 1000;
+  let next = performance.now();
+  let from = 1;
+  while (performance.now() < deadline) {
+    await insertGenerated(stack.sql, from, from + txRows - 1);
+    const committed = performance.now();
+    from += txRows;
+    // Every change of this transaction ends before the WAL position read right after its commit.
+    const lsn: Lsn = await currentWalLsn(stack.sql);
+    pending.push(replication.daemon.waitForConfirmed(lsn).then(() => void latencies.push(performance.now() - committed)));
+    next += intervalMs;
+    const wait = next - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+  await Promise.all(pending);
+  await replication.stop();
+  await stack.close();
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number);
+  return {
+    scenario: 'lag',
+    seconds: SCALE.lagSeconds,
+    targetRowsPerSecond: (txRows * 1000) / intervalMs,
+    achievedRowsPerSecond: perSecond(from - 1, SCALE.lagSeconds * 1000),
+    transactions: latencies.length,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    maxMs: Math.round(latencies.at(-1) ?? 0),
+    flushIntervalMs: config.flushIntervalMs,
+  };
+}
+
+async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
+  const stack = await freshStack(server, ch);
+  const config = configFor(stack);
+  const replication = await startReplication(stack.url, config, RunsTable.fromConfig(ch, config, silentLogger), silentLogger);
+  await insertGenerated(stack.sql, 1, 1_000); // warm every path once
+  await replication.caughtUp(stack.sql);
+  global.gc?.();
+  const idleRss = process.memoryUsage().rss;
+  let peakRss = idleRss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 50);
+  await insertGenerated(stack.sql, 1_001, SCALE.hugeRows + 1_000); // one statement: one transaction
+  await replication.caughtUp(stack.sql);
+  clearInterval(sampler);
+  const { highWaterRows } = replication.daemon.buffer.stats;
+  await replication.stop();
+  await stack.close();
+  const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
+  return {
+    scenario: 'huge-transaction',
+    rows: SCALE.hugeRows,
+    idleRssMiB: mib(idleRss),
+    peakRssMiB: mib(peakRss),
+    peakOverIdleMiB: mib(peakRss - idleRss),
+    maxBufferedRows: config.maxBufferedRows,
+    peakBufferedRows: highWaterRows,
+    bufferLimitHeld: highWaterRows <= config.maxBufferedRows,
+  };
+}
+
+async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
+  const stack = await freshStack(server, ch);
+  const config = configFor(stack);
+  const replication = await startReplication(stack.url, config, RunsTable.fromConfig(ch, config, silentLogger), silentLogger);
+  await stack.sql.query('CREATE TABLE busy (id serial PRIMARY KEY, body text)');
+  const retained = async () => {
+    const { rows } = await stack.sql.query<{ bytes: string }>(
+      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text AS bytes FROM pg_replication_slots WHERE slot_name = $1`,
+      [config.slot],
+    );
+    return Number(rows[0]?.bytes ?? 0);
+  };
+  let walWritten = 0n;
+  const before = await currentWalLsn(stack.sql);
+  let maxRetained = 0;
+  const deadline = performance.now() + SCALE.idleSeconds * 1000;
+  let lastSample = 0;
+  while (performance.now() < deadline) {
+    await stack.sql.query(`INSERT INTO busy (body) SELECT repeat('x', 500) FROM generate_series(1, 1000)`);
+    if (performance.now() - lastSample > 1000) {
+      lastSample = performance.now();
+      maxRetained = Math.max(maxRetained, await retained());
+    }
+  }
+  walWritten = (await currentWalLsn(stack.sql)) - before;
+  await new Promise((r) => setTimeout(r, config.statusIntervalMs + 500)); // one status round after the writes
+  const finalRetained = await retained();
+  const slotState = await readSlot(stack.sql, config.slot);
+  await replication.stop();
+  await stack.close();
+  const mib = (bytes: number | bigint) => Number((Number(bytes) / 2 ** 20).toFixed(1));
+  return {
+    scenario: 'idle-slot',
+    seconds: SCALE.idleSeconds,
+    otherTableWalMiB: mib(walWritten),
+    maxRetainedMiB: mib(maxRetained),
+    retainedAfterMiB: mib(finalRetained),
+    slotActive: slotState?.active ?? false,
+  };
+}
+
+const server = await startPostgres();
+const ch = await connectClickHouse({ chdbPath: ':memory:' });
+const results: object[] = [];
+try {
+  for (const scenario of [throughput, lag, hugeTransaction, idleSlot]) {
+    const figures = await scenario(server, ch);
+    results.push(figures);
+    process.stdout.write(`${JSON.stringify(figures)}\n`);
+  }
+} finally {
+  await ch.close();
+  await server.stop();
+}
+const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+const date = new Date().toISOString();
+mkdirSync('bench/results', { recursive: true });
+writeFileSync(
+  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}.json`,
+  `${JSON.stringify({ date, commit, cores: availableParallelism(), scale: large ? 'large' : 'small', postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
+);
