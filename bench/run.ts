@@ -197,10 +197,16 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
   await insertGenerated(stack.sql, 1, 1_000); // warm every path once
   await replication.caughtUp(stack.sql);
   global.gc?.();
-  const idleRss = process.memoryUsage().rss;
+  const idle = process.memoryUsage();
+  const idleRss = idle.rss;
+  // JS heap + buffers: the daemon's own memory, apart from the in-process engine's.
+  const idleJs = idle.heapUsed + idle.external;
   let peakRss = idleRss;
+  let peakJs = idleJs;
   const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    const now = process.memoryUsage();
+    peakRss = Math.max(peakRss, now.rss);
+    peakJs = Math.max(peakJs, now.heapUsed + now.external);
   }, 50);
   await insertGenerated(stack.sql, 1_001, SCALE.hugeRows + 1_000); // one statement: one transaction
   await replication.caughtUp(stack.sql);
@@ -215,6 +221,8 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
     idleRssMiB: mib(idleRss),
     peakRssMiB: mib(peakRss),
     peakOverIdleMiB: mib(peakRss - idleRss),
+    jsHeapIdleMiB: mib(idleJs),
+    jsHeapPeakOverIdleMiB: mib(peakJs - idleJs),
     maxBufferedRows: config.maxBufferedRows,
     peakBufferedRows: highWaterRows,
     bufferLimitHeld: highWaterRows <= config.maxBufferedRows,
