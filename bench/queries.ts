@@ -19,7 +19,6 @@ const arg = (name: string, fallback: number) => {
 const ROWS = arg('--rows', 5_000_000);
 const REPEAT = arg('--repeat', 20);
 const NOW = Date.UTC(2026, 10, 23);
-const DAY_MS = 86_400_000;
 const LARGE = { organizationId: 'org_big', projectId: 'proj_1', environmentId: 'env_prod' };
 
 const dir = mkdtempSync(join(tmpdir(), 'runs-cdc-bench-queries-'));

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
+import { CLI_DATABASE, cliClickHouse, cliClickHouseEnv } from '../support/backends.ts';
 import { type CliProcess, runCli } from '../support/cli.ts';
 import { freshPostgres, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
 
@@ -31,7 +31,7 @@ afterAll(async () => {
 function cli(args: string[]): CliProcess {
   return runCli(args, {
     DATABASE_URL: pgdb.url,
-    CHDB_PATH: chdbPath,
+    ...cliClickHouseEnv(chdbPath),
     RUNS_CDC_SLOT: slot,
     RUNS_CDC_FLUSH_INTERVAL_MS: '50',
     RUNS_CDC_BATCH_ROWS: '500',
@@ -86,10 +86,10 @@ it('a daemon killed mid-stream and restarted leaves ClickHouse equal to Postgres
     `SELECT id, status::text, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') AS updated FROM "TaskRun"
      UNION ALL SELECT id, status::text, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') FROM task_run_v2 ORDER BY id`,
   );
-  const ch = await connectClickHouse({ chdbPath });
+  const ch = await cliClickHouse(chdbPath);
   try {
     const result = await ch.query({
-      query: `SELECT run_id AS id, status, toString(updated_at) AS updated FROM runs_cdc.task_runs_v2 FINAL WHERE _is_deleted = 0 ORDER BY id`,
+      query: `SELECT run_id AS id, status, toString(updated_at) AS updated FROM ${CLI_DATABASE}.task_runs_v2 FINAL WHERE _is_deleted = 0 ORDER BY id`,
       format: 'JSONEachRow',
     });
     const actual = await result.json<{ id: string; status: string; updated: string }>();

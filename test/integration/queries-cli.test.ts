@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
 import { readSlot } from '../../src/source/preflight.ts';
+import { cliClickHouseEnv, usingClickHouseServer } from '../support/backends.ts';
 import { type CliProcess, runCli } from '../support/cli.ts';
 import { freshPostgres, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
 
@@ -42,7 +43,7 @@ afterAll(async () => {
 });
 
 function cli(args: string[]): CliProcess {
-  return runCli(args, { DATABASE_URL: pgdb.url, CHDB_PATH: chdbPath, RUNS_CDC_SLOT: slot, LOG_LEVEL: 'warn' });
+  return runCli(args, { DATABASE_URL: pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: slot, LOG_LEVEL: 'warn' });
 }
 
 async function run(args: string[]): Promise<{ code: number | null; output: string }> {
@@ -83,14 +84,17 @@ it('while replicate holds the directory: says what to do, and answers through it
   const metricsPort = await freePort();
   const daemon = runCli(['replicate', '--api-port', String(port), '--metrics-port', String(metricsPort)], {
     DATABASE_URL: pgdb.url,
-    CHDB_PATH: chdbPath,
+    ...cliClickHouseEnv(chdbPath),
     RUNS_CDC_SLOT: slot,
   });
   try {
     await waitFor('the daemon to stream', async () => (await readSlot(pgdb.sql, slot))?.active === true);
-    const blocked = await run(['runs', 'count', ...SCOPE]);
-    expect(blocked.code).toBe(1);
-    expect(blocked.output).toContain('--api-url http://127.0.0.1:8080');
+    if (!usingClickHouseServer()) {
+      // Only the embedded engine allows one process per data directory.
+      const blocked = await run(['runs', 'count', ...SCOPE]);
+      expect(blocked.code).toBe(1);
+      expect(blocked.output).toContain('--api-url http://127.0.0.1:8080');
+    }
 
     const via = await run(['runs', 'count', ...SCOPE, '--status', 'CRASHED', '--api-url', `http://127.0.0.1:${port}`]);
     expect(via.code, via.output).toBe(0);
@@ -141,7 +145,7 @@ it('status: slot, identity, FINAL and raw counts, backfills; exit 1 when somethi
   } finally {
     await pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY FULL');
   }
-  const missing = runCli(['status'], { DATABASE_URL: pgdb.url, CHDB_PATH: chdbPath, RUNS_CDC_SLOT: 'no_such_slot' });
+  const missing = runCli(['status'], { DATABASE_URL: pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: 'no_such_slot' });
   expect(await missing.exit).toBe(1);
   expect(missing.output()).toContain('replication slot no_such_slot does not exist');
 });

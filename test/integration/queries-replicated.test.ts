@@ -6,7 +6,7 @@
 import { expect, it, onTestFinished } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { RunQueries } from '../../src/queries/run-queries.ts';
-import { connectClickHouse } from '../../src/sink/clickhouse.ts';
+import { anotherClickHouse } from '../support/backends.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { testClickHouse } from '../support/databases.ts';
 
@@ -42,7 +42,7 @@ it('updates, deletes and sort-key moves replicated from Postgres show exactly in
   await replication.caughtUp();
 
   // Its own connection: chDB keeps readonly on the connection that ran the query.
-  const reader = await connectClickHouse({ chdbPath: ':memory:' });
+  const reader = await anotherClickHouse();
   onTestFinished(() => reader.close());
   const queries = new RunQueries(reader, env.database, { timeoutSeconds: 10, maxMemoryBytes: 1e9 }, () => NOW);
   const { rows } = await sql.query<{ status: string }>(`SELECT status::text FROM task_run_v2 WHERE id = $1`, [updated.id]);

@@ -9,8 +9,8 @@ import { runBackfill } from '../../src/backfill/job.ts';
 import { insertRuns, makeRun, type RunRow, utcTimestamp } from '../../src/demo/workload.ts';
 import { FAILED_STATUSES, RUN_STATUSES, type RunFiltersInput } from '../../src/queries/filters.ts';
 import { QueryError, RunQueries } from '../../src/queries/run-queries.ts';
-import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import type { SourceTable } from '../../src/transform/columns.ts';
+import { anotherClickHouse } from '../support/backends.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { freshClickHouseDatabase, freshPostgres, type TestPostgres, testClickHouse, uniqueName } from '../support/databases.ts';
 
@@ -130,7 +130,7 @@ beforeAll(async () => {
   const result = await runBackfill(pgdb.sql, backfillRequest(), backfillContext(pgdb, ch, database, { slot }));
   expect(result.status).toBe('SUCCESS');
   // Reads use a connection of their own: its readonly setting must not touch the writer's.
-  queryClient = await connectClickHouse({ chdbPath: ':memory:' });
+  queryClient = await anotherClickHouse();
   queries = new RunQueries(queryClient, database, { timeoutSeconds: 10, maxMemoryBytes: 1e9 }, () => NOW);
 });
 

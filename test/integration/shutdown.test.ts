@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { drainPending } from 'chdb';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
+import { CLI_DATABASE, cliClickHouse, cliClickHouseEnv } from '../support/backends.ts';
 import { runCli } from '../support/cli.ts';
 import { freshPostgres, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
 
@@ -29,14 +29,14 @@ afterAll(async () => {
 });
 
 it('a second SIGTERM exits at once while the first is still flushing; nothing unwritten is confirmed', async () => {
-  const env = { DATABASE_URL: pgdb.url, CHDB_PATH: chdbPath, RUNS_CDC_SLOT: slot, RUNS_CDC_RETRY_MAX_MS: '200' };
+  const env = { DATABASE_URL: pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: slot, RUNS_CDC_RETRY_MAX_MS: '200' };
   const migrate = runCli(['migrate'], env);
   expect(await migrate.exit, migrate.output()).toBe(0);
 
   // Make every insert into November 2026 fail with TOO_MANY_PARTS (transient: retried forever).
-  const ch = await connectClickHouse({ chdbPath });
+  const ch = await cliClickHouse(chdbPath);
   await ch.insert({
-    table: 'runs_cdc.task_runs_v2',
+    table: `${CLI_DATABASE}.task_runs_v2`,
     values: [
       {
         run_id: 'filler',
@@ -48,7 +48,7 @@ it('a second SIGTERM exits at once while the first is still flushing; nothing un
     ],
     format: 'JSONEachRow',
   });
-  await ch.command({ query: 'ALTER TABLE runs_cdc.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1' });
+  await ch.command({ query: `ALTER TABLE ${CLI_DATABASE}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
   await ch.close();
   await drainPending();
 

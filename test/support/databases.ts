@@ -60,9 +60,10 @@ export async function freshPostgres(baseUrl: string = inject('databaseUrl'), tab
 
 let shared: Promise<ClickHouseClient> | undefined;
 
-/** CLICKHOUSE_URL when set, otherwise in-process chDB (one per test file: vitest forks). */
+/** The run's ClickHouse server when there is one, otherwise in-process chDB (one per test file:
+ * vitest forks). */
 export function testClickHouse(): Promise<ClickHouseClient> {
-  shared ??= connectClickHouse({ url: process.env.CLICKHOUSE_URL, chdbPath: ':memory:' });
+  shared ??= connectClickHouse({ url: inject('clickhouseUrl') || undefined, chdbPath: ':memory:' });
   return shared;
 }
 

@@ -1,19 +1,62 @@
 import type { TestProject } from 'vitest/node';
 import { startPostgres } from '../../src/embedded/postgres.ts';
 
-/** One Postgres server for the whole run (DATABASE_URL, if set, is used instead). */
+/**
+ * The servers of the run, once: `DATABASE_URL` / `CLICKHOUSE_URL` when set; real servers in
+ * Docker with `RUNS_CDC_TESTCONTAINERS=1`; otherwise a private Postgres and, per test file,
+ * in-process chDB. The choice is printed, so a run says which paths it did not take.
+ */
 export default async function setup(project: TestProject) {
-  if (process.env.DATABASE_URL) {
-    project.provide('databaseUrl', process.env.DATABASE_URL);
-    return;
+  const stops: Array<() => Promise<unknown>> = [];
+  let databaseUrl = process.env.DATABASE_URL;
+  let clickhouseUrl = process.env.CLICKHOUSE_URL ?? '';
+  if (process.env.RUNS_CDC_TESTCONTAINERS === '1') {
+    const { GenericContainer, Wait } = await import('testcontainers');
+    if (!databaseUrl) {
+      const postgres = await new GenericContainer('postgres:16')
+        .withEnvironment({ POSTGRES_PASSWORD: 'postgres' })
+        .withCommand(['postgres', '-c', 'wal_level=logical', '-c', 'max_replication_slots=20', '-c', 'max_wal_senders=20'])
+        .withExposedPorts(5432)
+        .withWaitStrategy(Wait.forLogMessage(/database system is ready to accept connections/, 2))
+        .start();
+      stops.push(() => postgres.stop());
+      databaseUrl = `postgres://postgres:postgres@${postgres.getHost()}:${postgres.getMappedPort(5432)}/postgres`;
+    }
+    if (!clickhouseUrl) {
+      const clickhouse = await new GenericContainer('clickhouse/clickhouse-server:24.8')
+        .withEnvironment({ CLICKHOUSE_PASSWORD: 'test', CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT: '1' })
+        .withExposedPorts(8123)
+        .withWaitStrategy(Wait.forHttp('/ping', 8123))
+        .start();
+      stops.push(() => clickhouse.stop());
+      clickhouseUrl = `http://default:test@${clickhouse.getHost()}:${clickhouse.getMappedPort(8123)}`;
+    }
   }
-  const server = await startPostgres();
-  project.provide('databaseUrl', server.url);
-  return () => server.stop();
+  if (!databaseUrl) {
+    const server = await startPostgres();
+    stops.push(() => server.stop());
+    databaseUrl = server.url;
+  }
+  project.provide('databaseUrl', databaseUrl);
+  project.provide('clickhouseUrl', clickhouseUrl);
+  const pgKind = process.env.DATABASE_URL
+    ? 'DATABASE_URL'
+    : process.env.RUNS_CDC_TESTCONTAINERS === '1'
+      ? 'postgres:16 container'
+      : 'private cluster';
+  const chKind = clickhouseUrl
+    ? 'ClickHouse server over HTTP'
+    : 'in-process chDB (HTTP path not exercised: set CLICKHOUSE_URL or RUNS_CDC_TESTCONTAINERS=1)';
+  process.stdout.write(`integration tests use Postgres: ${pgKind}; ClickHouse: ${chKind}\n`);
+  return async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
 }
 
 declare module 'vitest' {
   export interface ProvidedContext {
     databaseUrl: string;
+    /** Empty for in-process chDB. */
+    clickhouseUrl: string;
   }
 }
