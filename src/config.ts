@@ -25,6 +25,8 @@ export const configSchema = z
     /** chDB data directory when no CLICKHOUSE_URL is given; persistent so a restart resumes. */
     chdbPath: z.string().min(1).default('.runs-cdc/chdb'),
     clickhouseDatabase: identifier('the ClickHouse database').default('runs_cdc'),
+    /** Create the tables ON CLUSTER (replicated, behind Distributed tables sharded by organization). */
+    clickhouseCluster: identifier('the ClickHouse cluster').optional(),
     slot: identifier('the slot name').default('runs_cdc'),
     publication: identifier('the publication name').default('runs_cdc'),
     /** Flush when this many rows are buffered: ClickHouse prefers few large inserts. */
@@ -93,6 +95,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   clickhouseUrl: { flag: '--clickhouse-url', env: 'CLICKHOUSE_URL', help: 'ClickHouse HTTP URL; omit for embedded chDB' },
   chdbPath: { flag: '--chdb-path', env: 'CHDB_PATH', help: 'chDB data directory (embedded ClickHouse)' },
   clickhouseDatabase: { flag: '--clickhouse-database', env: 'CLICKHOUSE_DATABASE', help: 'ClickHouse database' },
+  clickhouseCluster: { flag: '--cluster', env: 'CLICKHOUSE_CLUSTER', help: 'migrate ON CLUSTER as replicated + Distributed tables' },
   slot: { flag: '--slot', env: 'RUNS_CDC_SLOT', help: 'logical replication slot name' },
   publication: { flag: '--publication', env: 'RUNS_CDC_PUBLICATION', help: 'publication name' },
   batchRows: { flag: '--batch-rows', env: 'RUNS_CDC_BATCH_ROWS', help: 'flush at this many buffered rows' },

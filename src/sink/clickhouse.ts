@@ -24,6 +24,9 @@ export const SESSION_SETTINGS: ClickHouseSettings = {
   // A column ClickHouse does not know is a schema mismatch, not something to drop silently.
   input_format_skip_unknown_fields: 0,
   date_time_input_format: 'basic',
+  // On a cluster (migrate --cluster) inserts go through Distributed tables: forward them to the
+  // shards before the INSERT returns, or an acked row could die in a node's send queue.
+  insert_distributed_sync: 1,
 };
 
 /** The client's own logger is off: failures surface as errors to runs-cdc, which logs each one once

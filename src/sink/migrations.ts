@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { assertIdentifier } from './clickhouse.ts';
+import { clusterStatements, createDatabaseStatement } from './cluster.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../clickhouse/', import.meta.url));
 export const LEDGER_TABLE = 'runs_cdc_migrations';
@@ -45,19 +46,32 @@ async function appliedMigrations(client: ClickHouseClient, database: string): Pr
   return new Set((await result.json<{ version: number }>()).map((r) => Number(r.version)));
 }
 
-/** Apply what is not applied yet. Returns the names of the migrations applied now. */
-export async function migrate(client: ClickHouseClient, database: string): Promise<string[]> {
-  assertIdentifier(database, 'ClickHouse database');
-  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
-  await client.command({
-    query: `CREATE TABLE IF NOT EXISTS ${database}.${LEDGER_TABLE}
+const LEDGER_DDL = `CREATE TABLE IF NOT EXISTS {{database}}.${LEDGER_TABLE}
       (version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3))
-      ENGINE = ReplacingMergeTree ORDER BY version`,
-  });
+      ENGINE = ReplacingMergeTree ORDER BY version`;
+
+/** A statement for one server, or its ON CLUSTER form (replicated tables behind Distributed
+ * ones, see cluster.ts), with the database filled in. */
+function forTarget(statement: string, database: string, cluster?: string): string[] {
+  return (cluster ? clusterStatements(statement, cluster) : [statement]).map((s) => s.replaceAll('{{database}}', database));
+}
+
+/** Every statement `migrate` runs on an empty target: database, ledger, then each migration. */
+export function migrationStatements(database: string, migrations: readonly Migration[], cluster?: string): string[] {
+  return [
+    createDatabaseStatement(database, cluster),
+    ...[LEDGER_DDL, ...migrations.flatMap((m) => m.statements)].flatMap((s) => forTarget(s, database, cluster)),
+  ];
+}
+
+/** Apply what is not applied yet. Returns the names of the migrations applied now. */
+export async function migrate(client: ClickHouseClient, database: string, cluster?: string): Promise<string[]> {
+  assertIdentifier(database, 'ClickHouse database');
+  for (const statement of migrationStatements(database, [], cluster)) await client.command({ query: statement });
   const applied: string[] = [];
   for (const migration of await unappliedMigrations(client, database)) {
-    for (const statement of migration.statements) {
-      await client.command({ query: statement.replaceAll('{{database}}', database) });
+    for (const statement of migration.statements.flatMap((s) => forTarget(s, database, cluster))) {
+      await client.command({ query: statement });
     }
     await client.insert({
       table: `${database}.${LEDGER_TABLE}`,

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { loadMigrations, migrationStatements } from '../../src/sink/migrations.ts';
+
+const single = migrationStatements('runs', loadMigrations());
+const cluster = migrationStatements('runs', loadMigrations(), 'main');
+const columnsOf = (ddl: string) => ddl.slice(ddl.indexOf('('), ddl.indexOf('ENGINE')).replace(/\s+/g, ' ').trim();
+
+describe('migrate --cluster', () => {
+  it('makes every table a replicated local table behind a Distributed one, ON CLUSTER', () => {
+    expect(cluster[0]).toBe('CREATE DATABASE IF NOT EXISTS runs ON CLUSTER main');
+    const tables = single.slice(1).map((s) => /runs\.(\w+)/.exec(s)?.[1]);
+    expect(tables).toEqual(['runs_cdc_migrations', 'task_runs_v2', 'backfill_jobs', 'backfill_checkpoints']);
+    expect(cluster).toHaveLength(1 + 2 * tables.length);
+    for (const [i, table] of tables.entries()) {
+      const local = cluster[1 + 2 * i] as string;
+      const distributed = cluster[2 + 2 * i] as string;
+      expect(local).toContain(`CREATE TABLE IF NOT EXISTS runs.${table}_local ON CLUSTER main`);
+      expect(local).toContain(`ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/${table}_local', '{replica}'`);
+      expect(columnsOf(local)).toBe(columnsOf(single[1 + i] as string)); // the same columns, exactly
+      expect(distributed).toContain(`CREATE TABLE IF NOT EXISTS runs.${table} ON CLUSTER main AS runs.${table}_local`);
+      expect(distributed).toContain(`ENGINE = Distributed(main, runs, ${table}_local,`);
+    }
+  });
+
+  it('keeps the version and tombstone columns, partitioning and sort key of the runs table, sharded by organization', () => {
+    const local = cluster.find((s) => s.includes('runs.task_runs_v2_local')) as string;
+    expect(local).toContain("'{replica}', _version, _is_deleted)");
+    expect(local).toContain('PARTITION BY toYYYYMM(created_at)');
+    expect(local).toContain('ORDER BY (organization_id, project_id, environment_id, created_at, run_id)');
+    const distributed = cluster.find((s) => s.includes('runs.task_runs_v2 ON CLUSTER')) as string;
+    expect(distributed).toMatch(/Distributed\(main, runs, task_runs_v2_local, cityHash64\(organization_id\)\)$/);
+  });
+
+  it('refuses a cluster name it would have to quote', () => {
+    expect(() => migrationStatements('runs', loadMigrations(), 'main; DROP')).toThrow(/ClickHouse cluster/);
+  });
+});
