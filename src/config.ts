@@ -43,6 +43,9 @@ export const configSchema = z
     flushGroups: z.enum(['sequential', 'parallel']).default('sequential'),
     /** Run ALTER TABLE ... REPLICA IDENTITY FULL instead of failing preflight. */
     fixReplicaIdentity: flag.default(false),
+    /** What a replicated TRUNCATE does: tombstone the table's earlier rows in ClickHouse, skip it
+     * (logged), or stop the daemon before acknowledging it. */
+    onTruncate: z.enum(['delete', 'ignore', 'fail'], { error: 'must be delete, ignore or fail' }).default('delete'),
     /** Run without FULL identity (deletes carry only the id; unchanged TOAST is looked up). */
     allowPartialIdentity: flag.default(false),
     /** First retry delay after a transient ClickHouse failure; doubles up to retryMaxMs. */
@@ -109,6 +112,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
     env: 'RUNS_CDC_FIX_REPLICA_IDENTITY',
     help: 'set REPLICA IDENTITY FULL if missing',
   },
+  onTruncate: { flag: '--on-truncate', env: 'RUNS_CDC_ON_TRUNCATE', help: 'delete | ignore | fail' },
   allowPartialIdentity: {
     flag: '--allow-partial-identity',
     env: 'RUNS_CDC_ALLOW_PARTIAL_IDENTITY',

@@ -21,6 +21,7 @@ const REPLICATE_SETTINGS = [
   'flushGroups',
   'fixReplicaIdentity',
   'allowPartialIdentity',
+  'onTruncate',
   'retryInitialMs',
   'retryMaxMs',
   'standbyRetryMs',

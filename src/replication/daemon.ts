@@ -73,6 +73,7 @@ export type DaemonSettings = Pick<
   | 'flushGroups'
   | 'fixReplicaIdentity'
   | 'allowPartialIdentity'
+  | 'onTruncate'
   | 'standbyRetryMs'
   | 'statusIntervalMs'
 >;
@@ -447,6 +448,16 @@ export class ReplicationDaemon {
     if (tables.length === 0) return;
     this.stats.truncates += 1;
     for (const table of tables) this.stats.received[`${table}/truncate`] = (this.stats.received[`${table}/truncate`] ?? 0) + 1;
+    if (this.settings.onTruncate === 'fail') {
+      // Thrown while the TRUNCATE's transaction is open: nothing from it on is acknowledged.
+      throw new StreamError(
+        `TRUNCATE of ${tables.join(', ')} replicated and --on-truncate=fail: stopped before acknowledging it; restart with --on-truncate=delete (tombstone the table's rows in ClickHouse) or ignore`,
+      );
+    }
+    if (this.settings.onTruncate === 'ignore') {
+      this.log.warn({ tables }, 'TRUNCATE ignored (--on-truncate=ignore): ClickHouse keeps the rows Postgres no longer has');
+      return;
+    }
     const version = this.nextVersion();
     // Everything before the TRUNCATE in the stream must be in ClickHouse before it is tombstoned;
     // rows inserted after it get higher versions and survive.

@@ -1,11 +1,12 @@
 /**
- * TRUNCATE, and running without REPLICA IDENTITY FULL (--allow-partial-identity): changes that
+ * TRUNCATE (delete, ignore or fail), and running without REPLICA IDENTITY FULL (--allow-partial-identity): changes that
  * do not carry the whole row are completed from ClickHouse, never written with holes.
  */
 import { expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { currentWalLsn } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { queryRows, testClickHouse } from '../support/databases.ts';
+import { queryRows, slotConfirmedLsn, testClickHouse } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 
@@ -31,6 +32,26 @@ it('TRUNCATE deletes earlier rows of that table only; rows inserted after it sur
   await replication.caughtUp();
   expect(await liveIds()).toEqual([after.id, v2.id].sort());
   expect(replication.daemon.stats.truncates).toBe(1);
+});
+
+it('--on-truncate=ignore keeps the rows and goes on; --on-truncate=fail stops before acknowledging the TRUNCATE', async () => {
+  const ignoring = await env.start({ onTruncate: 'ignore' });
+  const first = makeRun({ table: 'TaskRun', index: 1 });
+  await insertRuns(env.pgdb.sql, 'TaskRun', [first]);
+  await env.pgdb.sql.query('TRUNCATE "TaskRun"');
+  const later = makeRun({ table: 'TaskRun', index: 2 });
+  await insertRuns(env.pgdb.sql, 'TaskRun', [later]);
+  await ignoring.caughtUp();
+  expect(await liveIds()).toEqual([first.id, later.id].sort());
+  expect(ignoring.daemon.stats.truncates).toBe(1);
+  await ignoring.stop();
+
+  const failing = await env.start({ onTruncate: 'fail' });
+  const before = await currentWalLsn(env.pgdb.sql);
+  await env.pgdb.sql.query('TRUNCATE "TaskRun"');
+  await expect(failing.running).rejects.toThrow('--on-truncate=fail: stopped before acknowledging it');
+  expect(await slotConfirmedLsn(env.pgdb.sql, failing.config.slot)).toBeLessThanOrEqual(before);
+  expect(await liveIds()).toEqual([first.id, later.id].sort());
 });
 
 it('without FULL identity, a delete is tombstoned on the sort key looked up in ClickHouse', async () => {
