@@ -14,6 +14,7 @@ import { preflightPostgres, readSlot } from '../source/preflight.ts';
 import { ReplicationStream, type StreamItem } from '../source/stream.ts';
 import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
 import { type Change, type ClickHouseRow, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
+import { checkRelation } from '../transform/schema-drift.ts';
 import { changeVersion } from '../transform/version.ts';
 import { AckTracker } from './ack-tracker.ts';
 import { estimateRowBytes, RowBuffer } from './row-buffer.ts';
@@ -359,8 +360,10 @@ export class ReplicationDaemon {
         return this.handleChange(message.relation, { kind: 'delete', old: message.old as Tuple | null, key: message.key as Tuple | null });
       case 'truncate':
         return this.handleTruncate(message);
+      case 'relation':
+        return this.checkSchema(message);
       default:
-        return; // relation, type, origin, message: nothing to write
+        return; // type, origin, message: nothing to write
     }
   }
 
@@ -441,6 +444,23 @@ export class ReplicationDaemon {
       else this.log.warn({ table, id, column: source }, 'unchanged TOASTed value not in ClickHouse either; stored NULL');
     }
     return result.rows;
+  }
+
+  /** Stop at a mapped column that is gone or changed type; note columns the mapping lacks. */
+  private checkSchema(relation: Pgoutput.MessageRelation): void {
+    if (!isSourceTable(relation.name)) return;
+    const drift = checkRelation(relation.name, relation.columns);
+    if (drift.incompatible.length > 0) {
+      throw new StreamError(
+        `the schema of ${relation.name} changed: ${drift.incompatible.join('; ')} (nothing after this point is acknowledged)`,
+      );
+    }
+    for (const column of drift.unmapped) {
+      const key = `${relation.name}.${column}`;
+      if (this.warnedRelations.has(key)) continue;
+      this.warnedRelations.add(key);
+      this.log.warn({ table: relation.name, column }, 'a column runs-cdc does not map appeared in Postgres; it is not replicated');
+    }
   }
 
   private async handleTruncate(message: Pgoutput.MessageTruncate): Promise<void> {

@@ -1,0 +1,71 @@
+/**
+ * Schema drift while replicating: an added column is not replicated and is logged once; a mapped
+ * column dropped or changed to a type that does not convert stops the daemon with a clear message
+ * and nothing acknowledged past the change.
+ */
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { startReplication } from '../../src/replication/start.ts';
+import { RunsTable } from '../../src/sink/runs-table.ts';
+import { readSlot } from '../../src/source/preflight.ts';
+import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { queryRows, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
+
+const env = freshEnvironmentPerTest();
+
+it('a column added in Postgres is skipped and logged once; replication goes on', async () => {
+  const lines: string[] = [];
+  const log = pino({ level: 'warn' }, new Writable({ write: (chunk, _e, done) => (lines.push(String(chunk)), done()) }));
+  const config = loadConfig(
+    { databaseUrl: env.pgdb.url, clickhouseDatabase: env.database, slot: uniqueName('slot'), flushIntervalMs: 20 },
+    {},
+  );
+  const replication = await startReplication(env.pgdb.url, config, RunsTable.fromConfig(await testClickHouse(), config, log), log);
+  try {
+    await env.pgdb.sql.query(`ALTER TABLE task_run_v2 ADD COLUMN "newThing" text DEFAULT 'x'`);
+    await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 1 })]);
+    await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 2 })]);
+    await replication.caughtUp(env.pgdb.sql);
+    const [row] = await queryRows<{ n: string }>(await testClickHouse(), `SELECT count() AS n FROM ${env.database}.task_runs_v2 FINAL`);
+    expect(Number(row?.n)).toBe(2);
+    const warnings = lines.filter((l) => l.includes('newThing'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('not replicated');
+  } finally {
+    await replication.stop();
+  }
+});
+
+it.each([
+  [
+    'dropped',
+    `ALTER TABLE task_run_v2 DROP COLUMN "priorityMs"`,
+    'column "priorityMs" of task_run_v2 (ClickHouse priority_ms) is gone from Postgres',
+  ],
+  [
+    'changed to text',
+    `ALTER TABLE task_run_v2 ALTER COLUMN "usageDurationMs" TYPE text`,
+    'column "usageDurationMs" of task_run_v2 now has type oid 25',
+  ],
+])('a mapped column %s stops the daemon with a clear message, acknowledging nothing past it', async (_what, ddl, message) => {
+  const replication = await env.start();
+  await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 1 })]);
+  await replication.caughtUp();
+  await env.pgdb.sql.query(ddl);
+  await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 2 })]);
+  await expect(replication.running).rejects.toThrow(message);
+  // The slot still holds the insert made after the change: it was not acknowledged.
+  const slot = replication.config.slot;
+  await waitFor('the slot to be released', async () => (await readSlot(env.pgdb.sql, slot))?.active === false);
+  const { rows } = await env.pgdb.sql.query<{ inserts: string }>(
+    `SELECT count(*) AS inserts FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', 'runs_cdc')
+      WHERE substr(data, 1, 1) = 'I'`,
+    [slot],
+  );
+  expect(Number(rows[0]?.inserts)).toBe(1);
+  const [row] = await queryRows<{ n: string }>(await testClickHouse(), `SELECT count() AS n FROM ${env.database}.task_runs_v2 FINAL`);
+  expect(Number(row?.n)).toBe(1);
+});
