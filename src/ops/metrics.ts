@@ -135,6 +135,17 @@ export class DaemonMetrics {
       },
     });
     new client.Counter({
+      name: 'runs_cdc_reconnects_total',
+      help: 'Times the replication connection was lost and opened again',
+      registers: [this.registry],
+      collect() {
+        const daemon = sources()?.daemon;
+        if (!daemon) return;
+        this.reset();
+        this.inc(daemon.stats.reconnects);
+      },
+    });
+    new client.Counter({
       name: 'runs_cdc_value_coercions_total',
       help: 'Values stored as NULL or empty because ClickHouse could not hold them (each is logged)',
       registers: [this.registry],

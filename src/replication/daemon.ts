@@ -24,6 +24,9 @@ const OBJECT_IN_USE = '55006';
 
 class SlotInUseError extends StreamError {}
 
+/** The replication connection dropped (walsender terminated, server restarted, network). */
+class ConnectionLostError extends StreamError {}
+
 /** pgoutput's commit time (pg-logical-replication 2.x: microseconds since the Unix epoch, a
  * bigint) in milliseconds. */
 function commitTimeMs(commitTime: unknown): number {
@@ -48,6 +51,8 @@ export interface DaemonStats {
   lookups: number;
   truncates: number;
   acks: number;
+  /** Times the replication connection was lost and opened again. */
+  reconnects: number;
   /** Changes received per `table/operation` (insert, update, delete, truncate). */
   received: Record<string, number>;
 }
@@ -77,6 +82,8 @@ export type DaemonSettings = Pick<
   | 'onTruncate'
   | 'standbyRetryMs'
   | 'statusIntervalMs'
+  | 'retryInitialMs'
+  | 'retryMaxMs'
 >;
 
 export class ReplicationDaemon {
@@ -89,6 +96,7 @@ export class ReplicationDaemon {
     lookups: 0,
     truncates: 0,
     acks: 0,
+    reconnects: 0,
     received: {},
   };
   /** Commit time (ms) of the newest transaction whose rows are all confirmed; undefined before one. */
@@ -179,18 +187,63 @@ export class ReplicationDaemon {
         );
       }
     });
+    let reconnecting = false;
+    let attempt = 0;
     for (;;) {
-      await this.withSql((sql) => this.waitForFreeSlot(sql));
+      try {
+        await this.withSql((sql) => this.waitForFreeSlot(sql, reconnecting));
+      } catch (error) {
+        // While reconnecting, Postgres may still be restarting: keep trying, with backoff.
+        if (!reconnecting || error instanceof StreamError || this.stopping) throw error;
+        attempt += 1;
+        this.log.warn({ attempt, err: (error as Error).message }, 'Postgres not reachable yet; retrying');
+        if (await this.sleepUnlessStopping(this.backoffMs(attempt))) return;
+        continue;
+      }
       if (this.stopping) return;
       try {
         await this.streamUntilStopped();
         return;
       } catch (error) {
-        // Another process took the slot between our check and START_REPLICATION: stand by again.
-        if (!(error instanceof SlotInUseError) || this.stopping) throw error;
-        this.log.warn({ slot: this.settings.slot, err: error.message }, 'slot taken by another process; standing by');
+        if (this.stopping) return;
+        if (error instanceof SlotInUseError) {
+          // Another process took the slot between our check and START_REPLICATION: stand by again.
+          this.log.warn({ slot: this.settings.slot, err: error.message }, 'slot taken by another process; standing by');
+          continue;
+        }
+        if (!(error instanceof ConnectionLostError) || this.fatal) throw this.fatal ?? error;
+        attempt = reconnecting ? attempt + 1 : 1;
+        reconnecting = true;
+        this.stats.reconnects += 1;
+        this.log.warn(
+          { attempt, err: error.message, confirmedLsn: formatLsn(this.acks.confirmedLsn) },
+          'replication connection lost; flushing what was received, then reconnecting from the slot',
+        );
+        await this.recoverFromLostConnection();
+        if (await this.sleepUnlessStopping(this.backoffMs(attempt))) return;
       }
     }
+  }
+
+  private backoffMs(attempt: number): number {
+    return Math.min(this.settings.retryMaxMs, this.settings.retryInitialMs * 2 ** Math.max(0, attempt - 1));
+  }
+
+  /**
+   * After the connection dropped: forget what was received but not handled and the transaction
+   * in progress (Postgres sends them again from the slot), and write what is buffered, so the
+   * ack tracker has nothing pending. Replayed changes carry the same versions, so anything
+   * written twice is one row under FINAL.
+   */
+  private async recoverFromLostConnection(): Promise<void> {
+    this.subscribed = false;
+    this.stream = undefined;
+    this.inbox = [];
+    await this.draining?.catch(() => {});
+    this.inbox = [];
+    this.open = undefined;
+    await this.buffer.flushAll();
+    if (this.fatal) throw this.fatal;
   }
 
   /** Graceful stop: stop reading, flush what was received, confirm it, close the connection. */
@@ -224,12 +277,21 @@ export class ReplicationDaemon {
     }
   }
 
-  /** Load the slot's confirmed position, standing by while another process holds the slot. */
-  private async waitForFreeSlot(sql: pg.Client): Promise<void> {
+  /**
+   * Load the slot's confirmed position, standing by while another process holds the slot. On a
+   * reconnect the ack tracker is kept: it may be ahead of the slot by a status update the lost
+   * connection did not deliver, and the next status update sends it.
+   */
+  private async waitForFreeSlot(sql: pg.Client, reconnecting: boolean): Promise<void> {
     for (;;) {
       const slot = await readSlot(sql, this.settings.slot);
       if (!slot) throw new StreamError(`replication slot ${this.settings.slot} disappeared during startup`);
-      this.acks = new AckTracker(slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : 0n);
+      if (slot.walStatus === 'lost') {
+        throw new StreamError(
+          `replication slot ${this.settings.slot} is invalidated (wal_status=lost): changes may be missing from ClickHouse; recreate the slot (SELECT pg_drop_replication_slot('${this.settings.slot}'); then restart replicate) and run runs-cdc backfill --mode repair`,
+        );
+      }
+      if (!reconnecting) this.acks = new AckTracker(slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : 0n);
       if (!slot.active) return;
       this.log.warn(
         { slot: this.settings.slot, pid: slot.activePid },
@@ -273,9 +335,11 @@ export class ReplicationDaemon {
       if (this.fatal) throw this.fatal;
       if (this.stopping) return;
       if ((error as { code?: string }).code === OBJECT_IN_USE) throw new SlotInUseError((error as Error).message);
-      throw new StreamError(`replication connection failed: ${(error as Error).message}`);
+      throw new ConnectionLostError(`replication connection failed: ${(error as Error).message}`);
     }
     if (this.fatal) throw this.fatal;
+    // The stream ended without being asked to: the server closed the connection.
+    if (!this.stopping) throw new ConnectionLostError('the replication connection was closed by the server');
   }
 
   private receive(item: StreamItem): void {

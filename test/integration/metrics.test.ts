@@ -75,6 +75,7 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
     expect(value(text, 'runs_cdc_batch_rows_sum')).toBe(65);
     expect(value(text, 'runs_cdc_flush_duration_seconds_count')).toBeGreaterThanOrEqual(1);
     expect(value(text, 'runs_cdc_buffered_rows')).toBe(0);
+    expect(value(text, 'runs_cdc_reconnects_total')).toBe(0);
     expect(value(text, 'runs_cdc_replication_lag_seconds')).toBe(0); // everything received is confirmed
     expect(value(text, 'runs_cdc_replication_lag_bytes')).toBeGreaterThanOrEqual(0);
 

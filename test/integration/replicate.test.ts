@@ -244,6 +244,7 @@ describe('keepalives', () => {
         );
         await new Promise((r) => setTimeout(r, 4_000));
         expect((await readSlot(quiet.sql, idle.config.slot))?.activePid).toBe(activePid);
+        expect(idle.daemon.stats.reconnects).toBe(0); // kept up, not dropped and reopened
         const run = makeRun({ table: 'TaskRun', index: 9 });
         await insertRuns(quiet.sql, 'TaskRun', [run]);
         await idle.caughtUp();
