@@ -54,6 +54,10 @@ export const configSchema = z
     retryMaxMs: positiveInt.default(30_000),
     /** How often to check again while another process holds the slot. */
     standbyRetryMs: positiveInt.default(5_000),
+    /** Write a tiny logical message (pg_logical_emit_message) this often, so the slot advances
+     * while the published tables are idle: without WAL of its own database a walsender may not
+     * move the slot however much WAL other databases write. Absent: off. */
+    heartbeatIntervalMs: positiveInt.optional(),
     /** Unsolicited status updates to Postgres: well under the default wal_sender_timeout (60 s),
      * so the connection survives while reading is paused for backpressure or retries. */
     statusIntervalMs: positiveInt.default(10_000),
@@ -121,6 +125,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   retryInitialMs: { flag: '--retry-initial-ms', env: 'RUNS_CDC_RETRY_INITIAL_MS', help: 'first ClickHouse retry delay' },
   retryMaxMs: { flag: '--retry-max-ms', env: 'RUNS_CDC_RETRY_MAX_MS', help: 'longest ClickHouse retry delay' },
   standbyRetryMs: { flag: '--standby-retry-ms', env: 'RUNS_CDC_STANDBY_RETRY_MS', help: 'recheck a busy slot this often' },
+  heartbeatIntervalMs: { flag: '--heartbeat-interval-ms', env: 'RUNS_CDC_HEARTBEAT_INTERVAL_MS', help: 'emit a WAL heartbeat this often' },
   statusIntervalMs: { flag: '--status-interval-ms', env: 'RUNS_CDC_STATUS_INTERVAL_MS', help: 'status updates to Postgres' },
   logLevel: { flag: '--log-level', env: 'LOG_LEVEL', help: 'fatal | error | warn | info | debug | trace | silent' },
   backfillProfile: { flag: '--profile', env: 'RUNS_CDC_BACKFILL_PROFILE', help: 'default | smoke | ci | nightly' },

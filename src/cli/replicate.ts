@@ -26,6 +26,7 @@ const REPLICATE_SETTINGS = [
   'retryMaxMs',
   'standbyRetryMs',
   'statusIntervalMs',
+  'heartbeatIntervalMs',
   'apiPort',
   'metricsPort',
   'listenHost',

@@ -53,6 +53,8 @@ export interface DaemonStats {
   acks: number;
   /** Times the replication connection was lost and opened again. */
   reconnects: number;
+  /** Heartbeat messages written into the WAL (--heartbeat-interval-ms). */
+  heartbeats: number;
   /** Changes received per `table/operation` (insert, update, delete, truncate). */
   received: Record<string, number>;
 }
@@ -84,6 +86,7 @@ export type DaemonSettings = Pick<
   | 'statusIntervalMs'
   | 'retryInitialMs'
   | 'retryMaxMs'
+  | 'heartbeatIntervalMs'
 >;
 
 export class ReplicationDaemon {
@@ -97,6 +100,7 @@ export class ReplicationDaemon {
     truncates: 0,
     acks: 0,
     reconnects: 0,
+    heartbeats: 0,
     received: {},
   };
   /** Commit time (ms) of the newest transaction whose rows are all confirmed; undefined before one. */
@@ -329,6 +333,7 @@ export class ReplicationDaemon {
     const streaming = stream.run();
     this.subscribed = true;
     this.started?.();
+    const heartbeat = this.startHeartbeat();
     try {
       await Promise.race([streaming, failed]);
     } catch (error) {
@@ -336,10 +341,35 @@ export class ReplicationDaemon {
       if (this.stopping) return;
       if ((error as { code?: string }).code === OBJECT_IN_USE) throw new SlotInUseError((error as Error).message);
       throw new ConnectionLostError(`replication connection failed: ${(error as Error).message}`);
+    } finally {
+      await heartbeat.stop();
     }
     if (this.fatal) throw this.fatal;
     // The stream ended without being asked to: the server closed the connection.
     if (!this.stopping) throw new ConnectionLostError('the replication connection was closed by the server');
+  }
+
+  /** Emit a logical message now and then (when configured) on an ordinary connection of its own. */
+  private startHeartbeat(): { stop(): Promise<void> } {
+    const interval = this.settings.heartbeatIntervalMs;
+    if (interval === undefined) return { stop: async () => {} };
+    const pool = new pg.Pool({ connectionString: this.databaseUrl, max: 1, application_name: 'runs-cdc heartbeat' });
+    pool.on('error', () => {});
+    const timer = setInterval(() => {
+      pool.query(`SELECT pg_logical_emit_message(false, 'runs-cdc', 'heartbeat')`).then(
+        () => {
+          this.stats.heartbeats += 1;
+        },
+        (error: Error) =>
+          this.log.warn({ err: error.message }, 'could not write a heartbeat; the slot may advance less while tables are idle'),
+      );
+    }, interval);
+    return {
+      stop: async () => {
+        clearInterval(timer);
+        await pool.end().catch(() => {});
+      },
+    };
   }
 
   private receive(item: StreamItem): void {
