@@ -21,6 +21,21 @@ export class SinkFatalError extends RunsCdcError {
   override name = 'SinkFatalError';
 }
 
+/** ClickHouse refused rows for what is in them (a value it cannot parse, a constraint): some row
+ * of the write is poison; the others may be fine. */
+export class RowRejectedError extends SinkFatalError {
+  override name = 'RowRejectedError';
+  constructor(
+    message: string,
+    /** ClickHouse's error type, e.g. VIOLATED_CONSTRAINT. */
+    readonly reason: string,
+    /** ClickHouse's own message, first line. */
+    readonly detail: string,
+  ) {
+    super(message);
+  }
+}
+
 /** The replication stream sent something runs-cdc must not skip past. */
 export class StreamError extends RunsCdcError {
   override name = 'StreamError';

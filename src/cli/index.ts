@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { RunsCdcError } from '../errors.ts';
 import { backfillCommand } from './backfill.ts';
+import { deadLettersCommand } from './dead-letters.ts';
 import { demoCommand } from './demo.ts';
 import { migrateCommand } from './migrate.ts';
 import { replicateCommand } from './replicate.ts';
@@ -16,6 +17,7 @@ const program = new Command('runs-cdc')
   .addCommand(runsCommand())
   .addCommand(serveCommand())
   .addCommand(statusCommand())
+  .addCommand(deadLettersCommand())
   .addCommand(demoCommand())
   .showHelpAfterError();
 

@@ -135,6 +135,17 @@ export class DaemonMetrics {
       },
     });
     new client.Counter({
+      name: 'runs_cdc_dead_letters_total',
+      help: 'Rows ClickHouse refused for their content, kept in dead_letters',
+      registers: [this.registry],
+      collect() {
+        const sink = sources()?.sink;
+        if (!sink) return;
+        this.reset();
+        this.inc(sink.stats.deadLetters);
+      },
+    });
+    new client.Counter({
       name: 'runs_cdc_reconnects_total',
       help: 'Times the replication connection was lost and opened again',
       registers: [this.registry],

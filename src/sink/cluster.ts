@@ -13,6 +13,7 @@ const SHARDING_KEYS: Record<string, string> = {
   task_runs_v2: 'cityHash64(organization_id)',
   backfill_jobs: 'cityHash64(job_id)',
   backfill_checkpoints: 'cityHash64(job_id)',
+  dead_letters: 'cityHash64(run_id)',
   runs_cdc_migrations: 'version',
 };
 

@@ -31,8 +31,13 @@ const FATAL_CODES = new Map<string, string>([
   ['516', 'AUTHENTICATION_FAILED'],
 ]);
 
+/** Codes that blame the data of particular rows, not the table or the connection. */
+const ROW_LEVEL_CODES = new Set(['6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '469']);
+
 export interface ErrorClass {
   transient: boolean;
+  /** The rows' content was refused (see ROW_LEVEL_CODES); only for non-transient errors. */
+  rowLevel?: boolean;
   /** Short reason for logs and metrics: the ClickHouse error type, or the network error code. */
   reason: string;
 }
@@ -50,7 +55,11 @@ export function classifyClickHouseError(error: unknown): ErrorClass {
   const server = serverError(error);
   if (server) {
     const fatal = FATAL_CODES.get(server.code);
-    return { transient: fatal === undefined, reason: server.type ?? fatal ?? `code ${server.code}` };
+    return {
+      transient: fatal === undefined,
+      rowLevel: ROW_LEVEL_CODES.has(server.code),
+      reason: server.type ?? fatal ?? `code ${server.code}`,
+    };
   }
   const code = (error as { code?: unknown })?.code;
   // Network errors (ECONNREFUSED, ECONNRESET, timeouts) and anything else the server did not

@@ -4,7 +4,7 @@
  * of retries, rejects with SinkFatalError, and nothing of that operation counts as done.
  */
 import pRetry, { AbortError } from 'p-retry';
-import { SinkFatalError } from '../errors.ts';
+import { RowRejectedError, SinkFatalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { classifyClickHouseError } from './errors.ts';
 
@@ -44,8 +44,17 @@ export async function withClickHouseRetry<T>(
         try {
           return await operation();
         } catch (error) {
-          const { transient, reason } = classifyClickHouseError(error);
+          const { transient, rowLevel, reason } = classifyClickHouseError(error);
           if (transient) throw error;
+          if (rowLevel) {
+            throw new AbortError(
+              new RowRejectedError(
+                `ClickHouse rejected rows of ${what} (${target}, ${reason}): ${firstLine(error)}`,
+                reason,
+                firstLine(error) ?? '',
+              ),
+            );
+          }
           throw new AbortError(
             new SinkFatalError(
               `ClickHouse rejected ${what} (${target}, ${reason}): ${firstLine(error)} — fix the table or the data (runs-cdc migrate creates the expected schema) and restart`,

@@ -10,10 +10,12 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Config } from '../config.ts';
+import { RowRejectedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { TARGET_COLUMNS } from '../transform/columns.ts';
 import { type ClickHouseRow, tombstoneOf } from '../transform/row.ts';
 import { assertIdentifier } from './clickhouse.ts';
+import { DeadLetters } from './dead-letters.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from './retry.ts';
 
 export const RUNS_TABLE = 'task_runs_v2';
@@ -23,6 +25,8 @@ const TOMBSTONE_PAGE_ROWS = 10_000;
 
 export interface SinkStats {
   rowsWritten: number;
+  /** Rows refused by ClickHouse and kept in dead_letters. */
+  deadLetters: number;
   /** Rows written per `source_table/live|tombstone`. */
   rowsByTable: Record<string, number>;
   inserts: number;
@@ -32,7 +36,7 @@ export interface SinkStats {
 
 export class RunsTable {
   readonly qualifiedName: string;
-  readonly stats: SinkStats = { rowsWritten: 0, rowsByTable: {}, inserts: 0, retries: 0, retriesByReason: {} };
+  readonly stats: SinkStats = { rowsWritten: 0, deadLetters: 0, rowsByTable: {}, inserts: 0, retries: 0, retriesByReason: {} };
 
   /** The runs table of `config.clickhouseDatabase`, retrying as the config says. */
   static fromConfig(
@@ -42,7 +46,9 @@ export class RunsTable {
     maxRetries?: number,
   ): RunsTable {
     const policy = { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs, maxRetries };
-    return new RunsTable(client, config.clickhouseDatabase, policy, log);
+    const table = new RunsTable(client, config.clickhouseDatabase, policy, log);
+    table.deadLetters = new DeadLetters(client, config.clickhouseDatabase);
+    return table;
   }
 
   readonly retryContext: RetryContext;
@@ -57,7 +63,39 @@ export class RunsTable {
     this.retryContext = { policy: retry, log, stats: this.stats, target: this.qualifiedName };
   }
 
+  /** Where rows ClickHouse refuses for their content go; without it such a write fails. */
+  deadLetters: DeadLetters | undefined;
+
+  /**
+   * Write rows. With dead letters set, a write refused for the content of some rows is split in
+   * halves until the poison rows are alone; those are dead-lettered, the rest written.
+   */
   async write(rows: readonly ClickHouseRow[], signal?: AbortSignal): Promise<void> {
+    try {
+      await this.insert(rows, signal);
+    } catch (error) {
+      if (!(error instanceof RowRejectedError) || !this.deadLetters) throw error;
+      if (rows.length === 1) {
+        const row = rows[0] as ClickHouseRow;
+        await this.withRetry(
+          'recording a dead letter',
+          () => (this.deadLetters as DeadLetters).record(row, error.reason, error.detail),
+          signal,
+        );
+        this.stats.deadLetters += 1;
+        this.retryContext.log.error(
+          { table: row.source_table, runId: row.run_id, reason: error.reason, err: error.detail },
+          'ClickHouse refused a row; it is in dead_letters (runs-cdc dead-letters list|replay) and replication goes on',
+        );
+        return;
+      }
+      const half = Math.ceil(rows.length / 2);
+      await this.write(rows.slice(0, half), signal);
+      await this.write(rows.slice(half), signal);
+    }
+  }
+
+  private async insert(rows: readonly ClickHouseRow[], signal?: AbortSignal): Promise<void> {
     if (rows.length === 0) return;
     await this.withRetry(
       `an insert of ${rows.length} rows`,

@@ -10,8 +10,8 @@ import { queryRows, testClickHouse, uniqueName } from '../support/databases.ts';
 it('migrate is idempotent and records what it applied', async () => {
   const ch = await testClickHouse();
   const database = uniqueName('mig');
-  expect(await pendingMigrations(ch, database)).toEqual(['001_task_runs_v2', '002_backfill_jobs']);
-  expect(await migrate(ch, database)).toEqual(['001_task_runs_v2', '002_backfill_jobs']);
+  expect(await pendingMigrations(ch, database)).toEqual(['001_task_runs_v2', '002_backfill_jobs', '003_dead_letters']);
+  expect(await migrate(ch, database)).toEqual(['001_task_runs_v2', '002_backfill_jobs', '003_dead_letters']);
   expect(await migrate(ch, database)).toEqual([]);
   expect(await pendingMigrations(ch, database)).toEqual([]);
   const [engine] = await queryRows<{ engine_full: string }>(
@@ -49,7 +49,7 @@ describe('before replicating, ClickHouse must be', () => {
   it('migrated: missing migrations fail with the command to run', async () => {
     const config = loadConfig({ clickhouseDatabase: uniqueName('unmigrated') }, {});
     await expect(openRunsTable(await testClickHouse(), config, silentLogger)).rejects.toThrow(
-      `is missing migrations 001_task_runs_v2, 002_backfill_jobs: run runs-cdc migrate first`,
+      `is missing migrations 001_task_runs_v2, 002_backfill_jobs, 003_dead_letters: run runs-cdc migrate first`,
     );
   });
 });

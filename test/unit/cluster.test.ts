@@ -9,7 +9,7 @@ describe('migrate --cluster', () => {
   it('makes every table a replicated local table behind a Distributed one, ON CLUSTER', () => {
     expect(cluster[0]).toBe('CREATE DATABASE IF NOT EXISTS runs ON CLUSTER main');
     const tables = single.slice(1).map((s) => /runs\.(\w+)/.exec(s)?.[1]);
-    expect(tables).toEqual(['runs_cdc_migrations', 'task_runs_v2', 'backfill_jobs', 'backfill_checkpoints']);
+    expect(tables).toEqual(['runs_cdc_migrations', 'task_runs_v2', 'backfill_jobs', 'backfill_checkpoints', 'dead_letters']);
     expect(cluster).toHaveLength(1 + 2 * tables.length);
     for (const [i, table] of tables.entries()) {
       const local = cluster[1 + 2 * i] as string;

@@ -1,0 +1,43 @@
+/** `runs-cdc dead-letters list|replay`: rows ClickHouse refused, and trying them again. */
+import { Command } from 'commander';
+import { DeadLetters, replayDeadLetters } from '../sink/dead-letters.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
+import { formatTable } from './table.ts';
+
+export function deadLettersCommand(): Command {
+  const command = new Command('dead-letters').description('rows ClickHouse refused for their content (poison rows)');
+  const list = new Command('list')
+    .description('show the rows not replayed yet (--all: replayed ones too)')
+    .option('--all', 'include replayed rows');
+  addConfigOptions(list, CLICKHOUSE_SETTINGS).action(async () => {
+    const config = configFrom(list);
+    const client = await openClickHouse(config);
+    try {
+      const letters = await new DeadLetters(client, config.clickhouseDatabase).list(Boolean(list.opts().all));
+      process.stdout.write(
+        `${letters.length === 0 ? 'no dead letters' : formatTable(letters.map((l) => ({ created: l.createdAt, table: l.sourceTable, run: l.runId, lsn: l.commitLsn || '(backfill)', reason: l.reason, replayed: l.replayed, error: l.error.slice(0, 80) })))}\n`,
+      );
+    } finally {
+      await client.close();
+    }
+  });
+  const replay = new Command('replay').description('write the rows again (after fixing the cause); exits 1 if any is still refused');
+  addConfigOptions(replay, [...CLICKHOUSE_SETTINGS, 'retryInitialMs', 'retryMaxMs']).action(async () => {
+    const config = configFrom(replay);
+    const log = loggerFor(config);
+    const client = await openClickHouse(config);
+    try {
+      const table = await openRunsTable(client, config, log, 3);
+      table.deadLetters = undefined; // a row refused again stays where it is, not dead-lettered twice
+      const { replayed, refused } = await replayDeadLetters(new DeadLetters(client, config.clickhouseDatabase), (rows) =>
+        table.write(rows),
+      );
+      for (const { letter, error } of refused) process.stdout.write(`still refused: ${letter.sourceTable} ${letter.runId}: ${error}\n`);
+      process.stdout.write(`${replayed} replayed, ${refused.length} still refused\n`);
+      process.exitCode = refused.length > 0 ? 1 : 0;
+    } finally {
+      await client.close();
+    }
+  });
+  return command.addCommand(list).addCommand(replay);
+}
