@@ -59,6 +59,14 @@ export async function readPage(
   return rows;
 }
 
+/** The rows with these ids (any order), for re-copying single runs. */
+export async function readPageByIds(client: pg.ClientBase, table: SourceTable, ids: readonly string[]): Promise<Tuple[]> {
+  const { rows } = await client.query<Record<string, string | null>>(`SELECT ${SELECT_LIST} FROM ${quoteIdent(table)} WHERE id = ANY($1)`, [
+    ids,
+  ]);
+  return rows;
+}
+
 /** The planner's row estimate for a range (from table statistics; no scan). */
 export async function estimateRows(client: pg.ClientBase, table: SourceTable, range: TimeRange): Promise<number> {
   const { where, params } = rangeConditions(range, null);

@@ -8,6 +8,7 @@ import { migrateCommand } from './migrate.ts';
 import { replicateCommand } from './replicate.ts';
 import { runsCommand, serveCommand } from './runs.ts';
 import { statusCommand } from './status.ts';
+import { verifyCommand } from './verify.ts';
 
 const program = new Command('runs-cdc')
   .description("Replicates the task platform's runs from Postgres into ClickHouse")
@@ -18,6 +19,7 @@ const program = new Command('runs-cdc')
   .addCommand(serveCommand())
   .addCommand(statusCommand())
   .addCommand(deadLettersCommand())
+  .addCommand(verifyCommand())
   .addCommand(demoCommand())
   .showHelpAfterError();
 

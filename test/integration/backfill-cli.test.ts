@@ -124,3 +124,17 @@ it('killed with SIGKILL mid-copy, then resumed: SUCCESS, equal to Postgres, each
     await ch.close();
   }
 });
+
+it('verify: EQUAL after the backfill; a run only Postgres has is named; --repair copies it', async () => {
+  const equal = await finished(cli(['verify']));
+  expect(equal.code, equal.output).toBe(0);
+  expect(equal.output).toMatch(/\nEQUAL\n?$/);
+  const extra = makeRun({ table: 'TaskRun', index: 99_999 });
+  await insertRuns(pgdb.sql, 'TaskRun', [extra]);
+  const differs = await finished(cli(['verify', '--json']));
+  expect(differs.code).toBe(1);
+  expect(JSON.parse(differs.output).differences).toEqual([expect.objectContaining({ table: 'TaskRun', runId: extra.id, kind: 'missing' })]);
+  const repair = await finished(cli(['verify', '--repair']));
+  expect(repair.output).toContain('repaired: 1 copied, 0 tombstoned');
+  expect((await finished(cli(['verify']))).code).toBe(0);
+});

@@ -1,0 +1,56 @@
+/**
+ * `runs-cdc verify --repair`: re-copy just the runs verify named, with the backfill's repair rule:
+ * read in one exported snapshot, write at the snapshot's version. A run missing or different in
+ * ClickHouse gets its row as of the snapshot; a run ClickHouse has but Postgres does not gets a
+ * tombstone. Both beat everything committed before the snapshot and lose to anything after it,
+ * so running this beside the daemon cannot undo a newer change.
+ */
+import { randomBytes } from 'node:crypto';
+import { connectReader, readPageByIds } from '../backfill/source.ts';
+import { exportSnapshot, importSnapshot } from '../backfill/version-rule.ts';
+import type { RunsTable } from '../sink/runs-table.ts';
+import type { SourceTable } from '../transform/columns.ts';
+import { buildRow, tombstoneOf } from '../transform/row.ts';
+import type { Difference } from './verify.ts';
+
+const IDS_PER_ROUND = 1_000;
+
+export interface RepairResult {
+  copied: number;
+  tombstoned: number;
+  version: bigint;
+}
+
+export async function repairDifferences(
+  databaseUrl: string,
+  runsTable: RunsTable,
+  differences: readonly Difference[],
+): Promise<RepairResult> {
+  const snapshot = await exportSnapshot(databaseUrl, `runs_cdc_verify_${randomBytes(4).toString('hex')}`);
+  const reader = await connectReader(databaseUrl);
+  const result: RepairResult = { copied: 0, tombstoned: 0, version: snapshot.version };
+  try {
+    await importSnapshot(reader, snapshot.name);
+    await snapshot.close();
+    const tables = [...new Set(differences.map((d) => d.table))];
+    for (const table of tables) {
+      const copy = differences.filter((d) => d.table === table && d.kind !== 'extra').map((d) => d.runId);
+      const remove = differences.filter((d) => d.table === table && d.kind === 'extra').map((d) => d.runId);
+      for (let i = 0; i < copy.length; i += IDS_PER_ROUND) {
+        const tuples = await readPageByIds(reader, table as SourceTable, copy.slice(i, i + IDS_PER_ROUND));
+        await runsTable.write(tuples.map((t) => buildRow(t, table as SourceTable, snapshot.version, false)));
+        result.copied += tuples.length;
+      }
+      for (let i = 0; i < remove.length; i += IDS_PER_ROUND) {
+        const current = await runsTable.currentRows(table, remove.slice(i, i + IDS_PER_ROUND));
+        await runsTable.write([...current.values()].map((row) => tombstoneOf(row, snapshot.version)));
+        result.tombstoned += current.size;
+      }
+    }
+    await reader.query('COMMIT');
+  } finally {
+    await snapshot.close().catch(() => {});
+    await reader.end();
+  }
+  return result;
+}

@@ -1,0 +1,195 @@
+/**
+ * `runs-cdc verify`: Postgres and ClickHouse compared without trusting either side's bookkeeping.
+ *
+ * Per table and time window of createdAt, each database computes the number of live runs and an
+ * order-independent fingerprint: two sums of 32-bit slices of md5 over
+ * `id|updatedAt|status|task|organization|project|environment`, the same text on both sides. Only
+ * these aggregates travel. A window that differs is halved until each side holds at most
+ * `leafRows` runs; then the (id, fingerprint) lists of that small window are compared, naming
+ * each run that is missing from ClickHouse, extra in it, or different. Memory stays bounded by
+ * `leafRows` however large the tables are.
+ */
+import type { ClickHouseClient } from '@clickhouse/client';
+import type pg from 'pg';
+import { assertIdentifier } from '../sink/clickhouse.ts';
+import { RUNS_TABLE } from '../sink/runs-table.ts';
+import { quoteIdent } from '../source/preflight.ts';
+import type { SourceTable } from '../transform/columns.ts';
+
+export type DifferenceKind = 'missing' | 'extra' | 'different';
+
+export interface Difference {
+  table: SourceTable;
+  runId: string;
+  kind: DifferenceKind;
+  /** What each side holds, for a person: `updatedAt status` per side. */
+  postgres?: string;
+  clickhouse?: string;
+}
+
+export interface VerifyOptions {
+  tables: readonly SourceTable[];
+  /** createdAt bounds as epoch milliseconds (inclusive, exclusive); undefined: everything. */
+  fromMs?: number;
+  toMs?: number;
+  windowSeconds: number;
+  leafRows: number;
+}
+
+export interface VerifyReport {
+  tables: Array<{ table: SourceTable; postgresRuns: number; clickhouseRuns: number; windows: number; differingWindows: number }>;
+  differences: Difference[];
+  equal: boolean;
+}
+
+interface Aggregate {
+  runs: number;
+  h1: string;
+  h2: string;
+}
+
+const PG_TEXT = `concat_ws('|', id, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS'), status::text, "taskIdentifier", "organizationId", "projectId", "runtimeEnvironmentId")`;
+const PG_H1 = `('x' || substr(md5(${PG_TEXT}), 1, 8))::bit(32)::bigint`;
+const PG_H2 = `('x' || substr(md5(${PG_TEXT}), 9, 8))::bit(32)::bigint`;
+const CH_TEXT = `concat(run_id, '|', toString(updated_at), '|', toString(status), '|', task_identifier, '|', organization_id, '|', project_id, '|', environment_id)`;
+const CH_H1 = `reinterpretAsUInt32(reverse(unhex(substring(hex(MD5(${CH_TEXT})), 1, 8))))`;
+const CH_H2 = `reinterpretAsUInt32(reverse(unhex(substring(hex(MD5(${CH_TEXT})), 9, 8))))`;
+
+export class Verifier {
+  private readonly table: string;
+
+  constructor(
+    private readonly sql: pg.ClientBase,
+    private readonly clickhouse: ClickHouseClient,
+    database: string,
+  ) {
+    this.table = `${assertIdentifier(database, 'ClickHouse database')}.${RUNS_TABLE}`;
+  }
+
+  async run(options: VerifyOptions): Promise<VerifyReport> {
+    const report: VerifyReport = { tables: [], differences: [], equal: true };
+    for (const table of options.tables) {
+      const pgWindows = await this.pgWindows(table, options);
+      const chWindows = await this.chWindows(table, options);
+      const keys = [...new Set([...pgWindows.keys(), ...chWindows.keys()])].sort((a, b) => a - b);
+      let differing = 0;
+      for (const window of keys) {
+        const a = pgWindows.get(window);
+        const b = chWindows.get(window);
+        if (a && b && sameAggregate(a, b)) continue;
+        differing += 1;
+        const startMs = Math.max(window * options.windowSeconds * 1000, options.fromMs ?? Number.NEGATIVE_INFINITY);
+        const endMs = Math.min((window + 1) * options.windowSeconds * 1000, options.toMs ?? Number.POSITIVE_INFINITY);
+        await this.bisect(table, startMs, endMs, options.leafRows, report.differences);
+      }
+      const count = (m: Map<number, Aggregate>) => [...m.values()].reduce((n, w) => n + w.runs, 0);
+      report.tables.push({
+        table,
+        postgresRuns: count(pgWindows),
+        clickhouseRuns: count(chWindows),
+        windows: keys.length,
+        differingWindows: differing,
+      });
+    }
+    report.equal = report.differences.length === 0 && report.tables.every((t) => t.differingWindows === 0);
+    return report;
+  }
+
+  private async bisect(table: SourceTable, startMs: number, endMs: number, leafRows: number, out: Difference[]): Promise<void> {
+    const [a, b] = await Promise.all([this.pgAggregate(table, startMs, endMs), this.chAggregate(table, startMs, endMs)]);
+    if (sameAggregate(a, b)) return;
+    if ((a.runs <= leafRows && b.runs <= leafRows) || endMs - startMs <= 1) {
+      out.push(...(await this.compareRuns(table, startMs, endMs)));
+      return;
+    }
+    const middle = Math.floor((startMs + endMs) / 2);
+    await this.bisect(table, startMs, middle, leafRows, out);
+    await this.bisect(table, middle, endMs, leafRows, out);
+  }
+
+  private async compareRuns(table: SourceTable, startMs: number, endMs: number): Promise<Difference[]> {
+    const { rows: pgRows } = await this.sql.query<{ id: string; h: string; shown: string }>(
+      `SELECT id, ${PG_H1}::text || ':' || ${PG_H2}::text AS h, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || status AS shown
+         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)}`,
+    );
+    const chRows = await this.chQuery<{ id: string; h: string; shown: string }>(
+      `SELECT run_id AS id, concat(toString(${CH_H1}), ':', toString(${CH_H2})) AS h, concat(toString(updated_at), ' ', toString(status)) AS shown
+         FROM ${this.table} FINAL WHERE ${chRange(startMs, endMs)} AND source_table = {table:String} AND _is_deleted = 0`,
+      { table },
+    );
+    const inClickHouse = new Map(chRows.map((r) => [r.id, r]));
+    const differences: Difference[] = [];
+    for (const row of pgRows) {
+      const other = inClickHouse.get(row.id);
+      if (!other) differences.push({ table, runId: row.id, kind: 'missing', postgres: row.shown });
+      else if (other.h !== row.h)
+        differences.push({ table, runId: row.id, kind: 'different', postgres: row.shown, clickhouse: other.shown });
+      inClickHouse.delete(row.id);
+    }
+    for (const row of inClickHouse.values()) differences.push({ table, runId: row.id, kind: 'extra', clickhouse: row.shown });
+    return differences;
+  }
+
+  private async pgWindows(table: SourceTable, options: VerifyOptions): Promise<Map<number, Aggregate>> {
+    const { rows } = await this.sql.query<{ w: string; runs: string; h1: string; h2: string }>(
+      `SELECT floor(extract(epoch FROM "createdAt") / ${options.windowSeconds})::bigint::text AS w, count(*)::text AS runs,
+              coalesce(sum(${PG_H1}), 0)::text AS h1, coalesce(sum(${PG_H2}), 0)::text AS h2
+         FROM ${quoteIdent(table)} WHERE ${pgRange(options.fromMs, options.toMs)} GROUP BY 1`,
+    );
+    return new Map(rows.map((r) => [Number(r.w), { runs: Number(r.runs), h1: r.h1, h2: r.h2 }]));
+  }
+
+  private async chWindows(table: SourceTable, options: VerifyOptions): Promise<Map<number, Aggregate>> {
+    const rows = await this.chQuery<{ w: string; runs: string; h1: string; h2: string }>(
+      `SELECT intDiv(toUnixTimestamp(created_at), ${options.windowSeconds}) AS w, count() AS runs, sum(${CH_H1}) AS h1, sum(${CH_H2}) AS h2
+         FROM ${this.table} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${chRange(options.fromMs, options.toMs)} GROUP BY w`,
+      { table },
+    );
+    return new Map(rows.map((r) => [Number(r.w), { runs: Number(r.runs), h1: String(r.h1), h2: String(r.h2) }]));
+  }
+
+  private async pgAggregate(table: SourceTable, startMs: number, endMs: number): Promise<Aggregate> {
+    const { rows } = await this.sql.query<{ runs: string; h1: string; h2: string }>(
+      `SELECT count(*)::text AS runs, coalesce(sum(${PG_H1}), 0)::text AS h1, coalesce(sum(${PG_H2}), 0)::text AS h2
+         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)}`,
+    );
+    const row = rows[0] as { runs: string; h1: string; h2: string };
+    return { runs: Number(row.runs), h1: row.h1, h2: row.h2 };
+  }
+
+  private async chAggregate(table: SourceTable, startMs: number, endMs: number): Promise<Aggregate> {
+    const [row] = await this.chQuery<{ runs: string; h1: string; h2: string }>(
+      `SELECT count() AS runs, sum(${CH_H1}) AS h1, sum(${CH_H2}) AS h2
+         FROM ${this.table} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${chRange(startMs, endMs)}`,
+      { table },
+    );
+    return { runs: Number(row?.runs ?? 0), h1: String(row?.h1 ?? '0'), h2: String(row?.h2 ?? '0') };
+  }
+
+  private async chQuery<T>(query: string, params: Record<string, unknown>): Promise<T[]> {
+    const result = await this.clickhouse.query({ query, query_params: params, format: 'JSONEachRow' });
+    return result.json<T>();
+  }
+}
+
+function sameAggregate(a: Aggregate, b: Aggregate): boolean {
+  return a.runs === b.runs && a.h1 === b.h1 && a.h2 === b.h2;
+}
+
+/** Millisecond bounds as SQL literals: numbers only, never text from outside. */
+function pgRange(fromMs?: number, toMs?: number): string {
+  const parts = ['TRUE'];
+  if (fromMs !== undefined && Number.isFinite(fromMs))
+    parts.push(`"createdAt" >= to_timestamp(${Math.trunc(fromMs)} / 1000.0) AT TIME ZONE 'UTC'`);
+  if (toMs !== undefined && Number.isFinite(toMs))
+    parts.push(`"createdAt" < to_timestamp(${Math.trunc(toMs)} / 1000.0) AT TIME ZONE 'UTC'`);
+  return parts.join(' AND ');
+}
+
+function chRange(fromMs?: number, toMs?: number): string {
+  const parts = ['1'];
+  if (fromMs !== undefined && Number.isFinite(fromMs))
+    parts.push(`created_at >= fromUnixTimestamp64Milli(toInt64(${Math.trunc(fromMs)}), 'UTC')`);
+  if (toMs !== undefined && Number.isFinite(toMs)) parts.push(`created_at < fromUnixTimestamp64Milli(toInt64(${Math.trunc(toMs)}), 'UTC')`);
+  return parts.join(' AND ');
+}
