@@ -5,7 +5,7 @@ import { parseUtcTime } from '../backfill/request.ts';
 import { requireDatabaseUrl } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { isSourceTable, SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
-import { repairDifferences } from '../verify/repair.ts';
+import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { Verifier } from '../verify/verify.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
 import { formatTable } from './table.ts';
@@ -52,7 +52,7 @@ export function verifyCommand(): Command {
     const client = await openClickHouse(config);
     try {
       const report = await new Verifier(sql, client, config.clickhouseDatabase).run(options);
-      let repaired;
+      let repaired: RepairResult | undefined;
       if (o.repair && !report.equal) {
         repaired = await repairDifferences(databaseUrl, await openRunsTable(client, config, loggerFor(config), 5), report.differences);
       }

@@ -19,6 +19,8 @@ it('heartbeats move an idle slot forward', async () => {
       const start = await slotConfirmedLsn(pgdb.sql, daemon.config.slot);
       await waitFor('heartbeats', () => daemon.daemon.stats.heartbeats >= 5);
       await waitFor('the slot to move past the heartbeats', async () => (await slotConfirmedLsn(pgdb.sql, daemon.config.slot)) > start);
+      expect(daemon.daemon.stats.heartbeats).toBeGreaterThanOrEqual(5);
+      expect(await slotConfirmedLsn(pgdb.sql, daemon.config.slot)).toBeGreaterThan(start);
     } finally {
       await daemon.stop();
     }

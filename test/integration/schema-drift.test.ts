@@ -18,7 +18,15 @@ const env = freshEnvironmentPerTest();
 
 it('a column added in Postgres is skipped and logged once; replication goes on', async () => {
   const lines: string[] = [];
-  const log = pino({ level: 'warn' }, new Writable({ write: (chunk, _e, done) => (lines.push(String(chunk)), done()) }));
+  const log = pino(
+    { level: 'warn' },
+    new Writable({
+      write: (chunk, _e, done) => {
+        lines.push(String(chunk));
+        done();
+      },
+    }),
+  );
   const config = loadConfig(
     { databaseUrl: env.pgdb.url, clickhouseDatabase: env.database, slot: uniqueName('slot'), flushIntervalMs: 20 },
     {},
