@@ -250,6 +250,22 @@ export class ReplicationDaemon {
     if (this.fatal) throw this.fatal;
   }
 
+  /**
+   * What a SIGKILL leaves behind, for chaos tests in one process: the connection drops with no
+   * flush and no status update; buffered rows are abandoned (a flush already in flight may still
+   * land). Nothing this instance holds is confirmed any more.
+   */
+  async kill(): Promise<void> {
+    this.stopping = true;
+    this.fatal ??= new StreamError('killed');
+    this.inbox = [];
+    this.buffer.abandon();
+    const stream = this.stream;
+    this.stream = undefined;
+    await stream?.stop();
+    this.failStream?.(this.fatal);
+  }
+
   /** Graceful stop: stop reading, flush what was received, confirm it, close the connection. */
   async stop(): Promise<void> {
     if (this.stopping) return;

@@ -127,6 +127,15 @@ export class RowBuffer {
     if (this.failure) throw this.failure;
   }
 
+  /** Drop every buffered row and flush nothing more, as a killed process would (chaos tests).
+   * A flush already in flight may still complete. */
+  abandon(): void {
+    this.close();
+    this.failure ??= new Error('abandoned');
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
   /** Stop the interval timer (shutdown); buffered rows stay until flushAll. */
   close(): void {
     clearTimeout(this.timer);
