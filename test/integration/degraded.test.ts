@@ -6,7 +6,7 @@ import { expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { readSlot } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { queryRows, testClickHouse, waitFor } from '../support/databases.ts';
+import { queryRows, testClickHouse, unconfirmedInSlot, waitFor } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 
@@ -50,14 +50,7 @@ it('--on-truncate=ignore keeps the rows and goes on; --on-truncate=fail stops be
   await env.pgdb.sql.query('TRUNCATE "TaskRun"');
   await expect(failing.running).rejects.toThrow('--on-truncate=fail: stopped before acknowledging it');
   // The slot still holds the TRUNCATE: it was not acknowledged.
-  const slot = failing.config.slot;
-  await waitFor('the slot to be released', async () => (await readSlot(env.pgdb.sql, slot))?.active === false);
-  const { rows } = await env.pgdb.sql.query<{ truncates: string }>(
-    `SELECT count(*) AS truncates FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', 'runs_cdc')
-      WHERE substr(data, 1, 1) = 'T'`,
-    [slot],
-  );
-  expect(Number(rows[0]?.truncates)).toBe(1);
+  expect(await unconfirmedInSlot(env.pgdb.sql, failing.config.slot, 'T')).toBe(1);
   expect(await liveIds()).toEqual([first.id, later.id].sort());
 });
 

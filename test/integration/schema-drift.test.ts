@@ -12,7 +12,7 @@ import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { readSlot } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { queryRows, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
+import { queryRows, testClickHouse, unconfirmedInSlot, uniqueName, waitFor } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 
@@ -66,14 +66,7 @@ it.each([
   await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 2 })]);
   await expect(replication.running).rejects.toThrow(message);
   // The slot still holds the insert made after the change: it was not acknowledged.
-  const slot = replication.config.slot;
-  await waitFor('the slot to be released', async () => (await readSlot(env.pgdb.sql, slot))?.active === false);
-  const { rows } = await env.pgdb.sql.query<{ inserts: string }>(
-    `SELECT count(*) AS inserts FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', 'runs_cdc')
-      WHERE substr(data, 1, 1) = 'I'`,
-    [slot],
-  );
-  expect(Number(rows[0]?.inserts)).toBe(1);
+  expect(await unconfirmedInSlot(env.pgdb.sql, replication.config.slot, 'I')).toBe(1);
   const [row] = await queryRows<{ n: string }>(await testClickHouse(), `SELECT count() AS n FROM ${env.database}.task_runs_v2 FINAL`);
   expect(Number(row?.n)).toBe(1);
 });

@@ -102,3 +102,18 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/**
+ * How many pgoutput messages of one kind (`I` insert, `T` truncate) an inactive slot still holds:
+ * changes not confirmed. Robust where comparing LSNs is not, because idle keepalives may move a
+ * slot over other databases' WAL at any time.
+ */
+export async function unconfirmedInSlot(sql: pg.ClientBase, slot: string, kind: 'I' | 'T', publication = 'runs_cdc'): Promise<number> {
+  await waitFor('the slot to be released', async () => (await readSlot(sql, slot))?.active === false);
+  const { rows } = await sql.query<{ n: string }>(
+    `SELECT count(*) AS n FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)
+      WHERE substr(data, 1, 1) = $3`,
+    [slot, publication, kind],
+  );
+  return Number(rows[0]?.n);
+}
