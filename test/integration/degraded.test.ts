@@ -66,6 +66,17 @@ it('without FULL identity, a delete is tombstoned on the sort key looked up in C
   expect(replication.daemon.stats.lookups).toBe(1);
 });
 
+it('without FULL identity, a delete of a run ClickHouse never had is counted as unresolved', async () => {
+  await env.pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
+  const unknown = makeRun({ table: 'task_run_v2', index: 1 });
+  await insertRuns(env.pgdb.sql, 'task_run_v2', [unknown]); // before the slot: never replicated
+  const replication = await env.start({ allowPartialIdentity: true });
+  await env.pgdb.sql.query('DELETE FROM task_run_v2 WHERE id = $1', [unknown.id]);
+  await replication.caughtUp();
+  expect(replication.daemon.stats.unresolvedDeletes).toBe(1);
+  expect(await liveIds()).toEqual([]);
+});
+
 it('without FULL identity, an unchanged TOASTed payload is taken from ClickHouse, not blanked', async () => {
   await env.pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
   const replication = await env.start({ allowPartialIdentity: true });
