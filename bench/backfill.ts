@@ -22,6 +22,7 @@ import { RunsTable } from '../src/sink/runs-table.ts';
 import { quoteIdent } from '../src/source/preflight.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { SOURCE_COLUMNS, SOURCE_TABLES } from '../src/transform/columns.ts';
+import { Verifier } from '../src/verify/verify.ts';
 
 const arg = (name: string, fallback: number) => {
   const at = process.argv.indexOf(name);
@@ -116,6 +117,13 @@ try {
   const [counted] = await (await ch.query({ query: 'SELECT count() AS n FROM runs_cdc.task_runs_v2', format: 'JSONEachRow' })).json<{
     n: string;
   }>();
+  // verify over the same rows: aggregates computed in each database, nothing pulled into Node.
+  const rssBeforeVerify = process.memoryUsage().rss;
+  const verifyStarted = performance.now();
+  const verified = await new Verifier(sql, ch, 'runs_cdc').run({ tables: SOURCE_TABLES, windowSeconds: 86_400, leafRows: 2_000 });
+  const verifySeconds = (performance.now() - verifyStarted) / 1000;
+  if (!verified.equal) throw new Error(`verify found ${verified.differences.length} differences after the backfill`);
+  const verifyRssGrowthMiB = Math.round((process.memoryUsage().rss - rssBeforeVerify) / 2 ** 20);
   await ch.close();
   const backfillRowsPerSecond = ROWS / result.seconds;
   const rawRowsPerSecond = ROWS / raw.seconds;
@@ -140,6 +148,9 @@ try {
       checkpoint: ms(result.phases.checkpointMs),
     },
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    verifySeconds: Number(verifySeconds.toFixed(2)),
+    verifyRowsPerSecond: Math.round(ROWS / verifySeconds),
+    verifyRssGrowthMiB,
     postgres: server.kind,
     clickhouse: 'chdb',
   };

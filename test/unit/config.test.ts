@@ -39,3 +39,15 @@ describe('config', () => {
     expect(() => loadConfig({ fixReplicaIdentity: true, allowPartialIdentity: true }, {})).toThrow('contradict');
   });
 });
+
+describe('identifiers from configuration', () => {
+  it.each([
+    ['slot', "runs'; DROP TABLE x; --", '--slot (RUNS_CDC_SLOT)'],
+    ['publication', 'pub"name', '--publication (RUNS_CDC_PUBLICATION)'],
+    ['clickhouseDatabase', 'db;drop', '--clickhouse-database (CLICKHOUSE_DATABASE)'],
+    ['clickhouseCluster', "c'1", '--cluster (CLICKHOUSE_CLUSTER)'],
+  ])('rejects a %s with a quote or semicolon before it could reach SQL', (key, value, where) => {
+    expect(() => loadConfig({ [key]: value }, {})).toThrow(ConfigError);
+    expect(() => loadConfig({ [key]: value }, {})).toThrow(`${where}: `);
+  });
+});
