@@ -78,6 +78,43 @@ export const configSchema = z
     /** Retries of a failed ClickHouse write before the backfill fails (resumable): a one-off job
      * should end with FAILURE and a checkpoint rather than wait forever like the daemon does. */
     backfillRetries: nonNegativeInt.default(5),
+    /** Send some organizations' runs to other ClickHouse targets (JSON, see RoutesConfig). */
+    routes: z
+      .string()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text) as unknown;
+        } catch {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'must be JSON like {"targets":{"eu":{"url":"http://…","database":"runs"}},"organizations":{"org_1":"eu"}}',
+          });
+          return z.NEVER;
+        }
+      })
+      .pipe(
+        z
+          .object({
+            targets: z.record(
+              z.string(),
+              z
+                .object({
+                  url: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).optional(),
+                  database: identifier('a target database').optional(),
+                })
+                .strict(),
+            ),
+            organizations: z.record(z.string().min(1), z.string()),
+          })
+          .strict()
+          .refine((r) => Object.keys(r.targets).every((name) => IDENTIFIER.test(name)), {
+            message: 'a target name must be letters, digits and underscores, not starting with a digit',
+          })
+          .refine((r) => Object.values(r.organizations).every((t) => t in r.targets), {
+            message: 'every organization must be routed to a target listed under "targets"',
+          }),
+      )
+      .optional(),
     /** Run-list reads: max_execution_time, so one heavy query cannot hold the server. */
     queryTimeoutSeconds: positiveInt.default(10),
     /** Run-list reads: max_memory_usage in bytes. */
@@ -139,6 +176,7 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   },
   backfillMaxRows: { flag: '--max-rows', env: 'RUNS_CDC_BACKFILL_MAX_ROWS', help: 'stop each table after this many rows, 0 = all' },
   backfillRetries: { flag: '--retries', env: 'RUNS_CDC_BACKFILL_RETRIES', help: 'ClickHouse write retries before FAILURE' },
+  routes: { flag: '--routes', env: 'RUNS_CDC_ROUTES', help: 'JSON: organizations routed to other ClickHouse targets' },
   queryTimeoutSeconds: { flag: '--query-timeout', env: 'RUNS_CDC_QUERY_TIMEOUT', help: 'seconds a run-list read may take' },
   queryMaxMemoryBytes: { flag: '--query-max-memory', env: 'RUNS_CDC_QUERY_MAX_MEMORY', help: 'bytes a run-list read may use' },
   apiPort: { flag: '--api-port', env: 'RUNS_CDC_API_PORT', help: 'serve the read-only HTTP JSON API on this port' },
@@ -229,7 +267,7 @@ export function loadConfig(flags: Partial<Record<ConfigKey, unknown>> = {}, env:
 
 /** Hide a password in a URL before printing it. */
 export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/g, '$1***@');
 }
 
 /** The settings a command needs, checked once it is known which command runs. */

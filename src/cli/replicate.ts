@@ -6,7 +6,7 @@ import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
 import { ReplicationDaemon } from '../replication/daemon.ts';
 import { maybeStartApi } from './runs.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRouting, openRunsTable } from './runtime.ts';
 
 const REPLICATE_SETTINGS = [
   'databaseUrl',
@@ -27,6 +27,7 @@ const REPLICATE_SETTINGS = [
   'standbyRetryMs',
   'statusIntervalMs',
   'heartbeatIntervalMs',
+  'routes',
   'apiPort',
   'metricsPort',
   'listenHost',
@@ -49,12 +50,20 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   const client = await openClickHouse(config);
   const sink = await openRunsTable(client, config, log);
   const metrics = new DaemonMetrics();
-  const daemon = new ReplicationDaemon(databaseUrl, config, sink, log, {
-    flushed: (rows, seconds) => {
-      metrics.observer.flushed?.(rows, seconds);
-      log.debug({ rows, ms: Math.round(seconds * 1000) }, 'flushed');
+  const routes = await openRouting(config, client, log);
+  const daemon = new ReplicationDaemon(
+    databaseUrl,
+    config,
+    sink,
+    log,
+    {
+      flushed: (rows, seconds) => {
+        metrics.observer.flushed?.(rows, seconds);
+        log.debug({ rows, ms: Math.round(seconds * 1000) }, 'flushed');
+      },
     },
-  });
+    routes.routing,
+  );
   const closeApi = await maybeStartApi(config, log);
   const ops =
     config.metricsPort === undefined
@@ -62,7 +71,6 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
       : await startDaemonOps({
           metrics,
           daemon,
-          sink,
           clickhouse: client,
           databaseUrl,
           port: config.metricsPort,
@@ -108,6 +116,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     clearInterval(summary);
     await closeApi();
     await ops?.close();
+    await routes.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await client.close();

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from '../logger.ts';
 import { connectClickHouse } from '../sink/clickhouse.ts';
 import { pendingMigrations } from '../sink/migrations.ts';
 import { RunsTable } from '../sink/runs-table.ts';
+import type { Routing } from '../sink/targets.ts';
 
 const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity']);
 
@@ -75,4 +76,42 @@ export async function openRunsTable(client: ClickHouseClient, config: Config, lo
 
 export function loggerFor(config: Config): Logger {
   return createLogger(config.logLevel);
+}
+
+/**
+ * The ClickHouse targets of --routes: each its own connection when it names a URL, the default
+ * connection otherwise (another database on the same server or chDB), each checked for pending
+ * migrations like the default.
+ */
+export async function openRouting(
+  config: Config,
+  defaultClient: ClickHouseClient,
+  log: Logger,
+): Promise<{ routing: Routing | undefined; close(): Promise<void> }> {
+  if (!config.routes) return { routing: undefined, close: async () => {} };
+  const own: ClickHouseClient[] = [];
+  const targets = new Map<string, RunsTable>();
+  try {
+    for (const [name, target] of Object.entries(config.routes.targets)) {
+      const targetConfig = {
+        ...config,
+        clickhouseUrl: target.url ?? config.clickhouseUrl,
+        clickhouseDatabase: target.database ?? config.clickhouseDatabase,
+      };
+      const client = target.url ? await openClickHouse(targetConfig) : defaultClient;
+      if (target.url) own.push(client);
+      targets.set(name, await openRunsTable(client, targetConfig, log));
+    }
+  } catch (error) {
+    await Promise.all(own.map((c) => c.close()));
+    throw error;
+  }
+  log.info(
+    { targets: [...targets.keys()], organizations: Object.keys(config.routes.organizations).length },
+    'routing organizations to ClickHouse targets',
+  );
+  return {
+    routing: { targets, organizations: config.routes.organizations },
+    close: async () => void (await Promise.all(own.map((c) => c.close()))),
+  };
 }

@@ -4,7 +4,6 @@ import pg from 'pg';
 import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
 import type { ReplicationDaemon } from '../replication/daemon.ts';
-import type { RunsTable } from '../sink/runs-table.ts';
 import type { DaemonMetrics } from './metrics.ts';
 import { type OpsServer, startOpsServer } from './server.ts';
 
@@ -13,7 +12,6 @@ const CLICKHOUSE_PING_MS = 2_000;
 export interface DaemonOpsOptions {
   metrics: DaemonMetrics;
   daemon: ReplicationDaemon;
-  sink: RunsTable;
   clickhouse: ClickHouseClient;
   databaseUrl: string;
   port: number;
@@ -22,7 +20,7 @@ export interface DaemonOpsOptions {
 }
 
 export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServer> {
-  const { metrics, daemon, sink, clickhouse, log } = options;
+  const { metrics, daemon, clickhouse, log } = options;
   // One ordinary connection, opened when scraped, for the server's WAL end.
   const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 1, idleTimeoutMillis: 30_000 });
   pool.on('error', () => {});
@@ -34,7 +32,7 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
       return undefined;
     }
   };
-  metrics.attach({ daemon, sink, serverWalEnd });
+  metrics.attach({ daemon, serverWalEnd });
   const readiness = {
     problems: async () => {
       const problems: string[] = [];

@@ -6,13 +6,29 @@
 import client from 'prom-client';
 import type { Lsn } from '../lsn.ts';
 import type { DaemonObserver, ReplicationDaemon } from '../replication/daemon.ts';
-import type { RunsTable } from '../sink/runs-table.ts';
 
 export interface MetricsSources {
   daemon: ReplicationDaemon;
-  sink: RunsTable;
   /** The server's current WAL end, for lag in bytes; undefined when it cannot be read. */
   serverWalEnd(): Promise<Lsn | undefined>;
+}
+
+/** The sink counters of every ClickHouse target, added up. */
+function sinkTotals(sources: MetricsSources): {
+  rowsByTable: Record<string, number>;
+  retriesByReason: Record<string, number>;
+  deadLetters: number;
+} {
+  const totals = { rowsByTable: {} as Record<string, number>, retriesByReason: {} as Record<string, number>, deadLetters: 0 };
+  const add = (into: Record<string, number>, from: Record<string, number>) => {
+    for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+  };
+  for (const [, table] of sources.daemon.targets.all) {
+    add(totals.rowsByTable, table.stats.rowsByTable);
+    add(totals.retriesByReason, table.stats.retriesByReason);
+    totals.deadLetters += table.stats.deadLetters;
+  }
+  return totals;
 }
 
 /** Set a counter to totals kept elsewhere (they only grow), one series per `a/b` key. */
@@ -100,8 +116,8 @@ export class DaemonMetrics {
       labelNames: ['table', 'kind'],
       registers: [this.registry],
       collect() {
-        const sink = sources()?.sink;
-        if (sink) setTotals(this, sink.stats.rowsByTable, ['table', 'kind']);
+        const s = sources();
+        if (s) setTotals(this, sinkTotals(s).rowsByTable, ['table', 'kind']);
       },
     });
     new client.Counter({
@@ -110,10 +126,10 @@ export class DaemonMetrics {
       labelNames: ['reason'],
       registers: [this.registry],
       collect() {
-        const sink = sources()?.sink;
-        if (!sink) return;
+        const s = sources();
+        if (!s) return;
         this.reset();
-        for (const [reason, n] of Object.entries(sink.stats.retriesByReason)) this.inc({ reason }, n);
+        for (const [reason, n] of Object.entries(sinkTotals(s).retriesByReason)) this.inc({ reason }, n);
       },
     });
     new client.Gauge({
@@ -139,10 +155,10 @@ export class DaemonMetrics {
       help: 'Rows ClickHouse refused for their content, kept in dead_letters',
       registers: [this.registry],
       collect() {
-        const sink = sources()?.sink;
-        if (!sink) return;
+        const s = sources();
+        if (!s) return;
         this.reset();
-        this.inc(sink.stats.deadLetters);
+        this.inc(sinkTotals(s).deadLetters);
       },
     });
     new client.Counter({

@@ -10,6 +10,7 @@ import { StreamError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
+import { type Routing, RunsTargets } from '../sink/targets.ts';
 import { preflightPostgres, readSlot } from '../source/preflight.ts';
 import { ReplicationStream, type StreamItem } from '../source/stream.ts';
 import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
@@ -37,8 +38,6 @@ function commitTimeMs(commitTime: unknown): number {
 
 /** Pause the socket when this many received items wait to be handled. */
 const INBOX_HIGH_WATER = 2_000;
-/** The single ClickHouse target until org routing exists. */
-const DEFAULT_TARGET = 'default';
 /** Warn about coerced values at most this many times per run (all are counted). */
 const MAX_COERCION_WARNINGS = 20;
 
@@ -109,6 +108,8 @@ export class ReplicationDaemon {
   private unconfirmedCommits: Array<{ endLsn: Lsn; commitMs: number }> = [];
   private subscribed = false;
   readonly buffer: RowBuffer;
+  /** Where rows go: the default table, and others by organization (--routes). */
+  readonly targets: RunsTargets;
   private acks = new AckTracker(0n);
   private stream: ReplicationStream | undefined;
   private inbox: StreamItem[] = [];
@@ -128,16 +129,18 @@ export class ReplicationDaemon {
   constructor(
     private readonly databaseUrl: string,
     private readonly settings: DaemonSettings,
-    private readonly sink: RunsTable,
+    sink: RunsTable,
     private readonly log: Logger,
     observer: DaemonObserver = {},
+    routing?: Routing,
   ) {
+    this.targets = new RunsTargets(sink, routing);
     this.ready = new Promise((resolve) => {
       this.started = resolve;
     });
     this.buffer = new RowBuffer(
       settings,
-      (_target, rows) => this.sink.write(rows),
+      (target, rows) => this.targets.table(target).write(rows),
       (seq) => {
         const lsn = this.acks.written(seq);
         if (lsn !== undefined) this.confirm(lsn);
@@ -184,11 +187,13 @@ export class ReplicationDaemon {
   private async preflightAndStream(): Promise<void> {
     await this.withSql(async (sql) => {
       await preflightPostgres(sql, this.settings, this.log);
-      const mismatches = await this.sink.schemaMismatches();
-      if (mismatches.length > 0) {
-        throw new StreamError(
-          `ClickHouse table ${this.sink.qualifiedName} does not match runs-cdc's column mapping (${mismatches.slice(0, 3).join('; ')}): run runs-cdc migrate`,
-        );
+      for (const [, table] of this.targets.all) {
+        const mismatches = await table.schemaMismatches();
+        if (mismatches.length > 0) {
+          throw new StreamError(
+            `ClickHouse table ${table.qualifiedName} does not match runs-cdc's column mapping (${mismatches.slice(0, 3).join('; ')}): run runs-cdc migrate`,
+          );
+        }
       }
     });
     let reconnecting = false;
@@ -520,7 +525,7 @@ export class ReplicationDaemon {
       this.stream?.pause();
       await this.buffer.waitForRoom(rows.length, bytes);
     }
-    for (const [i, row] of rows.entries()) this.buffer.append(row, DEFAULT_TARGET, sizes[i]);
+    for (const [i, row] of rows.entries()) this.buffer.append(row, this.targets.targetOf(row), sizes[i]);
   }
 
   /**
@@ -537,7 +542,12 @@ export class ReplicationDaemon {
     await this.buffer.flushAll();
     this.stats.lookups += 1;
     const id = result.keyOnlyDelete?.id ?? (change.kind !== 'delete' ? change.new.id : undefined) ?? '';
-    const current = (await this.sink.currentRows(table, [id])).get(id);
+    // The organization of a key-only delete is unknown: look in every target.
+    let current: ClickHouseRow | undefined;
+    for (const [, target] of this.targets.all) {
+      current = (await target.currentRows(table, [id])).get(id);
+      if (current) break;
+    }
     if (result.keyOnlyDelete) {
       if (!current) {
         this.stats.unresolvedDeletes += 1;
@@ -593,7 +603,8 @@ export class ReplicationDaemon {
     // rows inserted after it get higher versions and survive.
     await this.buffer.flushAll();
     for (const table of tables) {
-      const rows = await this.sink.tombstoneSourceTable(table, version);
+      let rows = 0;
+      for (const [, target] of this.targets.all) rows += await target.tombstoneSourceTable(table, version);
       this.log.warn({ table, rows }, 'TRUNCATE replicated: every earlier row of this table is now deleted in ClickHouse');
     }
   }

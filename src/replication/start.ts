@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
+import type { Routing } from '../sink/targets.ts';
 import { currentWalLsn } from '../source/preflight.ts';
 import { type DaemonObserver, type DaemonSettings, ReplicationDaemon } from './daemon.ts';
 
@@ -25,8 +26,9 @@ export async function startReplication(
   table: RunsTable,
   log: Logger,
   observer?: DaemonObserver,
+  routing?: Routing,
 ): Promise<Replication> {
-  const daemon = new ReplicationDaemon(databaseUrl, settings, table, log, observer);
+  const daemon = new ReplicationDaemon(databaseUrl, settings, table, log, observer, routing);
   const running = daemon.run();
   running.catch(() => {}); // reported through `running`, waitForConfirmed and stop()
   await Promise.race([daemon.ready, running]);

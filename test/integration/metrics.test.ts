@@ -40,7 +40,6 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
   const ops = await startDaemonOps({
     metrics,
     daemon: replication.daemon,
-    sink,
     clickhouse: ch,
     databaseUrl: pgdb.url,
     port: 0,

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
 import { readSlot } from '../../src/source/preflight.ts';
-import { cliClickHouseEnv, usingClickHouseServer } from '../support/backends.ts';
+import { CLI_DATABASE, cliClickHouseEnv, usingClickHouseServer } from '../support/backends.ts';
 import { type CliProcess, runCli } from '../support/cli.ts';
 import { freshPostgres, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
 
@@ -82,10 +82,16 @@ it('rejects bad input with one sentence', async () => {
 it('while replicate holds the directory: says what to do, and answers through its API (metrics beside it)', async () => {
   const port = await freePort();
   const metricsPort = await freePort();
+  // A routed target too: another migrated database, so the daemon opens and checks both.
+  const euDatabase = `${CLI_DATABASE}_eu`;
+  const migrateEu = runCli(['migrate'], { ...cliClickHouseEnv(chdbPath), CLICKHOUSE_DATABASE: euDatabase });
+  expect(await migrateEu.exit, migrateEu.output()).toBe(0);
+  const routes = JSON.stringify({ targets: { eu: { database: euDatabase } }, organizations: { org_eu: 'eu' } });
   const daemon = runCli(['replicate', '--api-port', String(port), '--metrics-port', String(metricsPort)], {
     DATABASE_URL: pgdb.url,
     ...cliClickHouseEnv(chdbPath),
     RUNS_CDC_SLOT: slot,
+    RUNS_CDC_ROUTES: routes,
   });
   try {
     await waitFor('the daemon to stream', async () => (await readSlot(pgdb.sql, slot))?.active === true);
@@ -110,6 +116,7 @@ it('while replicate holds the directory: says what to do, and answers through it
     expect((await fetch(`http://127.0.0.1:${port}/runs`, { method: 'POST' })).status).toBe(405);
     // The same process serves its metrics and readiness.
     expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
+    expect(daemon.output()).toContain('routing organizations to ClickHouse targets');
     expect(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text()).toContain('runs_cdc_replication_lag_bytes');
   } finally {
     daemon.child.kill('SIGTERM');

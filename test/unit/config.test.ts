@@ -51,3 +51,30 @@ describe('identifiers from configuration', () => {
     expect(() => loadConfig({ [key]: value }, {})).toThrow(`${where}: `);
   });
 });
+
+describe('--routes', () => {
+  it('reads targets and organizations from JSON', () => {
+    const config = loadConfig(
+      { routes: '{"targets":{"eu":{"url":"http://u:p@eu:8123","database":"runs_eu"}},"organizations":{"org_1":"eu"}}' },
+      {},
+    );
+    expect(config.routes).toEqual({ targets: { eu: { url: 'http://u:p@eu:8123', database: 'runs_eu' } }, organizations: { org_1: 'eu' } });
+  });
+
+  it.each([
+    ['not json', 'must be JSON like'],
+    ['{"targets":{},"organizations":{"org_1":"eu"}}', 'every organization must be routed to a target listed under "targets"'],
+    ['{"targets":{"e-u":{}},"organizations":{}}', 'a target name must be letters'],
+    ['{"targets":{"eu":{"url":"ftp://x:secret@h"}},"organizations":{}}', 'must be an http(s):// URL'],
+  ])('rejects %s with a sentence naming --routes, and no password', (value, message) => {
+    let error: unknown;
+    try {
+      loadConfig({ routes: value }, {});
+    } catch (e) {
+      error = e;
+    }
+    expect((error as Error).message).toContain('--routes (RUNS_CDC_ROUTES)');
+    expect((error as Error).message).toContain(message);
+    expect((error as Error).message).not.toContain('secret');
+  });
+});

@@ -1,0 +1,45 @@
+/**
+ * Routing runs to ClickHouse targets by organization: `organizations` maps an organization id to
+ * a named target; everything else goes to the default target. A flush writes one group per
+ * target (sequentially unless --flush-groups parallel) and is acknowledged only when all landed.
+ */
+import type { ClickHouseRow } from '../transform/row.ts';
+import type { RunsTable } from './runs-table.ts';
+
+export const DEFAULT_TARGET = 'default';
+
+export interface Routing {
+  /** Extra targets by name (the default target is the daemon's own table). */
+  targets: ReadonlyMap<string, RunsTable>;
+  /** Organization id -> target name. */
+  organizations: Readonly<Record<string, string>>;
+}
+
+export class RunsTargets {
+  private readonly tables: Map<string, RunsTable>;
+
+  constructor(
+    defaultTable: RunsTable,
+    private readonly routing: Routing = { targets: new Map(), organizations: {} },
+  ) {
+    this.tables = new Map([[DEFAULT_TARGET, defaultTable], ...routing.targets]);
+    for (const [org, target] of Object.entries(routing.organizations)) {
+      if (!this.tables.has(target)) throw new Error(`organization ${org} is routed to unknown target ${target}`);
+    }
+  }
+
+  targetOf(row: ClickHouseRow): string {
+    return this.routing.organizations[String(row.organization_id)] ?? DEFAULT_TARGET;
+  }
+
+  table(target: string): RunsTable {
+    const table = this.tables.get(target);
+    if (!table) throw new Error(`no ClickHouse target ${target}`);
+    return table;
+  }
+
+  /** Every target, default first, with its name. */
+  get all(): Array<[string, RunsTable]> {
+    return [...this.tables];
+  }
+}
