@@ -41,7 +41,8 @@ export interface BackfillContext {
   slot: string;
   publication: string;
   tuning: BackfillTuning;
-  runsTable: RunsTable;
+  /** Where rows go: one table, or the targets of --routes (anything with RunsTable's write). */
+  runsTable: Pick<RunsTable, 'write'>;
   store: CheckpointStore;
   log: Logger;
   progress?: ProgressReporter;

@@ -14,8 +14,9 @@ import { progressReporter } from '../backfill/progress.ts';
 import { parseBackfillOptions } from '../backfill/request.ts';
 import { BACKFILL_PROFILES, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
+import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/preflight.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRouting, openRunsTable } from './runtime.ts';
 import { formatTable } from './table.ts';
 
 const BACKFILL_SETTINGS = [
@@ -32,6 +33,7 @@ const BACKFILL_SETTINGS = [
   'backfillRetries',
   'retryInitialMs',
   'retryMaxMs',
+  'routes',
 ] as const;
 
 export function backfillCommand(): Command {
@@ -77,6 +79,7 @@ export async function backfill(
     return 0;
   }
   let client: ClickHouseClient | undefined;
+  let routes: Awaited<ReturnType<typeof openRouting>> | undefined;
   const interrupt = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -95,12 +98,13 @@ export async function backfill(
       out(formatJobs(await store.listJobs()));
       return 0;
     }
+    routes = await openRouting(config, client, log);
     const context: BackfillContext = {
       databaseUrl,
       slot: config.slot,
       publication: config.publication,
       tuning: backfillTuning(config),
-      runsTable: await openRunsTable(client, config, log, config.backfillRetries),
+      runsTable: new RunsTargets(await openRunsTable(client, config, log, config.backfillRetries), routes.routing),
       store,
       log,
       progress: progressReporter(log),
@@ -118,6 +122,7 @@ export async function backfill(
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await routes?.close();
     await client?.close();
   }
 }

@@ -38,6 +38,18 @@ export class RunsTargets {
     return table;
   }
 
+  /** Write rows to their targets, one insert per target, one target after another. */
+  async write(rows: readonly ClickHouseRow[], signal?: AbortSignal): Promise<void> {
+    const groups = new Map<string, ClickHouseRow[]>();
+    for (const row of rows) {
+      const target = this.targetOf(row);
+      const group = groups.get(target);
+      if (group) group.push(row);
+      else groups.set(target, [row]);
+    }
+    for (const [target, group] of groups) await this.table(target).write(group, signal);
+  }
+
   /** Every target, default first, with its name. */
   get all(): Array<[string, RunsTable]> {
     return [...this.tables];

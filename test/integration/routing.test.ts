@@ -4,12 +4,15 @@
  * tombstoned in the old target, and a transaction is acknowledged only when every target has it.
  */
 import { expect, it } from 'vitest';
+import { runBackfill } from '../../src/backfill/job.ts';
 import { loadConfig } from '../../src/config.ts';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
+import { RunsTargets } from '../../src/sink/targets.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
+import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { freshClickHouseDatabase, queryRows, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
 
@@ -78,4 +81,35 @@ it('routes organizations to their targets, moves runs between them, and acks onl
   } finally {
     await replication.stop();
   }
+});
+
+it('the backfill routes the same way', async () => {
+  const ch = await testClickHouse();
+  const euDatabase = await freshClickHouseDatabase(ch);
+  const slot = uniqueName('slot');
+  await insertRuns(env.pgdb.sql, 'task_run_v2', [
+    ...Array.from({ length: 3 }, (_, i) => makeRun({ table: 'task_run_v2', index: i, organizationId: 'org_1' })),
+    ...Array.from({ length: 4 }, (_, i) => makeRun({ table: 'task_run_v2', index: 10 + i, organizationId: 'org_eu' })),
+  ]);
+  await env.pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  const retry = { initialDelayMs: 10, maxDelayMs: 10 };
+  const routed = new RunsTargets(new RunsTable(ch, env.database, retry, silentLogger), {
+    targets: new Map([['eu', new RunsTable(ch, euDatabase, retry, silentLogger)]]),
+    organizations: { org_eu: 'eu' },
+  });
+  const result = await runBackfill(
+    env.pgdb.sql,
+    backfillRequest(),
+    backfillContext(env.pgdb, ch, env.database, { slot, runsTable: routed }),
+  );
+  expect(result.status).toBe('SUCCESS');
+  const count = async (database: string) =>
+    (
+      await queryRows<{ org: string; n: string }>(
+        ch,
+        `SELECT organization_id AS org, count() AS n FROM ${database}.task_runs_v2 FINAL GROUP BY org`,
+      )
+    ).map((r) => `${r.org}:${r.n}`);
+  expect(await count(env.database)).toEqual(['org_1:3']);
+  expect(await count(euDatabase)).toEqual(['org_eu:4']);
 });
