@@ -14,6 +14,8 @@ import { progressReporter } from '../backfill/progress.ts';
 import { parseBackfillOptions } from '../backfill/request.ts';
 import { BACKFILL_PROFILES, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
+import { BackfillMetrics } from '../ops/backfill-metrics.ts';
+import { type OpsServer, startOpsServer } from '../ops/server.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/preflight.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRouting, openRunsTable } from './runtime.ts';
@@ -34,6 +36,8 @@ const BACKFILL_SETTINGS = [
   'retryInitialMs',
   'retryMaxMs',
   'routes',
+  'metricsPort',
+  'listenHost',
 ] as const;
 
 export function backfillCommand(): Command {
@@ -80,6 +84,7 @@ export async function backfill(
   }
   let client: ClickHouseClient | undefined;
   let routes: Awaited<ReturnType<typeof openRouting>> | undefined;
+  let ops: OpsServer | undefined;
   const interrupt = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -99,6 +104,12 @@ export async function backfill(
       return 0;
     }
     routes = await openRouting(config, client, log);
+    let progress = progressReporter(log);
+    if (config.metricsPort !== undefined) {
+      const metrics = new BackfillMetrics(progress);
+      progress = metrics;
+      ops = await startOpsServer(metrics.registry, { problems: async () => [] }, config.metricsPort, config.listenHost, log);
+    }
     const context: BackfillContext = {
       databaseUrl,
       slot: config.slot,
@@ -107,7 +118,7 @@ export async function backfill(
       runsTable: new RunsTargets(await openRunsTable(client, config, log, config.backfillRetries), routes.routing),
       store,
       log,
-      progress: progressReporter(log),
+      progress,
       signal: interrupt.signal,
     };
     const result = await withPostgres(databaseUrl, (sql) =>
@@ -123,6 +134,7 @@ export async function backfill(
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await routes?.close();
+    await ops?.close();
     await client?.close();
   }
 }

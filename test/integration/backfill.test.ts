@@ -6,8 +6,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../src/backfill/checkpoints.ts';
 import { planBackfill, resumeBackfill, runBackfill } from '../../src/backfill/job.ts';
+import { silentProgress } from '../../src/backfill/progress.ts';
 import { insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
+import { BackfillMetrics } from '../../src/ops/backfill-metrics.ts';
 import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
 import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
 import { freshClickHouseDatabase, freshPostgres, queryRows, type TestPostgres, testClickHouse, uniqueName } from '../support/databases.ts';
@@ -205,6 +207,31 @@ describe('one database', () => {
     expect(capped.status).toBe('SUCCESS');
     expect(capped.message).toContain('stopped at --max-rows 100 per table');
     expect(capped.tables.map((t) => t.copied)).toEqual([100, 100]);
+  });
+
+  it('--metrics-port figures: rows copied and expected per table', async () => {
+    const db = pgdb as TestPostgres;
+    await insertRuns(
+      db.sql,
+      'TaskRun',
+      Array.from({ length: 120 }, (_, i) => makeRun({ table: 'TaskRun', index: i })),
+    );
+    await insertRuns(
+      db.sql,
+      'task_run_v2',
+      Array.from({ length: 80 }, (_, i) => makeRun({ table: 'task_run_v2', index: i })),
+    );
+    const metrics = new BackfillMetrics(silentProgress);
+    const result = await runBackfill(
+      db.sql,
+      backfillRequest({ exactCount: true }),
+      context(db, { progress: metrics, tuning: { chunkRows: 50 } }),
+    );
+    expect(result.status).toBe('SUCCESS');
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('runs_cdc_backfill_rows_copied{table="TaskRun"} 120');
+    expect(text).toContain('runs_cdc_backfill_rows_copied{table="task_run_v2"} 80');
+    expect(text).toContain('runs_cdc_backfill_rows_estimated{table="TaskRun"} 120');
   });
 
   it('a range with no rows ends EMPTY and writes no rows', async () => {
