@@ -5,7 +5,7 @@ import type { Config, ConfigKey } from '../config.ts';
 import { RunsCdcError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { startApi } from '../queries/http-api.ts';
-import { QUERY_PARAMS, queryInput } from '../queries/params.ts';
+import { QUERY_PARAMS, QUERY_PATHS, type QueryKind, queryInput, runQuery } from '../queries/params.ts';
 import { type RunListPage, RunQueries, type RunStats, type TagsPage } from '../queries/run-queries.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse } from './runtime.ts';
 import { formatTable } from './table.ts';
@@ -14,8 +14,7 @@ const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSecond
 const LIST_FLAGS = new Set(['status', 'task', 'version', 'tag', 'tag-all', 'run-id', 'queue', 'region', 'machine']);
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
-type Subcommand = 'list' | 'count' | 'stats' | 'tags';
-const ROUTE: Record<Subcommand, string> = { list: '/runs', count: '/runs/count', stats: '/runs/stats', tags: '/runs/tags' };
+type Subcommand = QueryKind;
 const FLAGS: Record<Subcommand, string[]> = {
   list: Object.keys(QUERY_PARAMS).filter((f) => f !== 'prefix'),
   count: Object.keys(QUERY_PARAMS).filter((f) => !['prefix', 'limit', 'cursor'].includes(f)),
@@ -33,7 +32,7 @@ const attribute = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => 
 
 export function runsCommand(): Command {
   const runs = new Command('runs').description('query the replicated runs (never Postgres)');
-  for (const name of Object.keys(ROUTE) as Subcommand[]) {
+  for (const name of Object.keys(QUERY_PATHS) as Subcommand[]) {
     const sub = new Command(name).description(DESCRIPTIONS[name]);
     for (const flag of FLAGS[name]) {
       if (flag === 'root-only') sub.option('--root-only', 'root runs only');
@@ -104,18 +103,14 @@ async function direct(config: Config, name: Subcommand, input: Record<string, un
     throw error;
   }
   try {
-    const queries = queriesFor(client, config);
-    if (name === 'list') return await queries.list(input as never, { limit: input.limit as never, cursor: input.cursor as never });
-    if (name === 'count') return { count: await queries.count(input as never) };
-    if (name === 'stats') return await queries.stats(input as never);
-    return await queries.tags(input as never);
+    return await runQuery(queriesFor(client, config), name, input);
   } finally {
     await client.close();
   }
 }
 
 async function viaApi(apiUrl: string, name: Subcommand, input: Record<string, unknown>): Promise<unknown> {
-  const url = new URL(ROUTE[name], apiUrl);
+  const url = new URL(QUERY_PATHS[name], apiUrl);
   for (const flag of FLAGS[name]) {
     const value = input[QUERY_PARAMS[flag as keyof typeof QUERY_PARAMS]];
     if (value === undefined) continue;

@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.ts';
 import { QueryInputError } from './filters.ts';
-import { queryInput } from './params.ts';
+import { QUERY_PATHS, type QueryKind, queryInput, runQuery } from './params.ts';
 import type { RunQueries } from './run-queries.ts';
 
 export interface RunningApi {
@@ -16,14 +16,7 @@ export interface RunningApi {
   close(): Promise<void>;
 }
 
-type Handler = (queries: RunQueries, input: Record<string, unknown>) => Promise<unknown>;
-
-const ROUTES: Record<string, Handler> = {
-  '/runs': (q, input) => q.list(input as never, { limit: input.limit as never, cursor: input.cursor as never }),
-  '/runs/count': async (q, input) => ({ count: await q.count(input as never) }),
-  '/runs/stats': (q, input) => q.stats(input as never),
-  '/runs/tags': (q, input) => q.tags(input as never),
-};
+const KIND_BY_PATH = new Map<string, QueryKind>(Object.entries(QUERY_PATHS).map(([kind, path]) => [path, kind as QueryKind]));
 
 function paramsOf(url: URL): Record<string, unknown> {
   const grouped = new Map<string, string[]>();
@@ -40,10 +33,10 @@ export async function startApi(queries: RunQueries, port: number, host: string, 
     const url = new URL(request.url ?? '/', 'http://api');
     if (request.method !== 'GET') return send(405, { error: 'the API is read-only: use GET' });
     if (url.pathname === '/healthz') return send(200, { ok: true });
-    const route = ROUTES[url.pathname];
-    if (!route) return send(404, { error: `no route ${url.pathname}: use ${Object.keys(ROUTES).join(', ')}` });
+    const kind = KIND_BY_PATH.get(url.pathname);
+    if (!kind) return send(404, { error: `no route ${url.pathname}: use ${Object.values(QUERY_PATHS).join(', ')}` });
     try {
-      return send(200, await route(queries, paramsOf(url)));
+      return send(200, await runQuery(queries, kind, paramsOf(url)));
     } catch (error) {
       if (error instanceof QueryInputError) return send(400, { error: error.message });
       log.warn({ path: url.pathname, err: (error as Error).message }, 'API query failed');

@@ -1,3 +1,5 @@
+import type { RunQueries } from './run-queries.ts';
+
 /**
  * The one naming of query inputs shared by the CLI flags (`--org`, `--status`, ...) and the HTTP
  * API's query string (`org=`, `status=`, ...), mapped onto the library's filter fields.
@@ -42,4 +44,22 @@ export function queryInput(values: Iterable<[string, string | string[] | boolean
     else input[key] = value;
   }
   return input;
+}
+
+/** The four queries, by the name the CLI uses and the path the HTTP API serves them on. */
+export const QUERY_PATHS = { list: '/runs', count: '/runs/count', stats: '/runs/stats', tags: '/runs/tags' } as const;
+export type QueryKind = keyof typeof QUERY_PATHS;
+
+/** Run one query on library input; what the CLI prints and the API returns. */
+export function runQuery(queries: RunQueries, kind: QueryKind, input: Record<string, unknown>): Promise<unknown> {
+  switch (kind) {
+    case 'list':
+      return queries.list(input as never, { limit: input.limit as never, cursor: input.cursor as never });
+    case 'count':
+      return queries.count(input as never).then((count) => ({ count }));
+    case 'stats':
+      return queries.stats(input as never);
+    case 'tags':
+      return queries.tags(input as never);
+  }
 }
