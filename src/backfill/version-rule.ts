@@ -18,7 +18,7 @@ import pg from 'pg';
 import { PreflightError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
-import { checkWalLevel, ensurePublication, ensureSlot, quoteIdent, readSlot } from '../source/preflight.ts';
+import { assertUsableSlot, checkWalLevel, ensurePublication, ensureSlot, quoteIdent, readSlot } from '../source/preflight.ts';
 import { BACKFILL_VERSION, snapshotVersion } from '../transform/version.ts';
 
 export interface SlotSettings {
@@ -46,17 +46,7 @@ export async function requireReplicationSlot(sql: pg.ClientBase, settings: SlotS
       `replication slot ${settings.slot} does not exist, so changes made during the backfill would be lost: start runs-cdc replicate first (it creates the slot), or rerun with --create-slot`,
     );
   }
-  const { rows } = await sql.query<{ db: string }>('SELECT current_database() AS db');
-  if (state.plugin !== 'pgoutput' || state.database !== rows[0]?.db) {
-    throw new PreflightError(
-      `replication slot ${settings.slot} belongs to database ${state.database} (plugin ${state.plugin}), not to ${rows[0]?.db}: pass the --slot runs-cdc replicate uses for this database`,
-    );
-  }
-  if (state.walStatus === 'lost') {
-    throw new PreflightError(
-      `replication slot ${settings.slot} is invalidated (wal_status=lost): recreate it (SELECT pg_drop_replication_slot('${settings.slot}'); then start runs-cdc replicate) and run runs-cdc backfill --mode repair, which also fixes rows CDC wrote before the gap`,
-    );
-  }
+  await assertUsableSlot(sql, state, settings.slot);
   return BACKFILL_VERSION;
 }
 

@@ -6,12 +6,12 @@
 import pg from 'pg';
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Config } from '../config.ts';
-import { StreamError } from '../errors.ts';
+import { RunsCdcError, StreamError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
 import { type Routing, RunsTargets } from '../sink/targets.ts';
-import { preflightPostgres, readSlot } from '../source/preflight.ts';
+import { assertUsableSlot, preflightPostgres, readSlot } from '../source/preflight.ts';
 import { ReplicationStream, type StreamItem } from '../source/stream.ts';
 import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
 import { type Change, type ClickHouseRow, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
@@ -203,7 +203,7 @@ export class ReplicationDaemon {
         await this.withSql((sql) => this.waitForFreeSlot(sql, reconnecting));
       } catch (error) {
         // While reconnecting, Postgres may still be restarting: keep trying, with backoff.
-        if (!reconnecting || error instanceof StreamError || this.stopping) throw error;
+        if (!reconnecting || error instanceof RunsCdcError || this.stopping) throw error;
         attempt += 1;
         this.log.warn({ attempt, err: (error as Error).message }, 'Postgres not reachable yet; retrying');
         if (await this.sleepUnlessStopping(this.backoffMs(attempt))) return;
@@ -311,11 +311,8 @@ export class ReplicationDaemon {
     for (;;) {
       const slot = await readSlot(sql, this.settings.slot);
       if (!slot) throw new StreamError(`replication slot ${this.settings.slot} disappeared during startup`);
-      if (slot.walStatus === 'lost') {
-        throw new StreamError(
-          `replication slot ${this.settings.slot} is invalidated (wal_status=lost): changes may be missing from ClickHouse; recreate the slot (SELECT pg_drop_replication_slot('${this.settings.slot}'); then restart replicate) and run runs-cdc backfill --mode repair`,
-        );
-      }
+      // On a reconnect too: the slot may have been invalidated while the connection was down.
+      await assertUsableSlot(sql, slot, this.settings.slot);
       if (!reconnecting) this.acks = new AckTracker(slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : 0n);
       if (!slot.active) return;
       this.log.warn(

@@ -153,6 +153,23 @@ export async function currentWalLsn(sql: pg.ClientBase): Promise<Lsn> {
   return parseLsn((rows[0] as { lsn: string }).lsn);
 }
 
+/** A slot runs-cdc can stream from, or from whose creation on a backfill is safe: a pgoutput
+ * slot of this database, not invalidated. Throws the sentence that says what to do. */
+export async function assertUsableSlot(sql: pg.ClientBase, state: SlotState, slot: string): Promise<void> {
+  const { rows } = await sql.query<{ db: string }>('SELECT current_database() AS db');
+  const database = rows[0]?.db;
+  if (state.plugin !== 'pgoutput' || state.database !== database) {
+    throw new PreflightError(
+      `replication slot ${slot} belongs to database ${state.database ?? 'none'} with plugin ${state.plugin}, but runs-cdc needs a pgoutput slot in ${database}: pass the --slot runs-cdc replicate uses for this database, or drop it with SELECT pg_drop_replication_slot('${slot}');`,
+    );
+  }
+  if (state.walStatus === 'lost') {
+    throw new PreflightError(
+      `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes; drop and recreate it (SELECT pg_drop_replication_slot('${slot}');), restart replicate, then repair the gap with runs-cdc backfill --mode repair`,
+    );
+  }
+}
+
 export async function ensureSlot(sql: pg.ClientBase, slot: string, log: Logger): Promise<boolean> {
   const state = await readSlot(sql, slot);
   if (!state) {
@@ -161,18 +178,7 @@ export async function ensureSlot(sql: pg.ClientBase, slot: string, log: Logger):
     log.info({ slot }, `created logical replication slot ${slot} (pgoutput)`);
     return true;
   }
-  const { rows } = await sql.query<{ db: string }>('SELECT current_database() AS db');
-  const database = rows[0]?.db;
-  if (state.plugin !== 'pgoutput' || state.database !== database) {
-    throw new PreflightError(
-      `replication slot ${slot} belongs to ${state.database ?? 'no database'} with plugin ${state.plugin}, but runs-cdc needs a pgoutput slot in ${database}: choose another --slot, or drop it with SELECT pg_drop_replication_slot('${slot}');`,
-    );
-  }
-  if (state.walStatus === 'lost') {
-    throw new PreflightError(
-      `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes; drop and recreate it (SELECT pg_drop_replication_slot('${slot}');), restart replicate, then repair the gap with runs-cdc backfill --mode repair`,
-    );
-  }
+  await assertUsableSlot(sql, state, slot);
   return false;
 }
 
