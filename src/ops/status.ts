@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { CheckpointStore } from '../backfill/checkpoints.ts';
 import { silentLogger } from '../logger.ts';
 import { RUNS_TABLE } from '../sink/runs-table.ts';
-import { quoteIdent, readSlot } from '../source/preflight.ts';
+import { IDENTITY_NAMES, quoteIdent, readPublication, readReplicaIdentities, readSlot } from '../source/preflight.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 
 export interface StatusReport {
@@ -34,8 +34,6 @@ export interface StatusReport {
   /** What needs fixing; empty when all is well. */
   problems: string[];
 }
-
-const IDENTITY: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'INDEX' };
 
 export function humanBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -79,37 +77,22 @@ export async function gatherStatus(
       );
     }
   }
-  const pub = await sql.query('SELECT 1 FROM pg_publication WHERE pubname = $1', [names.publication]);
-  const published = await sql.query<{ tablename: string }>(
-    'SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = current_schema()',
-    [names.publication],
-  );
-  const publishedNames = new Set(published.rows.map((r) => r.tablename));
-  if (pub.rowCount === 0) problems.push(`publication ${names.publication} does not exist: start runs-cdc replicate (it creates it)`);
+  const pub = await readPublication(sql, names.publication);
+  if (!pub) problems.push(`publication ${names.publication} does not exist: start runs-cdc replicate (it creates it)`);
   const tables: StatusReport['tables'] = [];
-  for (const table of SOURCE_TABLES) {
-    const { rows } = await sql.query<{ identity: string | null }>(
-      'SELECT (SELECT relreplident FROM pg_class WHERE oid = to_regclass($1)) AS identity',
-      [quoteIdent(table)],
-    );
-    const identity = rows[0]?.identity ?? null;
-    tables.push({
-      table,
-      exists: identity !== null,
-      published: publishedNames.has(table),
-      replicaIdentity: identity && (IDENTITY[identity] ?? identity),
-    });
+  for (const [table, identity] of await readReplicaIdentities(sql)) {
+    const published = pub?.tables.has(table) ?? false;
+    tables.push({ table, exists: identity !== null, published, replicaIdentity: identity && (IDENTITY_NAMES[identity] ?? identity) });
     if (identity === null) problems.push(`table ${quoteIdent(table)} does not exist`);
     else if (identity !== 'f')
       problems.push(
-        `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY[identity]}: run ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL`,
+        `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY_NAMES[identity]}: run ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL`,
       );
-    if (pub.rowCount !== 0 && !publishedNames.has(table))
-      problems.push(`publication ${names.publication} does not cover ${quoteIdent(table)}`);
+    if (pub && !published) problems.push(`publication ${names.publication} does not cover ${quoteIdent(table)}`);
   }
   return {
     slot,
-    publication: { name: names.publication, exists: pub.rowCount !== 0 },
+    publication: { name: names.publication, exists: pub !== undefined },
     tables,
     clickhouse: await clickhouseStatus(clickhouse, names.database),
     problems,

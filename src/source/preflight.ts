@@ -23,7 +23,7 @@ export interface PreflightResult {
   createdSlot: boolean;
 }
 
-const IDENTITY_NAMES: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' };
+export const IDENTITY_NAMES: Record<string, string> = { d: 'DEFAULT', n: 'NOTHING', f: 'FULL', i: 'USING INDEX' };
 
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
@@ -39,15 +39,23 @@ export async function checkWalLevel(sql: pg.ClientBase): Promise<void> {
   }
 }
 
-/** Replica identity of each runs table, failing when a table does not exist. */
-export async function replicaIdentities(sql: pg.ClientBase): Promise<Map<SourceTable, string>> {
-  const identities = new Map<SourceTable, string>();
+/** Replica identity (pg_class.relreplident) of each runs table; null for a table that is missing. */
+export async function readReplicaIdentities(sql: pg.ClientBase): Promise<Map<SourceTable, string | null>> {
+  const identities = new Map<SourceTable, string | null>();
   for (const table of SOURCE_TABLES) {
     const { rows } = await sql.query<{ identity: string | null }>(
       'SELECT (SELECT relreplident FROM pg_class WHERE oid = to_regclass($1)) AS identity',
       [quoteIdent(table)],
     );
-    const identity = rows[0]?.identity;
+    identities.set(table, rows[0]?.identity ?? null);
+  }
+  return identities;
+}
+
+/** Replica identity of each runs table, failing when a table does not exist. */
+export async function replicaIdentities(sql: pg.ClientBase): Promise<Map<SourceTable, string>> {
+  const identities = new Map<SourceTable, string>();
+  for (const [table, identity] of await readReplicaIdentities(sql)) {
     if (!identity) {
       throw new PreflightError(
         `table ${quoteIdent(table)} does not exist in this database: create it (psql -f sql/001_runs_tables.sql) or point DATABASE_URL at the platform's database`,
@@ -81,30 +89,45 @@ async function ensureReplicaIdentity(sql: pg.ClientBase, options: PreflightOptio
   return partial;
 }
 
-export async function ensurePublication(sql: pg.ClientBase, publication: string, log: Logger): Promise<boolean> {
+export interface PublicationState {
+  /** What it publishes: insert, update, delete, truncate. */
+  actions: Record<'insert' | 'update' | 'delete' | 'truncate', boolean>;
+  /** Tables of the current schema it covers. */
+  tables: Set<string>;
+}
+
+export async function readPublication(sql: pg.ClientBase, publication: string): Promise<PublicationState | undefined> {
   const { rows } = await sql.query<{ pubupdate: boolean; pubdelete: boolean; pubinsert: boolean; pubtruncate: boolean }>(
     'SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1',
     [publication],
   );
-  const tableList = SOURCE_TABLES.map(quoteIdent).join(', ');
   const pub = rows[0];
+  if (!pub) return undefined;
+  const covered = await sql.query<{ tablename: string }>(
+    'SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = current_schema()',
+    [publication],
+  );
+  return {
+    actions: { insert: pub.pubinsert, update: pub.pubupdate, delete: pub.pubdelete, truncate: pub.pubtruncate },
+    tables: new Set(covered.rows.map((r) => r.tablename)),
+  };
+}
+
+export async function ensurePublication(sql: pg.ClientBase, publication: string, log: Logger): Promise<boolean> {
+  const tableList = SOURCE_TABLES.map(quoteIdent).join(', ');
+  const pub = await readPublication(sql, publication);
   if (!pub) {
     await sql.query(`CREATE PUBLICATION ${quoteIdent(publication)} FOR TABLE ${tableList}`);
     log.info({ publication }, `created publication ${publication} for ${tableList}`);
     return true;
   }
-  const missingActions = (['insert', 'update', 'delete', 'truncate'] as const).filter((a) => !pub[`pub${a}`]);
+  const missingActions = (['insert', 'update', 'delete', 'truncate'] as const).filter((a) => !pub.actions[a]);
   if (missingActions.length > 0) {
     throw new PreflightError(
       `publication ${publication} does not publish ${missingActions.join(', ')}: run ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = 'insert, update, delete, truncate');`,
     );
   }
-  const covered = await sql.query<{ tablename: string }>(
-    'SELECT tablename FROM pg_publication_tables WHERE pubname = $1 AND schemaname = current_schema()',
-    [publication],
-  );
-  const names = new Set(covered.rows.map((r) => r.tablename));
-  const missing = SOURCE_TABLES.filter((t) => !names.has(t));
+  const missing = SOURCE_TABLES.filter((t) => !pub.tables.has(t));
   if (missing.length > 0) {
     throw new PreflightError(
       `publication ${publication} does not cover ${missing.map(quoteIdent).join(', ')}: run ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${missing.map(quoteIdent).join(', ')};`,
