@@ -2,8 +2,9 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
-import { type Lsn, parseLsn } from '../lsn.ts';
+import type { Lsn } from '../lsn.ts';
 import type { ReplicationDaemon } from '../replication/daemon.ts';
+import { currentWalLsn } from '../source/preflight.ts';
 import type { DaemonMetrics } from './metrics.ts';
 import { type OpsServer, startOpsServer } from './server.ts';
 
@@ -24,14 +25,7 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
   // One ordinary connection, opened when scraped, for the server's WAL end.
   const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 1, idleTimeoutMillis: 30_000 });
   pool.on('error', () => {});
-  const serverWalEnd = async (): Promise<Lsn | undefined> => {
-    try {
-      const { rows } = await pool.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-      return parseLsn((rows[0] as { lsn: string }).lsn);
-    } catch {
-      return undefined;
-    }
-  };
+  const serverWalEnd = (): Promise<Lsn | undefined> => currentWalLsn(pool).catch(() => undefined);
   metrics.attach({ daemon, serverWalEnd });
   const readiness = {
     problems: async () => {

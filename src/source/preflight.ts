@@ -171,7 +171,7 @@ export async function readSlot(sql: pg.ClientBase, slot: string): Promise<SlotSt
 }
 
 /** The server's current WAL write position: every transaction committed so far ends before it. */
-export async function currentWalLsn(sql: pg.ClientBase): Promise<Lsn> {
+export async function currentWalLsn(sql: pg.ClientBase | pg.Pool): Promise<Lsn> {
   const { rows } = await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
   return parseLsn((rows[0] as { lsn: string }).lsn);
 }
