@@ -8,6 +8,7 @@ import type { Logger } from '../logger.ts';
 import { assertIdentifier } from '../sink/clickhouse.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from '../sink/retry.ts';
 import type { SourceTable } from '../transform/columns.ts';
+import { utcTimestamp } from '../utc.ts';
 
 export type BackfillStatus = 'RUNNING' | 'SUCCESS' | 'FAILURE' | 'EMPTY';
 export type BackfillMode = 'default' | 'repair';
@@ -78,11 +79,6 @@ interface CheckpointRow {
   updated_at: string;
 }
 
-/** `2026-11-23 10:00:00.000`: how DateTime64(3, 'UTC') reads and prints. */
-export function utcNow(): string {
-  return new Date().toISOString().replace('T', ' ').replace('Z', '');
-}
-
 export class CheckpointStore {
   private readonly jobs: string;
   private readonly checkpoints: string;
@@ -110,13 +106,13 @@ export class CheckpointStore {
       rows_copied: String(job.rowsCopied),
       message: job.message,
       created_at: job.createdAt,
-      updated_at: utcNow(),
+      updated_at: utcTimestamp(),
     };
     await this.insert(this.jobs, [row], `recording backfill job ${job.jobId}`, signal);
   }
 
   async saveCheckpoints(jobId: string, ranges: readonly RangeCheckpoint[], signal?: AbortSignal): Promise<void> {
-    const updatedAt = utcNow();
+    const updatedAt = utcTimestamp();
     const rows: CheckpointRow[] = ranges.map((r) => ({
       job_id: jobId,
       source_table: r.table,

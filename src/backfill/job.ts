@@ -16,8 +16,8 @@ import type { RunsTable } from '../sink/runs-table.ts';
 import type { SourceTable } from '../transform/columns.ts';
 import { buildRow, type Tuple } from '../transform/row.ts';
 import type { Coercion } from '../transform/values.ts';
+import { utcTimestamp } from '../utc.ts';
 import type { BackfillMode, BackfillStatus, CheckpointStore, JobParams, JobRecord, RangeCheckpoint } from './checkpoints.ts';
-import { utcNow } from './checkpoints.ts';
 import { type Cursor, formatCursor, parseCursor } from './cursor.ts';
 import { type ProgressReporter, silentProgress, type TableProgress } from './progress.ts';
 import { connectReader, countRows, estimateRows, laterOf, readPage, splitRange } from './source.ts';
@@ -129,8 +129,8 @@ export async function runBackfill(sql: pg.ClientBase, request: BackfillRequest, 
     params: plan.params,
     rowsCopied: 0,
     message: '',
-    createdAt: utcNow(),
-    updatedAt: utcNow(),
+    createdAt: utcTimestamp(),
+    updatedAt: utcTimestamp(),
   };
   return execute(sql, job, plan.ranges, request.createSlot, context, true);
 }

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { quoteIdent } from '../source/preflight.ts';
 import type { SourceTable } from '../transform/columns.ts';
+import { utcTimestamp } from '../utc.ts';
 
 export type RunRow = Record<string, unknown> & { id: string; createdAt: string };
 
@@ -21,10 +22,7 @@ export const STATUSES = [
 const TASKS = ['send-email', 'resize-image', 'sync-crm', 'generate-report', 'charge-card'];
 const MACHINES = ['micro', 'small-1x', 'small-2x', 'medium-1x', 'large-1x'];
 
-/** A timestamp(3) literal in UTC, as the platform writes them. */
-export function utcTimestamp(date: Date): string {
-  return date.toISOString().replace('T', ' ').replace('Z', '');
-}
+export { utcTimestamp };
 
 /** A KSUID-like (task_run_v2) or cuid-like (TaskRun) id: not ordered by creation time. */
 export function runId(table: SourceTable): string {

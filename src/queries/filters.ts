@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { RunsCdcError } from '../errors.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
+import { utcTimestamp } from '../utc.ts';
 
 export const RUN_STATUSES = [
   'DELAYED',
@@ -127,11 +128,6 @@ export function timeWindow(filters: Pick<RunFilters, 'period' | 'from' | 'to'>, 
   return { fromMs, toMs };
 }
 
-/** DateTime64(3) parameter text. */
-export function chTime(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
-}
-
 export interface Where {
   sql: string;
   params: Record<string, unknown>;
@@ -151,8 +147,8 @@ export function whereClause(filters: RunFilters, window: TimeWindow): Where {
     organizationId: filters.organizationId,
     projectId: filters.projectId,
     environmentId: filters.environmentId,
-    from: chTime(window.fromMs),
-    to: chTime(window.toMs),
+    from: utcTimestamp(window.fromMs),
+    to: utcTimestamp(window.toMs),
   };
   const anyOf = (column: string, name: string, values: string[] | undefined) => {
     if (!values || values.length === 0) return;

@@ -15,8 +15,8 @@ import { z } from 'zod';
 import { RunsCdcError } from '../errors.ts';
 import { assertIdentifier } from '../sink/clickhouse.ts';
 import { RUNS_TABLE } from '../sink/runs-table.ts';
+import { utcTimestamp } from '../utc.ts';
 import {
-  chTime,
   FAILED_STATUSES,
   filtersSchema,
   parseInput,
@@ -293,8 +293,8 @@ export class RunQueries {
     const histogram = grouped.filter((r) => Number(r.histogram_row) === 1);
     const tasks = grouped.filter((r) => Number(r.histogram_row) === 0).sort((a, b) => Number(b.runs) - Number(a.runs));
     return {
-      from: chTime(window.fromMs),
-      to: chTime(window.toMs),
+      from: utcTimestamp(window.fromMs),
+      to: utcTimestamp(window.toMs),
       bucketSeconds,
       histogram: histogram.map((h) => ({ bucket: h.bucket, status: h.status, runs: Number(h.runs) })),
       tasks: tasks.map((t) => ({

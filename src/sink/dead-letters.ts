@@ -7,6 +7,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { formatLsn } from '../lsn.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
 import { versionCommitLsn } from '../transform/version.ts';
+import { utcTimestamp } from '../utc.ts';
 import { assertIdentifier } from './clickhouse.ts';
 
 export interface DeadLetter {
@@ -35,8 +36,6 @@ interface DeadLetterRow {
   revision: string;
 }
 
-const utcNow = () => new Date().toISOString().replace('T', ' ').replace('Z', '');
-
 export class DeadLetters {
   readonly table: string;
   /** Rows dead-lettered by this process. */
@@ -60,7 +59,7 @@ export class DeadLetters {
       reason,
       error: error.slice(0, 2000),
       row,
-      createdAt: utcNow(),
+      createdAt: utcTimestamp(),
       replayed: false,
       revision: 1,
     });
