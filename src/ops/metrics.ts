@@ -31,13 +31,12 @@ function sinkTotals(sources: MetricsSources): {
   return totals;
 }
 
-/** Set a counter to totals kept elsewhere (they only grow), one series per `a/b` key. */
-function setTotals(counter: client.Counter<string>, totals: Record<string, number>, labels: [string, string]): void {
-  counter.reset();
-  for (const [key, value] of Object.entries(totals)) {
-    const [a = '', b = ''] = key.split('/');
-    counter.inc({ [labels[0]]: a, [labels[1]]: b }, value);
-  }
+type Reading = number | Record<string, number> | undefined;
+
+/** Label values of a `table/operation`-style key: as many parts as there are labels. */
+function labelsOf(key: string, labelNames: readonly string[]): Record<string, string> {
+  const parts = labelNames.length === 1 ? [key] : key.split('/');
+  return Object.fromEntries(labelNames.map((name, i) => [name, parts[i] ?? '']));
 }
 
 export class DaemonMetrics {
@@ -65,122 +64,115 @@ export class DaemonMetrics {
   };
 
   constructor() {
-    const sources = () => this.sources;
-    new client.Gauge({
-      name: 'runs_cdc_replication_lag_bytes',
-      help: 'Server WAL end minus the LSN confirmed to the slot (what Postgres keeps for us)',
+    this.reading(
+      'gauge',
+      'runs_cdc_replication_lag_bytes',
+      'Server WAL end minus the LSN confirmed to the slot (what Postgres keeps for us)',
+      [],
+      async (s) => {
+        const walEnd = await s.serverWalEnd();
+        if (walEnd === undefined) return undefined;
+        const lag = walEnd - s.daemon.confirmedLsn;
+        return Number(lag > 0n ? lag : 0n);
+      },
+    );
+    this.reading(
+      'gauge',
+      'runs_cdc_replication_lag_seconds',
+      'Now minus the commit time of the last confirmed transaction; 0 when every received transaction is confirmed',
+      [],
+      ({ daemon }) => {
+        const last = daemon.lastConfirmedCommitMs;
+        return daemon.allConfirmed || last === undefined ? 0 : Math.max(0, (Date.now() - last) / 1000);
+      },
+    );
+    this.reading(
+      'counter',
+      'runs_cdc_changes_received_total',
+      'Changes received from the slot, per source table and operation',
+      ['table', 'operation'],
+      (s) => s.daemon.stats.received,
+    );
+    this.reading(
+      'counter',
+      'runs_cdc_transactions_received_total',
+      'Transactions received from the slot (commits)',
+      [],
+      (s) => s.daemon.stats.transactions,
+    );
+    this.reading(
+      'counter',
+      'runs_cdc_rows_written_total',
+      'Rows written into ClickHouse, per source table and kind (live row or tombstone)',
+      ['table', 'kind'],
+      (s) => sinkTotals(s).rowsByTable,
+    );
+    this.reading(
+      'counter',
+      'runs_cdc_clickhouse_retries_total',
+      'Retried ClickHouse operations, per reason',
+      ['reason'],
+      (s) => sinkTotals(s).retriesByReason,
+    );
+    this.reading('gauge', 'runs_cdc_buffered_rows', 'Rows buffered or in flight to ClickHouse', [], (s) => s.daemon.buffer.bufferedRows);
+    this.reading(
+      'gauge',
+      'runs_cdc_buffered_bytes',
+      'Estimated bytes buffered or in flight to ClickHouse',
+      [],
+      (s) => s.daemon.buffer.bufferedBytes,
+    );
+    this.reading(
+      'counter',
+      'runs_cdc_dead_letters_total',
+      'Rows ClickHouse refused for their content, kept in dead_letters',
+      [],
+      (s) => sinkTotals(s).deadLetters,
+    );
+    this.reading(
+      'counter',
+      'runs_cdc_reconnects_total',
+      'Times the replication connection was lost and opened again',
+      [],
+      (s) => s.daemon.stats.reconnects,
+    );
+    this.reading(
+      'counter',
+      'runs_cdc_value_coercions_total',
+      'Values stored as NULL or empty because ClickHouse could not hold them (each is logged)',
+      [],
+      (s) => s.daemon.stats.coercions,
+    );
+  }
+
+  /**
+   * A metric read at each scrape from figures the daemon, buffer and sinks keep anyway (totals only
+   * grow, so a counter is reset and set to them): one value, or one series per key.
+   */
+  private reading(
+    kind: 'counter' | 'gauge',
+    name: string,
+    help: string,
+    labelNames: string[],
+    read: (sources: MetricsSources) => Reading | Promise<Reading>,
+  ): void {
+    const metrics = this;
+    const Metric = kind === 'counter' ? client.Counter : client.Gauge;
+    new Metric({
+      name,
+      help,
+      labelNames,
       registers: [this.registry],
       async collect() {
-        const s = sources();
-        const walEnd = await s?.serverWalEnd();
-        if (!s || walEnd === undefined) return;
-        const lag = walEnd - s.daemon.confirmedLsn;
-        this.set(Number(lag > 0n ? lag : 0n));
-      },
-    });
-    new client.Gauge({
-      name: 'runs_cdc_replication_lag_seconds',
-      help: 'Now minus the commit time of the last confirmed transaction; 0 when every received transaction is confirmed',
-      registers: [this.registry],
-      collect() {
-        const daemon = sources()?.daemon;
-        if (!daemon) return;
-        const last = daemon.lastConfirmedCommitMs;
-        this.set(daemon.allConfirmed || last === undefined ? 0 : Math.max(0, (Date.now() - last) / 1000));
-      },
-    });
-    new client.Counter({
-      name: 'runs_cdc_changes_received_total',
-      help: 'Changes received from the slot, per source table and operation',
-      labelNames: ['table', 'operation'],
-      registers: [this.registry],
-      collect() {
-        const daemon = sources()?.daemon;
-        if (daemon) setTotals(this, daemon.stats.received, ['table', 'operation']);
-      },
-    });
-    new client.Counter({
-      name: 'runs_cdc_transactions_received_total',
-      help: 'Transactions received from the slot (commits)',
-      registers: [this.registry],
-      collect() {
-        const daemon = sources()?.daemon;
-        if (!daemon) return;
-        this.reset();
-        this.inc(daemon.stats.transactions);
-      },
-    });
-    new client.Counter({
-      name: 'runs_cdc_rows_written_total',
-      help: 'Rows written into ClickHouse, per source table and kind (live row or tombstone)',
-      labelNames: ['table', 'kind'],
-      registers: [this.registry],
-      collect() {
-        const s = sources();
-        if (s) setTotals(this, sinkTotals(s).rowsByTable, ['table', 'kind']);
-      },
-    });
-    new client.Counter({
-      name: 'runs_cdc_clickhouse_retries_total',
-      help: 'Retried ClickHouse operations, per reason',
-      labelNames: ['reason'],
-      registers: [this.registry],
-      collect() {
-        const s = sources();
-        if (!s) return;
-        this.reset();
-        for (const [reason, n] of Object.entries(sinkTotals(s).retriesByReason)) this.inc({ reason }, n);
-      },
-    });
-    new client.Gauge({
-      name: 'runs_cdc_buffered_rows',
-      help: 'Rows buffered or in flight to ClickHouse',
-      registers: [this.registry],
-      collect() {
-        const daemon = sources()?.daemon;
-        if (daemon) this.set(daemon.buffer.bufferedRows);
-      },
-    });
-    new client.Gauge({
-      name: 'runs_cdc_buffered_bytes',
-      help: 'Estimated bytes buffered or in flight to ClickHouse',
-      registers: [this.registry],
-      collect() {
-        const daemon = sources()?.daemon;
-        if (daemon) this.set(daemon.buffer.bufferedBytes);
-      },
-    });
-    new client.Counter({
-      name: 'runs_cdc_dead_letters_total',
-      help: 'Rows ClickHouse refused for their content, kept in dead_letters',
-      registers: [this.registry],
-      collect() {
-        const s = sources();
-        if (!s) return;
-        this.reset();
-        this.inc(sinkTotals(s).deadLetters);
-      },
-    });
-    new client.Counter({
-      name: 'runs_cdc_reconnects_total',
-      help: 'Times the replication connection was lost and opened again',
-      registers: [this.registry],
-      collect() {
-        const daemon = sources()?.daemon;
-        if (!daemon) return;
-        this.reset();
-        this.inc(daemon.stats.reconnects);
-      },
-    });
-    new client.Counter({
-      name: 'runs_cdc_value_coercions_total',
-      help: 'Values stored as NULL or empty because ClickHouse could not hold them (each is logged)',
-      registers: [this.registry],
-      collect() {
-        const daemon = sources()?.daemon;
-        if (!daemon) return;
-        this.reset();
-        this.inc(daemon.stats.coercions);
+        const sources = metrics.sources;
+        const value = sources && (await read(sources));
+        if (value === undefined) return;
+        const metric = this as unknown as client.Gauge<string>;
+        metric.reset();
+        const put = (labels: Record<string, string>, n: number) =>
+          kind === 'counter' ? (this as client.Counter<string>).inc(labels, n) : metric.set(labels, n);
+        if (typeof value === 'number') put({}, value);
+        else for (const [key, n] of Object.entries(value)) put(labelsOf(key, labelNames), n);
       },
     });
   }
