@@ -4,9 +4,8 @@
  */
 import { expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { readSlot } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { queryRows, testClickHouse, unconfirmedInSlot, waitFor } from '../support/databases.ts';
+import { queryRows, testClickHouse, unconfirmedInSlot } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 

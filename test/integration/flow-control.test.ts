@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { SinkFatalError } from '../../src/errors.ts';
-import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { queryRows, slotConfirmedLsn, testClickHouse, unconfirmedInSlot, waitFor } from '../support/databases.ts';
 

@@ -10,9 +10,8 @@ import { loadConfig } from '../../src/config.ts';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import { readSlot } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { queryRows, testClickHouse, unconfirmedInSlot, uniqueName, waitFor } from '../support/databases.ts';
+import { queryRows, testClickHouse, unconfirmedInSlot, uniqueName } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 
