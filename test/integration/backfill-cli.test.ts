@@ -3,50 +3,37 @@
  * dry run, the job list, and the errors that must stop it before anything is written. Real child
  * processes on a persistent chDB directory, which this process opens only once they are gone.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
 import { readSlot } from '../../src/source/preflight.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
-import { CLI_DATABASE, cliClickHouse, cliClickHouseEnv, usingClickHouseServer } from '../support/backends.ts';
+import { CLI_DATABASE, cliClickHouse, usingClickHouseServer } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
-import { type CliProcess, runCli } from '../support/cli.ts';
-import { freshPostgres, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
+import { type CliProcess, cliWorkspace } from '../support/cli.ts';
+import { waitFor } from '../support/databases.ts';
 
-let pgdb: TestPostgres;
-let chdbPath: string;
-const slot = uniqueName('slot');
+const workspace = cliWorkspace('backfill');
+const { slot, chdbPath } = workspace;
 const RUNS_PER_TABLE = 3000;
 
 beforeAll(async () => {
-  pgdb = await freshPostgres();
-  chdbPath = mkdtempSync(join(tmpdir(), 'runs-cdc-backfill-'));
   for (const table of SOURCE_TABLES) {
     for (let offset = 0; offset < RUNS_PER_TABLE; offset += 500) {
       await insertRuns(
-        pgdb.sql,
+        workspace.pgdb.sql,
         table,
         Array.from({ length: 500 }, (_, i) => makeRun({ table, index: offset + i })),
       );
     }
   }
-  await pgdb.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
-  await pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  await workspace.pgdb.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
+  await workspace.pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   const migrate = cli(['migrate']);
   expect(await migrate.exit, migrate.output()).toBe(0);
 });
 
-afterAll(async () => {
-  await pgdb.close();
-  rmSync(chdbPath, { recursive: true, force: true });
-});
-
-function cli(args: string[], env: Record<string, string> = {}): CliProcess {
-  return runCli(args, { DATABASE_URL: pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: slot, ...env });
-}
+const cli = (args: string[], env: Record<string, string> = {}): CliProcess => workspace.cli(args, env);
 
 async function finished(process: CliProcess): Promise<{ code: number | null; output: string }> {
   const code = await process.exit;
@@ -86,7 +73,7 @@ it.skipIf(usingClickHouseServer())(
   'while replicate holds the chDB directory, says so in one sentence instead of an engine error',
   async () => {
     const daemon = cli(['replicate']);
-    await waitFor('the daemon to stream', async () => (await readSlot(pgdb.sql, slot))?.active === true);
+    await waitFor('the daemon to stream', async () => (await readSlot(workspace.pgdb.sql, slot))?.active === true);
     try {
       const { code, output } = await finished(cli(['backfill']));
       expect(code).toBe(1);
@@ -118,7 +105,7 @@ it('killed with SIGKILL mid-copy, then resumed: SUCCESS, equal to Postgres, each
 
   const ch = await cliClickHouse(chdbPath);
   try {
-    expect(await expectClickHouseEqualsPostgres(pgdb, ch, CLI_DATABASE)).toBe(2 * RUNS_PER_TABLE);
+    expect(await expectClickHouseEqualsPostgres(workspace.pgdb, ch, CLI_DATABASE)).toBe(2 * RUNS_PER_TABLE);
     expect(await maxRowsPerRun(ch, CLI_DATABASE)).toBe(1);
   } finally {
     await ch.close();
@@ -130,7 +117,7 @@ it('verify: EQUAL after the backfill; a run only Postgres has is named; --repair
   expect(equal.code, equal.output).toBe(0);
   expect(equal.output).toMatch(/\nEQUAL\n?$/);
   const extra = makeRun({ table: 'TaskRun', index: 99_999 });
-  await insertRuns(pgdb.sql, 'TaskRun', [extra]);
+  await insertRuns(workspace.pgdb.sql, 'TaskRun', [extra]);
   const differs = await finished(cli(['verify', '--json']));
   expect(differs.code).toBe(1);
   expect(JSON.parse(differs.output).differences).toEqual([expect.objectContaining({ table: 'TaskRun', runId: extra.id, kind: 'missing' })]);

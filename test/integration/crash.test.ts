@@ -4,43 +4,21 @@
  * process on a persistent chDB directory, which this process opens only after the child is gone
  * (chDB allows one process per directory).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
-import { CLI_DATABASE, cliClickHouse, cliClickHouseEnv } from '../support/backends.ts';
-import { type CliProcess, runCli } from '../support/cli.ts';
-import { freshPostgres, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
+import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
+import { type CliProcess, cliWorkspace } from '../support/cli.ts';
+import { slotConfirmedLsn, waitFor } from '../support/databases.ts';
 
-let pgdb: TestPostgres;
-let chdbPath: string;
-const slot = uniqueName('slot');
+const workspace = cliWorkspace('crash', { RUNS_CDC_FLUSH_INTERVAL_MS: '50', RUNS_CDC_BATCH_ROWS: '500' });
+const { slot, chdbPath } = workspace;
 
-beforeAll(async () => {
-  pgdb = await freshPostgres();
-  chdbPath = mkdtempSync(join(tmpdir(), 'runs-cdc-crash-'));
-});
-
-afterAll(async () => {
-  await pgdb.close();
-  rmSync(chdbPath, { recursive: true, force: true });
-});
-
-function cli(args: string[]): CliProcess {
-  return runCli(args, {
-    DATABASE_URL: pgdb.url,
-    ...cliClickHouseEnv(chdbPath),
-    RUNS_CDC_SLOT: slot,
-    RUNS_CDC_FLUSH_INTERVAL_MS: '50',
-    RUNS_CDC_BATCH_ROWS: '500',
-  });
-}
+const cli = (args: string[]): CliProcess => workspace.cli(args);
 
 async function slotActive(active: boolean): Promise<void> {
   await waitFor(`the slot to be ${active ? 'active' : 'free'}`, async () => {
-    return (await readSlot(pgdb.sql, slot))?.active === active;
+    return (await readSlot(workspace.pgdb.sql, slot))?.active === active;
   });
 }
 
@@ -55,15 +33,15 @@ it('a daemon killed mid-stream and restarted leaves ClickHouse equal to Postgres
   for (let batch = 0; batch < 30; batch++) {
     const table = batch % 2 === 0 ? 'TaskRun' : 'task_run_v2';
     const runs = Array.from({ length: 200 }, (_, i) => makeRun({ table, index: batch * 200 + i }));
-    await insertRuns(pgdb.sql, table, runs);
+    await insertRuns(workspace.pgdb.sql, table, runs);
     await completeRuns(
-      pgdb.sql,
+      workspace.pgdb.sql,
       table,
       runs.filter((_, i) => i % 3 === 0).map((r) => r.id),
       new Date(),
     );
     await deleteRuns(
-      pgdb.sql,
+      workspace.pgdb.sql,
       table,
       runs.filter((_, i) => i % 7 === 0).map((r) => r.id),
     );
@@ -75,14 +53,14 @@ it('a daemon killed mid-stream and restarted leaves ClickHouse equal to Postgres
       daemon = cli(['replicate']);
     }
   }
-  const walEnd = await currentWalLsn(pgdb.sql);
-  await waitFor('the restarted daemon to catch up', async () => (await slotConfirmedLsn(pgdb.sql, slot)) >= walEnd, 60_000);
+  const walEnd = await currentWalLsn(workspace.pgdb.sql);
+  await waitFor('the restarted daemon to catch up', async () => (await slotConfirmedLsn(workspace.pgdb.sql, slot)) >= walEnd, 60_000);
 
   daemon.child.kill('SIGTERM');
   expect(await daemon.exit, daemon.output()).toBe(0);
   expect(daemon.output()).toContain('stopped cleanly');
 
-  const expected = await pgdb.sql.query<{ id: string; status: string; updated: string }>(
+  const expected = await workspace.pgdb.sql.query<{ id: string; status: string; updated: string }>(
     `SELECT id, status::text, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') AS updated FROM "TaskRun"
      UNION ALL SELECT id, status::text, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') FROM task_run_v2 ORDER BY id`,
   );

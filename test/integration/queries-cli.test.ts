@@ -3,48 +3,35 @@
  * JSON from the CLI, one-sentence errors, and, while `replicate` holds the embedded engine's
  * directory, the same answers through its API (`--api-port`, `--api-url`).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
 import { readSlot } from '../../src/source/preflight.ts';
 import { CLI_DATABASE, cliClickHouseEnv, usingClickHouseServer } from '../support/backends.ts';
-import { type CliProcess, runCli } from '../support/cli.ts';
-import { freshPostgres, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
+import { type CliProcess, cliWorkspace, runCli } from '../support/cli.ts';
+import { waitFor } from '../support/databases.ts';
 
-let pgdb: TestPostgres;
-let chdbPath: string;
-const slot = uniqueName('slot');
+const workspace = cliWorkspace('queries', { LOG_LEVEL: 'warn' });
+const { slot, chdbPath } = workspace;
 const SCOPE = ['--org', 'org_1', '--project', 'proj_1', '--env', 'env_prod', '--from', '2026-10-01'];
 
 beforeAll(async () => {
-  pgdb = await freshPostgres();
-  chdbPath = mkdtempSync(join(tmpdir(), 'runs-cdc-queries-'));
   await insertRuns(
-    pgdb.sql,
+    workspace.pgdb.sql,
     'task_run_v2',
     Array.from({ length: 120 }, (_, i) => ({
       ...makeRun({ table: 'task_run_v2', index: i }),
       status: i % 4 === 0 ? 'CRASHED' : 'PENDING',
     })),
   );
-  await pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
+  await workspace.pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   for (const args of [['migrate'], ['backfill']]) {
     const step = cli(args);
     expect(await step.exit, step.output()).toBe(0);
   }
 });
 
-afterAll(async () => {
-  await pgdb.close();
-  rmSync(chdbPath, { recursive: true, force: true });
-});
-
-function cli(args: string[]): CliProcess {
-  return runCli(args, { DATABASE_URL: pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: slot, LOG_LEVEL: 'warn' });
-}
+const cli = (args: string[]): CliProcess => workspace.cli(args);
 
 async function run(args: string[]): Promise<{ code: number | null; output: string }> {
   const process = cli(args);
@@ -88,13 +75,13 @@ it('while replicate holds the directory: says what to do, and answers through it
   expect(await migrateEu.exit, migrateEu.output()).toBe(0);
   const routes = JSON.stringify({ targets: { eu: { database: euDatabase } }, organizations: { org_eu: 'eu' } });
   const daemon = runCli(['replicate', '--api-port', String(port), '--metrics-port', String(metricsPort)], {
-    DATABASE_URL: pgdb.url,
+    DATABASE_URL: workspace.pgdb.url,
     ...cliClickHouseEnv(chdbPath),
     RUNS_CDC_SLOT: slot,
     RUNS_CDC_ROUTES: routes,
   });
   try {
-    await waitFor('the daemon to stream', async () => (await readSlot(pgdb.sql, slot))?.active === true);
+    await waitFor('the daemon to stream', async () => (await readSlot(workspace.pgdb.sql, slot))?.active === true);
     if (!usingClickHouseServer()) {
       // Only the embedded engine allows one process per data directory.
       const blocked = await run(['runs', 'count', ...SCOPE]);
@@ -144,15 +131,15 @@ it('status: slot, identity, FINAL and raw counts, backfills; exit 1 when somethi
   expect(report.problems).toEqual([]);
   expect((await run(['status'])).output).toMatch(/\nOK$/m);
 
-  await pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
+  await workspace.pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
   try {
     const degraded = await run(['status']);
     expect(degraded.code).toBe(1);
     expect(degraded.output).toContain('"task_run_v2" has REPLICA IDENTITY DEFAULT: run ALTER TABLE "task_run_v2" REPLICA IDENTITY FULL');
   } finally {
-    await pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY FULL');
+    await workspace.pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY FULL');
   }
-  const missing = runCli(['status'], { DATABASE_URL: pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: 'no_such_slot' });
+  const missing = runCli(['status'], { DATABASE_URL: workspace.pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: 'no_such_slot' });
   expect(await missing.exit).toBe(1);
   expect(missing.output()).toContain('replication slot no_such_slot does not exist');
 });

@@ -3,34 +3,19 @@
  * first SIGTERM starts a graceful stop that keeps trying to flush (it never confirms unwritten
  * changes), and a second one exits at once — with the slot still where ClickHouse's data ends.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { drainPending } from 'chdb';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
-import { CLI_DATABASE, cliClickHouse, cliClickHouseEnv } from '../support/backends.ts';
-import { runCli } from '../support/cli.ts';
-import { freshPostgres, slotConfirmedLsn, type TestPostgres, unconfirmedInSlot, uniqueName, waitFor } from '../support/databases.ts';
+import { readSlot } from '../../src/source/preflight.ts';
+import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
+import { cliWorkspace } from '../support/cli.ts';
+import { slotConfirmedLsn, unconfirmedInSlot, waitFor } from '../support/databases.ts';
 
-let pgdb: TestPostgres;
-let chdbPath: string;
-const slot = uniqueName('slot');
-
-beforeAll(async () => {
-  pgdb = await freshPostgres();
-  chdbPath = mkdtempSync(join(tmpdir(), 'runs-cdc-shutdown-'));
-});
-
-afterAll(async () => {
-  await pgdb.close();
-  rmSync(chdbPath, { recursive: true, force: true });
-});
+const workspace = cliWorkspace('shutdown', { RUNS_CDC_RETRY_MAX_MS: '200' });
+const { slot, chdbPath } = workspace;
 
 it('a second SIGTERM exits at once while the first is still flushing; nothing unwritten is confirmed', async () => {
-  const env = { DATABASE_URL: pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: slot, RUNS_CDC_RETRY_MAX_MS: '200' };
-  const migrate = runCli(['migrate'], env);
+  const migrate = workspace.cli(['migrate']);
   expect(await migrate.exit, migrate.output()).toBe(0);
 
   // Make every insert into November 2026 fail with TOO_MANY_PARTS (transient: retried forever).
@@ -52,10 +37,10 @@ it('a second SIGTERM exits at once while the first is still flushing; nothing un
   await ch.close();
   await drainPending();
 
-  const daemon = runCli(['replicate'], env);
-  await waitFor('the daemon to hold the slot', async () => (await readSlot(pgdb.sql, slot))?.active);
-  const before = await slotConfirmedLsn(pgdb.sql, slot);
-  await insertRuns(pgdb.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 1 })]);
+  const daemon = workspace.cli(['replicate']);
+  await waitFor('the daemon to hold the slot', async () => (await readSlot(workspace.pgdb.sql, slot))?.active);
+  const before = await slotConfirmedLsn(workspace.pgdb.sql, slot);
+  await insertRuns(workspace.pgdb.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 1 })]);
   await waitFor('a failed insert', () => daemon.output().includes('retrying'));
 
   daemon.child.kill('SIGTERM');
@@ -68,6 +53,6 @@ it('a second SIGTERM exits at once while the first is still flushing; nothing un
   expect(daemon.output()).toContain('second signal');
   // Nothing unwritten was confirmed: the slot still holds the insert (idle keepalives before it
   // may have moved the slot over other databases' WAL, never over it).
-  expect(await slotConfirmedLsn(pgdb.sql, slot)).toBeGreaterThanOrEqual(before);
-  expect(await unconfirmedInSlot(pgdb.sql, slot, 'I')).toBe(1);
+  expect(await slotConfirmedLsn(workspace.pgdb.sql, slot)).toBeGreaterThanOrEqual(before);
+  expect(await unconfirmedInSlot(workspace.pgdb.sql, slot, 'I')).toBe(1);
 });

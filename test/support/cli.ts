@@ -1,6 +1,11 @@
 /** The real `runs-cdc` binary as a child process, for tests of process-level behaviour. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { cliClickHouseEnv } from './backends.ts';
+import { freshPostgres, type TestPostgres, uniqueName } from './databases.ts';
 
 const CLI = join(import.meta.dirname, '../../bin/runs-cdc.js');
 
@@ -27,4 +32,38 @@ export function runCli(args: string[], env: Record<string, string>): CliProcess 
   });
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, exit, output: () => output };
+}
+
+export interface CliWorkspace {
+  /** The test file's Postgres database (set before its tests run). */
+  pgdb: TestPostgres;
+  /** The chDB directory its runs-cdc processes share (open it here only once they have exited). */
+  readonly chdbPath: string;
+  readonly slot: string;
+  /** `runs-cdc <args>` against this workspace, with `env` added. */
+  cli(args: string[], env?: Record<string, string>): CliProcess;
+}
+
+/**
+ * A database, a chDB directory and a slot name for one test file's `runs-cdc` child processes,
+ * created before the file's tests and removed after them. `env` goes to every process.
+ */
+export function cliWorkspace(name: string, env: Record<string, string> = {}): CliWorkspace {
+  const chdbPath = mkdtempSync(join(tmpdir(), `runs-cdc-${name}-`));
+  const slot = uniqueName('slot');
+  const workspace: CliWorkspace = {
+    pgdb: undefined as unknown as TestPostgres,
+    chdbPath,
+    slot,
+    cli: (args, extra = {}) =>
+      runCli(args, { DATABASE_URL: workspace.pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: slot, ...env, ...extra }),
+  };
+  beforeAll(async () => {
+    workspace.pgdb = await freshPostgres();
+  });
+  afterAll(async () => {
+    await workspace.pgdb?.close();
+    rmSync(chdbPath, { recursive: true, force: true });
+  });
+  return workspace;
 }
