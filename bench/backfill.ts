@@ -13,6 +13,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { CheckpointStore } from '../src/backfill/checkpoints.ts';
 import { runBackfill } from '../src/backfill/job.ts';
+import { SELECT_LIST } from '../src/backfill/source.ts';
 import { BACKFILL_PROFILES } from '../src/config.ts';
 import { startPostgres } from '../src/embedded/postgres.ts';
 import { silentLogger } from '../src/logger.ts';
@@ -21,7 +22,7 @@ import { migrate } from '../src/sink/migrations.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
 import { quoteIdent } from '../src/source/preflight.ts';
 import { createRunsTables } from '../src/source/schema.ts';
-import { SOURCE_COLUMNS, SOURCE_TABLES } from '../src/transform/columns.ts';
+import { SOURCE_TABLES } from '../src/transform/columns.ts';
 import { Verifier } from '../src/verify/verify.ts';
 
 const arg = (name: string, fallback: number) => {
@@ -62,11 +63,10 @@ async function generate(sql: pg.Client, table: string, rows: number): Promise<vo
 async function rawRead(url: string): Promise<{ seconds: number; bytes: number }> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  const columns = SOURCE_COLUMNS.map((c) => quoteIdent(c.source)).join(', ');
   let bytes = 0;
   const started = performance.now();
   for (const table of SOURCE_TABLES) {
-    const stream = client.query(copyTo(`COPY (SELECT ${columns} FROM ${quoteIdent(table)} ORDER BY "createdAt", id) TO STDOUT`));
+    const stream = client.query(copyTo(`COPY (SELECT ${SELECT_LIST} FROM ${quoteIdent(table)} ORDER BY "createdAt", id) TO STDOUT`));
     await pipeline(
       stream,
       new Writable({

@@ -2,6 +2,11 @@
  * Errors a person can act on: each says what is wrong and what fixes it, in one sentence. The CLI
  * prints `message` and exits non-zero; call sites test the class, never the text.
  */
+/** An error's first line: ClickHouse and pg messages carry stack-like detail after it. */
+export function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+}
+
 export class RunsCdcError extends Error {
   override name = 'RunsCdcError';
 }

@@ -16,7 +16,8 @@ export interface TimeRange {
   to: string | null;
 }
 
-const SELECT_LIST = SOURCE_COLUMNS.map((c) => quoteIdent(c.source)).join(', ');
+/** Every mapped column, quoted, in mapping order: what a page (or any full-row read) selects. */
+export const SELECT_LIST = SOURCE_COLUMNS.map((c) => quoteIdent(c.source)).join(', ');
 const rawText = (value: string) => value;
 
 /** A connection whose results are raw text, with the timestamp format cursors are written in. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Command } from 'commander';
 import { CONFIG_SOURCES, type Config, type ConfigKey, loadConfig, redact } from '../config.ts';
-import { RunsCdcError } from '../errors.ts';
+import { firstLine, RunsCdcError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { connectClickHouse } from '../sink/clickhouse.ts';
 import { pendingMigrations } from '../sink/migrations.ts';
@@ -57,7 +57,7 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
       );
     }
     throw new RunsCdcError(
-      `ClickHouse (${describeClickHouse(config)}) is not reachable: ${(error as Error).message.split('\n')[0]} — check CLICKHOUSE_URL and that the server is up`,
+      `ClickHouse (${describeClickHouse(config)}) is not reachable: ${firstLine(error)} — check CLICKHOUSE_URL and that the server is up`,
     );
   }
   return client;

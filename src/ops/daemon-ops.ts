@@ -1,6 +1,7 @@
 /** Metrics and health endpoints for a running daemon (`replicate --metrics-port`). */
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
+import { firstLine } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ReplicationDaemon } from '../replication/daemon.ts';
@@ -36,7 +37,7 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
       try {
         await Promise.race([ping, timeout]);
       } catch (error) {
-        problems.push(`ClickHouse does not answer: ${(error as Error).message.split('\n')[0]}`);
+        problems.push(`ClickHouse does not answer: ${firstLine(error)}`);
       }
       return problems;
     },

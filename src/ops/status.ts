@@ -6,6 +6,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type pg from 'pg';
 import { CheckpointStore } from '../backfill/checkpoints.ts';
+import { firstLine } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import { RUNS_TABLE } from '../sink/runs-table.ts';
 import { IDENTITY_NAMES, quoteIdent, readPublication, readReplicaIdentities, readSlot } from '../source/preflight.ts';
@@ -125,6 +126,6 @@ async function clickhouseStatus(
     }));
     return { available: true, rows, backfills };
   } catch (error) {
-    return { available: false, note: (error as Error).message.split('\n')[0] };
+    return { available: false, note: firstLine(error) };
   }
 }

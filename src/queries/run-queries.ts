@@ -12,7 +12,7 @@
  */
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { z } from 'zod';
-import { RunsCdcError } from '../errors.ts';
+import { firstLine, RunsCdcError } from '../errors.ts';
 import { assertIdentifier } from '../sink/clickhouse.ts';
 import { RUNS_TABLE } from '../sink/runs-table.ts';
 import { utcTimestamp } from '../utc.ts';
@@ -339,7 +339,7 @@ export class RunQueries {
       const result = await this.client.query({ query, query_params: bound, format: 'JSONEachRow', clickhouse_settings: this.settings });
       return await result.json<T>();
     } catch (error) {
-      const message = (error as Error).message.split('\n')[0] ?? '';
+      const message = firstLine(error);
       if (/TIMEOUT_EXCEEDED|Timeout exceeded/i.test(message)) {
         throw new QueryError(
           `the query ran longer than ${this.settings.max_execution_time} s (max_execution_time): narrow the period or the filters`,

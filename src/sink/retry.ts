@@ -4,7 +4,7 @@
  * of retries, rejects with SinkFatalError, and nothing of that operation counts as done.
  */
 import pRetry, { AbortError } from 'p-retry';
-import { RowRejectedError, SinkFatalError } from '../errors.ts';
+import { firstLine, RowRejectedError, SinkFatalError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { classifyClickHouseError } from './errors.ts';
 
@@ -28,8 +28,6 @@ export interface RetryContext {
   target: string;
 }
 
-const firstLine = (error: unknown) => (error as Error).message.split('\n')[0];
-
 export async function withClickHouseRetry<T>(
   context: RetryContext,
   what: string,
@@ -51,7 +49,7 @@ export async function withClickHouseRetry<T>(
               new RowRejectedError(
                 `ClickHouse rejected rows of ${what} (${target}, ${reason}): ${firstLine(error)}`,
                 reason,
-                firstLine(error) ?? '',
+                firstLine(error),
               ),
             );
           }

@@ -4,12 +4,12 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { expect } from 'vitest';
 import { CheckpointStore } from '../../src/backfill/checkpoints.ts';
 import type { BackfillContext, BackfillRequest } from '../../src/backfill/job.ts';
-import { connectReader } from '../../src/backfill/source.ts';
+import { connectReader, SELECT_LIST } from '../../src/backfill/source.ts';
 import { BACKFILL_PROFILES, type BackfillTuning } from '../../src/config.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { quoteIdent } from '../../src/source/preflight.ts';
-import { SOURCE_COLUMNS, SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { buildRow } from '../../src/transform/row.ts';
 import { queryRows, type TestPostgres } from './databases.ts';
 
@@ -58,8 +58,7 @@ export async function expectClickHouseEqualsPostgres(pgdb: TestPostgres, ch: Cli
   const expected: Row[] = [];
   try {
     for (const table of SOURCE_TABLES) {
-      const columns = SOURCE_COLUMNS.map((c) => quoteIdent(c.source)).join(', ');
-      const { rows } = await reader.query<Record<string, string | null>>(`SELECT ${columns} FROM ${quoteIdent(table)}`);
+      const { rows } = await reader.query<Record<string, string | null>>(`SELECT ${SELECT_LIST} FROM ${quoteIdent(table)}`);
       for (const tuple of rows) {
         const row: Row = buildRow(tuple, table, 0n, false);
         delete row._version;
