@@ -11,10 +11,9 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { CheckpointStore } from '../src/backfill/checkpoints.ts';
-import { runBackfill } from '../src/backfill/job.ts';
+import { backfillContextFor, backfillRequest, runBackfill } from '../src/backfill/job.ts';
 import { SELECT_LIST } from '../src/backfill/source.ts';
-import { BACKFILL_PROFILES } from '../src/config.ts';
+import { BACKFILL_PROFILES, loadConfig } from '../src/config.ts';
 import { startPostgres } from '../src/embedded/postgres.ts';
 import { silentLogger } from '../src/logger.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
@@ -99,19 +98,11 @@ try {
 
   const ch = await connectClickHouse({ chdbPath });
   await migrate(ch, 'runs_cdc');
-  const policy = { initialDelayMs: 500, maxDelayMs: 30_000, maxRetries: 5 };
+  const config = loadConfig({ databaseUrl: server.url, backfillChunkRows: tuning.chunkRows, backfillConcurrency: tuning.concurrency }, {});
   const result = await runBackfill(
     sql,
-    { tables: [...SOURCE_TABLES], from: null, to: null, after: null, mode: 'default', exactCount: false, createSlot: false },
-    {
-      databaseUrl: server.url,
-      slot: 'runs_cdc',
-      publication: 'runs_cdc',
-      tuning,
-      runsTable: new RunsTable(ch, 'runs_cdc', policy, silentLogger),
-      store: new CheckpointStore(ch, 'runs_cdc', policy, silentLogger),
-      log: silentLogger,
-    },
+    backfillRequest(),
+    backfillContextFor(config, ch, silentLogger, { runsTable: RunsTable.fromConfig(ch, config, silentLogger, config.backfillRetries) }),
   );
   if (result.status !== 'SUCCESS' || result.rowsCopied !== ROWS) throw new Error(`backfill ended ${result.status}: ${result.message}`);
   const [counted] = await (await ch.query({ query: 'SELECT count() AS n FROM runs_cdc.task_runs_v2', format: 'JSONEachRow' })).json<{

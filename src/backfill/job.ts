@@ -7,17 +7,25 @@
  * every range's checkpoint then says exactly what reached ClickHouse.
  */
 import { randomBytes } from 'node:crypto';
+import type { ClickHouseClient } from '@clickhouse/client';
 import { RateLimiter } from 'limiter';
 import type pg from 'pg';
-import type { BackfillTuning } from '../config.ts';
+import { type BackfillTuning, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
 import { RunsCdcError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
-import type { SourceTable } from '../transform/columns.ts';
+import { SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
 import { buildRow, type Tuple } from '../transform/row.ts';
 import type { Coercion } from '../transform/values.ts';
 import { utcTimestamp } from '../utc.ts';
-import type { BackfillMode, BackfillStatus, CheckpointStore, JobParams, JobRecord, RangeCheckpoint } from './checkpoints.ts';
+import {
+  type BackfillMode,
+  type BackfillStatus,
+  CheckpointStore,
+  type JobParams,
+  type JobRecord,
+  type RangeCheckpoint,
+} from './checkpoints.ts';
 import { type Cursor, formatCursor, parseCursor } from './cursor.ts';
 import { type ProgressReporter, silentProgress, type TableProgress } from './progress.ts';
 import { connectReader, countRows, estimateRows, laterOf, readPage, splitRange } from './source.ts';
@@ -77,6 +85,45 @@ export interface PhaseTimes {
 export interface BackfillPlan {
   params: JobParams;
   ranges: RangeCheckpoint[];
+}
+
+/** A request for every run of both tables; override what differs. */
+export function backfillRequest(overrides: Partial<BackfillRequest> = {}): BackfillRequest {
+  return {
+    tables: [...SOURCE_TABLES],
+    from: null,
+    to: null,
+    after: null,
+    mode: 'default',
+    exactCount: false,
+    createSlot: false,
+    ...overrides,
+  };
+}
+
+/** Where a backfill keeps its jobs and checkpoints: the configured database, with its retries. */
+export function checkpointStoreFor(config: Config, client: ClickHouseClient, log: Logger): CheckpointStore {
+  const policy = { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs, maxRetries: config.backfillRetries };
+  return new CheckpointStore(client, config.clickhouseDatabase, policy, log);
+}
+
+/** A backfill's context from configuration (Postgres, slot, tuning, checkpoints); `parts` adds
+ * where rows go and overrides the rest. */
+export function backfillContextFor(
+  config: Config,
+  client: ClickHouseClient,
+  log: Logger,
+  parts: Pick<BackfillContext, 'runsTable'> & Partial<BackfillContext>,
+): BackfillContext {
+  return {
+    databaseUrl: requireDatabaseUrl(config),
+    slot: config.slot,
+    publication: config.publication,
+    tuning: backfillTuning(config),
+    store: checkpointStoreFor(config, client, log),
+    log,
+    ...parts,
+  };
 }
 
 function newJobId(): string {

@@ -1,11 +1,12 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Command } from 'commander';
 import pg from 'pg';
-import { CheckpointStore, type JobRecord } from '../backfill/checkpoints.ts';
+import type { JobRecord } from '../backfill/checkpoints.ts';
 import {
-  type BackfillContext,
   type BackfillPlan,
   type BackfillResult,
+  backfillContextFor,
+  checkpointStoreFor,
   planBackfill,
   resumeBackfill,
   runBackfill,
@@ -97,8 +98,7 @@ export async function backfill(
   process.on('SIGTERM', onSignal);
   try {
     client = await openClickHouse(config);
-    const policy = { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs, maxRetries: config.backfillRetries };
-    const store = new CheckpointStore(client, config.clickhouseDatabase, policy, log);
+    const store = checkpointStoreFor(config, client, log);
     if (action.kind === 'list') {
       out(formatJobs(await store.listJobs()));
       return 0;
@@ -110,17 +110,12 @@ export async function backfill(
       progress = metrics;
       ops = await startOpsServer(metrics.registry, { problems: async () => [] }, config.metricsPort, config.listenHost, log);
     }
-    const context: BackfillContext = {
-      databaseUrl,
-      slot: config.slot,
-      publication: config.publication,
-      tuning: backfillTuning(config),
+    const context = backfillContextFor(config, client, log, {
       runsTable: new RunsTargets(await openRunsTable(client, config, log, config.backfillRetries), routes.routing),
       store,
-      log,
       progress,
       signal: interrupt.signal,
-    };
+    });
     const result = await withPostgres(databaseUrl, (sql) =>
       action.kind === 'resume' ? resumeBackfill(sql, action.jobId, action.createSlot, context) : runBackfill(sql, action.request, context),
     );

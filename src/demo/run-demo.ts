@@ -4,11 +4,10 @@
  * the daemon, then read back from ClickHouse and compared with Postgres.
  */
 
-import { CheckpointStore } from '../backfill/checkpoints.ts';
-import { runBackfill } from '../backfill/job.ts';
+import { backfillContextFor, backfillRequest, runBackfill } from '../backfill/job.ts';
 import { summary } from '../cli/backfill.ts';
 import { formatTable } from '../cli/table.ts';
-import { BACKFILL_PROFILES, redact } from '../config.ts';
+import { redact } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
 import { RunQueries } from '../queries/run-queries.ts';
@@ -81,24 +80,8 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     );
     const backfill = runBackfill(
       sql,
-      {
-        tables: [...SOURCE_TABLES],
-        from: null,
-        to: '2026-11-01 00:00:00',
-        after: null,
-        mode: 'default',
-        exactCount: false,
-        createSlot: false,
-      },
-      {
-        databaseUrl: server.url,
-        slot: stack.config.slot,
-        publication: stack.config.publication,
-        tuning: { ...BACKFILL_PROFILES.default, chunkRows: 1_000 },
-        runsTable: table,
-        store: new CheckpointStore(ch, stack.config.clickhouseDatabase, { initialDelayMs: 500, maxDelayMs: 5_000, maxRetries: 5 }, log),
-        log,
-      },
+      backfillRequest({ to: '2026-11-01 00:00:00' }),
+      backfillContextFor({ ...stack.config, backfillChunkRows: 1_000 }, ch, log, { runsTable: table }),
     );
     await completeRuns(
       sql,

@@ -3,7 +3,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { expect } from 'vitest';
 import { CheckpointStore } from '../../src/backfill/checkpoints.ts';
-import type { BackfillContext, BackfillRequest } from '../../src/backfill/job.ts';
+import { type BackfillContext, backfillRequest } from '../../src/backfill/job.ts';
 import { connectReader, SELECT_LIST } from '../../src/backfill/source.ts';
 import { BACKFILL_PROFILES, type BackfillTuning } from '../../src/config.ts';
 import { silentLogger } from '../../src/logger.ts';
@@ -15,18 +15,7 @@ import { queryRows, type TestPostgres } from './databases.ts';
 
 const RETRY = { initialDelayMs: 20, maxDelayMs: 100, maxRetries: 2 };
 
-export function backfillRequest(overrides: Partial<BackfillRequest> = {}): BackfillRequest {
-  return {
-    tables: [...SOURCE_TABLES],
-    from: null,
-    to: null,
-    after: null,
-    mode: 'default',
-    exactCount: false,
-    createSlot: false,
-    ...overrides,
-  };
-}
+export { backfillRequest };
 
 export function backfillContext(
   pgdb: TestPostgres,
