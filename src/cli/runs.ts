@@ -7,7 +7,7 @@ import type { Logger } from '../logger.ts';
 import { startApi } from '../queries/http-api.ts';
 import { QUERY_PARAMS, QUERY_PATHS, type QueryKind, queryInput, runQuery } from '../queries/params.ts';
 import { type RunListPage, RunQueries, type RunStats, type TagsPage } from '../queries/run-queries.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse } from './runtime.ts';
+import { addConfigOptions, ChdbInUseError, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse } from './runtime.ts';
 import { formatTable } from './table.ts';
 
 const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSeconds', 'queryMaxMemoryBytes'];
@@ -95,7 +95,7 @@ async function direct(config: Config, name: Subcommand, input: Record<string, un
   try {
     client = await openClickHouse(config);
   } catch (error) {
-    if (error instanceof RunsCdcError && /open in another process/.test(error.message)) {
+    if (error instanceof ChdbInUseError) {
       throw new RunsCdcError(
         `${error.message}; or ask that process: runs-cdc replicate --api-port 8080, then add --api-url http://127.0.0.1:8080`,
       );

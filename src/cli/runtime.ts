@@ -41,6 +41,9 @@ export function describeClickHouse(config: Pick<Config, 'clickhouseUrl' | 'chdbP
   return config.clickhouseUrl ? redact(config.clickhouseUrl) : `chDB at ${config.chdbPath}`;
 }
 
+/** The embedded engine's directory is held by another process (chDB allows one). */
+export class ChdbInUseError extends RunsCdcError {}
+
 /** Connect and check ClickHouse answers, with a message that says where it looked. */
 export async function openClickHouse(config: Config): Promise<ClickHouseClient> {
   let client: ClickHouseClient | undefined;
@@ -52,7 +55,7 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
     // chDB prints "Cannot lock file .../status" to stderr itself and throws only "Failed to create
     // connection"; a live status file is the lock another process holds.
     if (!config.clickhouseUrl && existsSync(join(config.chdbPath, 'status'))) {
-      throw new RunsCdcError(
+      throw new ChdbInUseError(
         `the chDB directory ${config.chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?): stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
       );
     }
