@@ -10,7 +10,7 @@ import { insertRuns, makeRun, type RunRow, utcTimestamp } from '../../src/demo/w
 import { FAILED_STATUSES, RUN_STATUSES, type RunFiltersInput } from '../../src/queries/filters.ts';
 import { QueryError, RunQueries } from '../../src/queries/run-queries.ts';
 import type { SourceTable } from '../../src/transform/columns.ts';
-import { anotherClickHouse } from '../support/backends.ts';
+import { anotherClickHouse, usingClickHouseServer } from '../support/backends.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { freshClickHouseDatabase, freshPostgres, type TestPostgres, testClickHouse, uniqueName } from '../support/databases.ts';
 
@@ -298,7 +298,28 @@ describe('stats, tags, limits', () => {
     await expect(queries.list(filters as RunFiltersInput, page)).rejects.toThrow(message);
   });
 
-  it('reads run under the configured memory limit (and a readonly profile)', async () => {
+  it('reads run under the configured time limit', async () => {
+    const database = (queries as unknown as { table: string }).table.split('.')[0] as string;
+    const hurried = new RunQueries(queryClient, database, { timeoutSeconds: 0.000_001, maxMemoryBytes: 1e9 }, () => NOW);
+    await expect(hurried.stats(SCOPE)).rejects.toThrow(/ran longer than 0.000001 s \(max_execution_time\)/);
+  });
+
+  it.skipIf(usingClickHouseServer())(
+    'reads run readonly (chDB keeps the setting on the reading connection, so its next insert is refused)',
+    async () => {
+      await queries.count(SCOPE);
+      const database = (queries as unknown as { table: string }).table.split('.')[0] as string;
+      await expect(
+        queryClient.insert({
+          table: `${database}.task_runs_v2`,
+          values: [{ run_id: 'x', created_at: '2026-11-01 00:00:00.000' }],
+          format: 'JSONEachRow',
+        }),
+      ).rejects.toThrow(/readonly/i);
+    },
+  );
+
+  it('reads run under the configured memory limit', async () => {
     const starved = new RunQueries(
       queryClient,
       (queries as unknown as { table: string }).table.split('.')[0] as string,
