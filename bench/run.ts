@@ -138,9 +138,13 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     await insertGenerated(stack.sql, from, Math.min(from + TX_ROWS - 1, 2 * rows));
   const backlogEnd = await currentWalLsn(stack.sql);
   const catchUpStarted = performance.now();
+  const cpuBefore = process.cpuUsage();
+  const eluBefore = performance.eventLoopUtilization();
   const restarted = await startReplication(stack.url, config, table, silentLogger);
   await restarted.daemon.waitForConfirmed(backlogEnd);
   const catchUpMs = performance.now() - catchUpStarted;
+  const cpu = process.cpuUsage(cpuBefore);
+  const elu = performance.eventLoopUtilization(eluBefore);
   await restarted.stop();
   await stack.close();
 
@@ -158,6 +162,8 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     ratio: Number((e2e / Math.min(rawDecode, rawInsert)).toFixed(3)),
     catchUpRowsPerSecond: perSecond(rows, catchUpMs),
     catchUpRatio: Number((perSecond(rows, catchUpMs) / Math.min(rawDecode, rawInsert)).toFixed(3)),
+    catchUpDaemonCores: Number(((cpu.user + cpu.system) / 1000 / catchUpMs).toFixed(2)),
+    catchUpEventLoopBusy: Number(elu.utilization.toFixed(2)),
     decodedRows: decoded,
     peakBufferedRows: replication.daemon.buffer.stats.highWaterRows,
   };
@@ -294,9 +300,11 @@ async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
 const server = await startPostgres();
 const ch = await connectClickHouse({ chdbPath: ':memory:' });
 const results: object[] = [];
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 try {
   // The huge transaction first: its idle baseline must not carry the other scenarios' memory.
-  for (const scenario of [hugeTransaction, throughput, lag, idleSlot]) {
+  const scenarios = [hugeTransaction, throughput, lag, idleSlot].filter((s) => !only || only.split(',').includes(s.name));
+  for (const scenario of scenarios) {
     const figures = await scenario(server, ch);
     results.push(figures);
     process.stdout.write(`${JSON.stringify(figures)}\n`);
@@ -305,6 +313,7 @@ try {
   await ch.close();
   await server.stop();
 }
+if (only) process.exit(0); // a partial run is not kept: its figures are not comparable
 const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
 const date = new Date().toISOString();
 mkdirSync('bench/results', { recursive: true });

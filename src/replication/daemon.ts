@@ -9,7 +9,7 @@ import type { Config } from '../config.ts';
 import { RunsCdcError, StreamError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
-import type { RunsTable } from '../sink/runs-table.ts';
+import { type EncodedRow, encodeRow, type RunsTable } from '../sink/runs-table.ts';
 import { type Routing, RunsTargets } from '../sink/targets.ts';
 import { assertUsableSlot, preflightPostgres, readSlot } from '../source/preflight.ts';
 import { ReplicationStream, type StreamItem } from '../source/stream.ts';
@@ -18,7 +18,7 @@ import { type Change, type ClickHouseRow, type Tuple, tombstoneOf, transformChan
 import { checkRelation } from '../transform/schema-drift.ts';
 import { changeVersion } from '../transform/version.ts';
 import { AckTracker } from './ack-tracker.ts';
-import { estimateRowBytes, RowBuffer } from './row-buffer.ts';
+import { RowBuffer } from './row-buffer.ts';
 
 /** SQLSTATE of "replication slot ... is active for PID ...". */
 const OBJECT_IN_USE = '55006';
@@ -107,7 +107,7 @@ export class ReplicationDaemon {
   /** Received transactions not yet confirmed: their commit-end LSN and commit time. */
   private unconfirmedCommits: Array<{ endLsn: Lsn; commitMs: number }> = [];
   private subscribed = false;
-  readonly buffer: RowBuffer;
+  readonly buffer: RowBuffer<EncodedRow>;
   /** Where rows go: the default table, and others by organization (--routes). */
   readonly targets: RunsTargets;
   private acks = new AckTracker(0n);
@@ -140,7 +140,7 @@ export class ReplicationDaemon {
     });
     this.buffer = new RowBuffer(
       settings,
-      (target, rows) => this.targets.table(target).write(rows),
+      (target, rows) => this.targets.table(target).writeEncoded(rows),
       (seq) => {
         const lsn = this.acks.written(seq);
         if (lsn !== undefined) this.confirm(lsn);
@@ -516,13 +516,17 @@ export class ReplicationDaemon {
     }
     let rows = result.rows;
     if (result.keyOnlyDelete || result.missingColumns.length > 0) rows = await this.completeFromClickHouse(table, change, result, version);
-    const sizes = rows.map(estimateRowBytes);
-    const bytes = sizes.reduce((sum, size) => sum + size, 0);
+    // Buffered encoded: the row objects die young, and the line is what the insert sends.
+    const encoded = rows.map(encodeRow);
+    const bytes = encoded.reduce((sum, row) => sum + row.line.length, 0);
     if (!this.buffer.hasRoomFor(rows.length, bytes)) {
       this.stream?.pause();
       await this.buffer.waitForRoom(rows.length, bytes);
     }
-    for (const [i, row] of rows.entries()) this.buffer.append(row, this.targets.targetOf(row), sizes[i]);
+    for (const [i, row] of rows.entries()) {
+      const encodedRow = encoded[i] as EncodedRow;
+      this.buffer.append(encodedRow, this.targets.targetOf(row), encodedRow.line.length);
+    }
   }
 
   /**

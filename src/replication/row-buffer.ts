@@ -8,7 +8,6 @@
  * the limit, and the high-water marks record the most ever held, so tests can check the bound.
  */
 import PQueue from 'p-queue';
-import type { ClickHouseRow } from '../transform/row.ts';
 
 export interface RowBufferLimits {
   batchRows: number;
@@ -19,14 +18,15 @@ export interface RowBufferLimits {
   flushGroups: 'sequential' | 'parallel';
 }
 
-export interface BufferedRow {
-  row: ClickHouseRow;
+export interface BufferedRow<Row> {
+  row: Row;
+  /** What the row holds in memory, about: the limits count these. */
   bytes: number;
   /** Which ClickHouse target the row goes to (one target for now). */
   target: string;
 }
 
-export type WriteGroup = (target: string, rows: ClickHouseRow[]) => Promise<void>;
+export type WriteGroup<Row> = (target: string, rows: Row[]) => Promise<void>;
 
 export interface FlushStats {
   flushes: number;
@@ -35,21 +35,8 @@ export interface FlushStats {
   highWaterBytes: number;
 }
 
-/** Rough JSON size of a row: what an insert carries, and roughly what it holds in memory. */
-export function estimateRowBytes(row: ClickHouseRow): number {
-  let bytes = 16;
-  for (const key in row) {
-    const value = row[key];
-    bytes += key.length + 4;
-    if (typeof value === 'string') bytes += value.length;
-    else if (Array.isArray(value)) for (const item of value) bytes += item.length + 3;
-    else bytes += 8;
-  }
-  return bytes;
-}
-
-export class RowBuffer {
-  private pending: BufferedRow[] = [];
+export class RowBuffer<Row> {
+  private pending: Array<BufferedRow<Row>> = [];
   private pendingBytes = 0;
   private inFlightRows = 0;
   private inFlightBytes = 0;
@@ -62,7 +49,7 @@ export class RowBuffer {
 
   constructor(
     private readonly limits: RowBufferLimits,
-    private readonly writeGroup: WriteGroup,
+    private readonly writeGroup: WriteGroup<Row>,
     /** Called after each flush with the sequence number of its last row. */
     private readonly onWritten: (seq: number) => void,
     /** Called once when a flush fails for good; nothing after the last written row is durable. */
@@ -89,8 +76,8 @@ export class RowBuffer {
     return this.bufferedRows === 0 && !this.flushing;
   }
 
-  /** Buffer a row; `bytes` is its estimateRowBytes, when the caller has it already. */
-  append(row: ClickHouseRow, target: string, bytes: number = estimateRowBytes(row)): number {
+  /** Buffer a row of about `bytes` bytes, bound for `target`. */
+  append(row: Row, target: string, bytes: number): number {
     this.pending.push({ row, bytes, target });
     this.pendingBytes += bytes;
     this.appendedSeq += 1;
@@ -165,7 +152,7 @@ export class RowBuffer {
     const started = performance.now();
     const lastSeq = this.appendedSeq - this.pending.length;
     try {
-      const groups = new Map<string, ClickHouseRow[]>();
+      const groups = new Map<string, Row[]>();
       for (const { row, target } of batch) {
         const group = groups.get(target);
         if (group) group.push(row);
@@ -192,12 +179,12 @@ export class RowBuffer {
   }
 
   /** Move the next batch from pending to in flight. */
-  private takeBatchInFlight(): BufferedRow[] {
+  private takeBatchInFlight(): Array<BufferedRow<Row>> {
     let rows = 0;
     let bytes = 0;
     // At least one row; then whole rows while under both batch limits.
     while (rows < this.pending.length && rows < this.limits.batchRows && (rows === 0 || bytes < this.limits.batchBytes)) {
-      bytes += (this.pending[rows] as BufferedRow).bytes;
+      bytes += (this.pending[rows] as BufferedRow<Row>).bytes;
       rows += 1;
     }
     const batch = this.pending.slice(0, rows);

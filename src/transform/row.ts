@@ -8,9 +8,10 @@ import {
   SOURCE_COLUMNS,
   SOURCE_TABLE_COLUMN,
   type SourceTable,
+  TARGET_COLUMNS,
   VERSION_COLUMN,
 } from './columns.ts';
-import { type ClickHouseValue, type Coercion, convertValue } from './values.ts';
+import { type ClickHouseValue, type Coercion, convertValue, emptyValue } from './values.ts';
 
 /**
  * A row as pgoutput decoded it, with every value kept as Postgres text. `null` is SQL NULL;
@@ -37,6 +38,14 @@ export interface TransformResult {
   keyOnlyDelete?: { id: string };
 }
 
+/**
+ * Every built row starts as a copy of this one. V8 turns an object into a slow hash map once more
+ * than a dozen properties are added by computed name; a JSON.parse'd object, and each copy of it,
+ * keeps one fast shape for every column. Rows then take about half the heap, and the GC, the
+ * per-row size estimate and the insert encoding all run faster (bench/run.ts throughput).
+ */
+const EMPTY_ROW: ClickHouseRow = JSON.parse(JSON.stringify(Object.fromEntries(TARGET_COLUMNS.map((c) => [c.name, null]))));
+
 /** Build one ClickHouse row from a full tuple. */
 export function buildRow(
   tuple: Tuple,
@@ -46,12 +55,21 @@ export function buildRow(
   coercions: Coercion[] = [],
   missingColumns: string[] = [],
 ): ClickHouseRow {
-  const row: ClickHouseRow = {};
+  const row: ClickHouseRow = { ...EMPTY_ROW };
   for (const column of SOURCE_COLUMNS) {
     const text = tuple[column.source];
     if (text === undefined) {
       missingColumns.push(column.source);
       row[column.target] = null;
+      continue;
+    }
+    // Most values are text or NULL and need no conversion; skipping the call spares an object per value.
+    if (text === null) {
+      row[column.target] = emptyValue(column.kind, column.nullable);
+      continue;
+    }
+    if (column.kind === 'text' || column.kind === 'json') {
+      row[column.target] = text;
       continue;
     }
     const { value, coercion } = convertValue(column.kind, column.nullable, text);

@@ -34,6 +34,11 @@ const EMPTY: Record<ColumnKind, ClickHouseValue> = {
   textArray: [],
 };
 
+/** What a SQL NULL becomes in a column of this kind. */
+export function emptyValue(kind: ColumnKind, nullable: boolean): ClickHouseValue {
+  return nullable ? null : EMPTY[kind];
+}
+
 export interface ConvertResult {
   value: ClickHouseValue;
   coercion?: string;
@@ -44,7 +49,7 @@ export interface ConvertResult {
  * A value that cannot be represented becomes NULL (or the empty value) with a coercion reason.
  */
 export function convertValue(kind: ColumnKind, nullable: boolean, text: string | null): ConvertResult {
-  const empty = nullable ? null : EMPTY[kind];
+  const empty = emptyValue(kind, nullable);
   if (text === null) return { value: empty };
   switch (kind) {
     case 'text':

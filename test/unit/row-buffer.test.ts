@@ -30,7 +30,7 @@ describe('RowBuffer', () => {
       (seq) => written.push(seq),
       () => {},
     );
-    for (let i = 0; i < 3; i++) buffer.append({ i }, 't');
+    for (let i = 0; i < 3; i++) buffer.append({ i }, 't', 1);
     expect(calls.map((c) => c.rows)).toEqual([3]);
     calls[0]!.release();
     await buffer.flushAll();
@@ -45,7 +45,7 @@ describe('RowBuffer', () => {
       (seq) => written.push(seq),
       () => {},
     );
-    buffer.append({ i: 1 }, 't');
+    buffer.append({ i: 1 }, 't', 1);
     await new Promise((r) => setTimeout(r, 50));
     expect(written).toEqual([1]);
   });
@@ -58,7 +58,7 @@ describe('RowBuffer', () => {
       () => {},
       () => {},
     );
-    for (let i = 0; i < 5; i++) buffer.append({ i }, 't');
+    for (let i = 0; i < 5; i++) buffer.append({ i }, 't', 1);
     expect(buffer.hasRoomFor(1, 10)).toBe(false);
     let admitted = false;
     const waiting = buffer.waitForRoom(1, 10).then(() => {
@@ -82,7 +82,7 @@ describe('RowBuffer', () => {
       (seq) => written.push(seq),
       (e) => failures.push(e),
     );
-    for (let i = 0; i < 3; i++) buffer.append({ i }, 't');
+    for (let i = 0; i < 3; i++) buffer.append({ i }, 't', 1);
     calls[0]!.fail(new Error('schema mismatch'));
     await expect(buffer.flushAll()).rejects.toThrow('schema mismatch');
     expect(failures).toHaveLength(1);
@@ -105,9 +105,9 @@ describe('RowBuffer', () => {
         () => {},
         () => {},
       );
-      buffer.append({ i: 1 }, 'a');
-      buffer.append({ i: 2 }, 'b');
-      buffer.append({ i: 3 }, 'c');
+      buffer.append({ i: 1 }, 'a', 1);
+      buffer.append({ i: 2 }, 'b', 1);
+      buffer.append({ i: 3 }, 'c', 1);
       await buffer.flushAll();
       expect(peak).toBe(flushGroups === 'parallel' ? 3 : 1);
     }

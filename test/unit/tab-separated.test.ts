@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { decodeRow, encodeRow } from '../../src/sink/runs-table.ts';
+import { decodeTabSeparatedLine, encodeTabSeparatedLine } from '../../src/sink/tab-separated.ts';
+import { buildRow } from '../../src/transform/row.ts';
+
+/** Every character ClickHouse's TabSeparated or quoted-array rules treat specially, and some that they do not. */
+const TRICKY = [
+  '',
+  '\\',
+  '\\N',
+  'a\tb',
+  'a\nb',
+  'a\r\nb',
+  "it's",
+  "'",
+  '[',
+  ']',
+  ',',
+  "['x']",
+  '\\t',
+  '\u0000\u0001\u001f',
+  'ü€😀',
+  ' lead & trail ',
+];
+
+const columns = [
+  { name: 's', type: 'String' },
+  { name: 'ns', type: 'Nullable(String)' },
+  { name: 'lc', type: 'LowCardinality(Nullable(String))' },
+  { name: 'i', type: 'Int32' },
+  { name: 'ni', type: 'Nullable(Int32)' },
+  { name: 'f', type: 'Float64' },
+  { name: 'b', type: 'Bool' },
+  { name: 'nb', type: 'Nullable(Bool)' },
+  { name: 'u8', type: 'UInt8' },
+  { name: 'v', type: 'UInt128' },
+  { name: 'a', type: 'Array(String)' },
+];
+
+describe('TabSeparated lines', () => {
+  it('round-trip every special character, in fields and in array elements', () => {
+    for (const text of TRICKY) {
+      const row = {
+        s: text,
+        ns: text,
+        lc: null,
+        i: -2147483648,
+        ni: null,
+        f: -1.5e-7,
+        b: true,
+        nb: null,
+        u8: 1,
+        v: '340282366920938463463374607431768211455',
+        a: [text, 'x', text],
+      };
+      const line = encodeTabSeparatedLine(row, columns);
+      expect(line.split('\t')).toHaveLength(columns.length); // no raw tab or line feed leaks into a field
+      expect(line).not.toMatch(/[\n\r]/);
+      expect(decodeTabSeparatedLine(line, columns)).toEqual(row);
+    }
+  });
+
+  it('write NULL as \\N and a string "\\N" escaped, so the two stay apart', () => {
+    const line = encodeTabSeparatedLine({ s: '\\N', ns: null, a: [] }, columns.slice(0, 2).concat(columns.slice(-1)));
+    expect(line).toBe('\\\\N\t\\N\t[]');
+  });
+
+  it('encode a built row the way ClickHouse reads it back, and decode it to the same row', () => {
+    const row = buildRow(
+      {
+        id: 'run_1',
+        createdAt: '2026-06-01 00:00:00.123',
+        updatedAt: '2026-06-01 00:00:00.123',
+        runTags: '{"a\\"b","c,d"}',
+        bulkActionGroupIds: '{}',
+        isTest: 't',
+        costInCents: '1.25',
+      },
+      'TaskRun',
+      7n,
+      false,
+    );
+    const encoded = encodeRow(row);
+    expect(encoded).toMatchObject({ sourceTable: 'TaskRun', deleted: false });
+    expect(decodeRow(encoded)).toEqual(row);
+  });
+});
