@@ -31,14 +31,15 @@ export const configSchema = z
     publication: identifier('the publication name').default('runs_cdc'),
     /** Flush when this many rows are buffered: ClickHouse prefers few large inserts. */
     batchRows: positiveInt.default(10_000),
-    /** ...or this many bytes (estimated JSON size), so wide rows do not make huge inserts. */
+    /** ...or this many bytes (of encoded rows, what the insert sends), so wide rows do not make huge inserts. */
     batchBytes: positiveInt.default(16 * 1024 * 1024),
     /** ...or when the oldest buffered row is this old: bounds replication lag when traffic is low. */
     flushIntervalMs: positiveInt.default(200),
-    /** Stop reading the stream while buffered + in-flight rows exceed this: bounds memory. */
-    maxBufferedRows: positiveInt.default(100_000),
-    /** The same bound in estimated bytes: a few large payloads can weigh more than many rows. */
-    maxBufferedBytes: positiveInt.default(128 * 1024 * 1024),
+    /** Stop reading the stream while buffered + in-flight rows exceed this: bounds memory. Three
+     * full batches keep ClickHouse busy; more only holds memory (bench/run.ts huge transaction). */
+    maxBufferedRows: positiveInt.default(30_000),
+    /** The same bound in encoded bytes: a few large payloads can weigh more than many rows. */
+    maxBufferedBytes: positiveInt.default(64 * 1024 * 1024),
     /** Insert a flush's groups (one per ClickHouse target) one after another, or all at once. */
     flushGroups: z.enum(['sequential', 'parallel']).default('sequential'),
     /** Run ALTER TABLE ... REPLICA IDENTITY FULL instead of failing preflight. */

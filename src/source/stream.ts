@@ -9,6 +9,7 @@
  */
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
+import { readTuplesAsText } from './text-tuples.ts';
 
 export type StreamItem =
   | { kind: 'message'; lsn: Lsn; message: Pgoutput.Message }
@@ -25,8 +26,6 @@ export interface StreamOptions {
   statusIntervalMs: number;
 }
 
-const keepRawText = (value: string) => value;
-
 export class ReplicationStream {
   private readonly service: LogicalReplicationService;
   private statusTimer: NodeJS.Timeout | undefined;
@@ -41,12 +40,6 @@ export class ReplicationStream {
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
     );
     this.service.on('data', (lsn: string, message: Pgoutput.Message) => {
-      if (message.tag === 'relation') {
-        // Keep every value as the text Postgres sent: pg's global parsers would turn timestamps
-        // into local-time Dates (losing the zone and microseconds) and jsonb/int8 into lossy numbers.
-        // The parser is taken from this cached relation for every later tuple of the table.
-        for (const column of message.columns) (column as { parser: unknown }).parser = keepRawText;
-      }
       onItem({ kind: 'message', lsn: parseLsn(lsn), message });
     });
     this.service.on('heartbeat', (lsn: string, _timestamp: number, shouldRespond: boolean) => {
@@ -59,7 +52,8 @@ export class ReplicationStream {
 
   /** Streams until stop() or a connection failure; resolves on stop, rejects on failure. */
   async run(): Promise<void> {
-    const plugin = new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] });
+    // Values stay the text Postgres sent (see text-tuples.ts).
+    const plugin = readTuplesAsText(new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] }));
     this.statusTimer = setInterval(() => this.sendStatus(this.options.confirmedLsn()), this.options.statusIntervalMs);
     try {
       // Start from the slot's confirmed position: 0/0 means "where the slot is".
