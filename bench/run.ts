@@ -38,18 +38,28 @@ const SCALE = {
 };
 const TX_ROWS = 1_000;
 
+const RUN_COLUMNS = `id, "friendlyId", "taskIdentifier", payload, "traceId", "spanId", "runtimeEnvironmentId",
+  "projectId", "organizationId", queue, status, "runTags", "createdAt", "startedAt", "costInCents"`;
+const GENERATED_RUN = `'run_' || g, 'friendly_' || g, 'task-' || (g % 20), '{"n":' || g || ',"body":"' || repeat('x', 200) || '"}',
+  md5(g::text), left(md5(g::text), 16), 'env_' || (g % 3), 'proj_' || (g % 5), 'org_1', 'task/q', 'COMPLETED_SUCCESSFULLY',
+  ARRAY['user:' || (g % 100)], timestamp '2026-06-01' + g * interval '10 ms', timestamp '2026-06-01' + g * interval '10 ms',
+  (g % 100) / 10.0`;
+
 /** One bulk INSERT of generated runs (one transaction). */
 function insertGenerated(sql: pg.ClientBase, from: number, to: number): Promise<unknown> {
-  return sql.query(
-    `INSERT INTO task_run_v2 (id, "friendlyId", "taskIdentifier", payload, "traceId", "spanId", "runtimeEnvironmentId",
-       "projectId", "organizationId", queue, status, "runTags", "createdAt", "startedAt", "costInCents")
-     SELECT 'run_' || g, 'friendly_' || g, 'task-' || (g % 20), '{"n":' || g || ',"body":"' || repeat('x', 200) || '"}',
-       md5(g::text), left(md5(g::text), 16), 'env_' || (g % 3), 'proj_' || (g % 5), 'org_1', 'task/q', 'COMPLETED_SUCCESSFULLY',
-       ARRAY['user:' || (g % 100)], timestamp '2026-06-01' + g * interval '10 ms', timestamp '2026-06-01' + g * interval '10 ms',
-       (g % 100) / 10.0
-     FROM generate_series($1::int, $2::int) g`,
-    [from, to],
-  );
+  return sql.query(`INSERT INTO task_run_v2 (${RUN_COLUMNS}) SELECT ${GENERATED_RUN} FROM generate_series($1::int, $2::int) g`, [from, to]);
+}
+
+/**
+ * The same runs generated ahead into a session-local table (not WAL-logged, not published), so the
+ * throughput writer's transactions only copy rows: generating them (md5, string building) made
+ * Postgres, on the cores it shares with the daemon, the slowest part, and bounded end to end.
+ */
+async function prepareGenerated(sql: pg.ClientBase, count: number): Promise<(from: number, to: number) => Promise<unknown>> {
+  await sql.query('CREATE TEMP TABLE generated_runs (LIKE task_run_v2 INCLUDING DEFAULTS, g int PRIMARY KEY)');
+  await sql.query(`INSERT INTO generated_runs (g, ${RUN_COLUMNS}) SELECT g, ${GENERATED_RUN} FROM generate_series(1, $1::int) g`, [count]);
+  return (from, to) =>
+    sql.query(`INSERT INTO task_run_v2 (${RUN_COLUMNS}) SELECT ${RUN_COLUMNS} FROM generated_runs WHERE g BETWEEN $1 AND $2`, [from, to]);
 }
 
 interface Stack {
@@ -80,6 +90,11 @@ function configFor(stack: Stack) {
 }
 
 const perSecond = (rows: number, ms: number) => Math.round((rows * 1000) / ms);
+/** Cores this process kept busy since `since` (all its threads: Node's and the engine's). */
+const coresUsed = (since: NodeJS.CpuUsage, ms: number) => {
+  const { user, system } = process.cpuUsage(since);
+  return Number(((user + system) / 1000 / ms).toFixed(2));
+};
 
 async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const stack = await freshStack(server, ch);
@@ -88,14 +103,17 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   // A second slot, made before the writes, holds the same WAL for the raw-decode ceiling.
   await stack.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
   await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_raw', 'pgoutput')`);
+  const insertPrepared = await prepareGenerated(stack.sql, 2 * rows);
   const table = RunsTable.fromConfig(ch, config, silentLogger);
   const replication = await startReplication(stack.url, config, table, silentLogger);
   const started = performance.now();
-  for (let from = 1; from <= rows; from += TX_ROWS) await insertGenerated(stack.sql, from, Math.min(from + TX_ROWS - 1, rows));
+  const e2eCpu = process.cpuUsage();
+  for (let from = 1; from <= rows; from += TX_ROWS) await insertPrepared(from, Math.min(from + TX_ROWS - 1, rows));
   const written = performance.now();
   const walEnd = await currentWalLsn(stack.sql);
   await replication.daemon.waitForConfirmed(walEnd);
   const e2eMs = performance.now() - started;
+  const e2eCores = coresUsed(e2eCpu, e2eMs);
   await replication.stop();
 
   // Raw decode: the same WAL, the same stream class, nothing done with the changes.
@@ -128,14 +146,15 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   await migrate(ch, `${stack.database}_raw`);
   const sink = new RunsTable(ch, `${stack.database}_raw`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
   const insertStarted = performance.now();
+  const insertCpu = process.cpuUsage();
   for (let i = 0; i < prepared.length; i += config.batchRows) await sink.write(prepared.slice(i, i + config.batchRows));
   const insertMs = performance.now() - insertStarted;
+  const insertCores = coresUsed(insertCpu, insertMs);
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
 
   // Catch-up: the same number of rows written while the daemon is down, then drained. Live end to
   // end cannot beat the writer sharing these cores; this is what the pipeline itself sustains.
-  for (let from = rows + 1; from <= 2 * rows; from += TX_ROWS)
-    await insertGenerated(stack.sql, from, Math.min(from + TX_ROWS - 1, 2 * rows));
+  for (let from = rows + 1; from <= 2 * rows; from += TX_ROWS) await insertPrepared(from, Math.min(from + TX_ROWS - 1, 2 * rows));
   const backlogEnd = await currentWalLsn(stack.sql);
   const catchUpStarted = performance.now();
   const cpuBefore = process.cpuUsage();
@@ -143,7 +162,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const restarted = await startReplication(stack.url, config, table, silentLogger);
   await restarted.daemon.waitForConfirmed(backlogEnd);
   const catchUpMs = performance.now() - catchUpStarted;
-  const cpu = process.cpuUsage(cpuBefore);
+  const catchUpCores = coresUsed(cpuBefore, catchUpMs);
   const elu = performance.eventLoopUtilization(eluBefore);
   await restarted.stop();
   await stack.close();
@@ -159,10 +178,13 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     postgresWriteRowsPerSecond: perSecond(rows, written - started),
     rawDecodeRowsPerSecond: rawDecode,
     rawInsertRowsPerSecond: rawInsert,
+    // CPU of this process (Node and the in-process engine; Postgres not included), in cores.
+    e2eDaemonCores: e2eCores,
+    rawInsertCores: insertCores,
     ratio: Number((e2e / Math.min(rawDecode, rawInsert)).toFixed(3)),
     catchUpRowsPerSecond: perSecond(rows, catchUpMs),
     catchUpRatio: Number((perSecond(rows, catchUpMs) / Math.min(rawDecode, rawInsert)).toFixed(3)),
-    catchUpDaemonCores: Number(((cpu.user + cpu.system) / 1000 / catchUpMs).toFixed(2)),
+    catchUpDaemonCores: catchUpCores,
     catchUpEventLoopBusy: Number(elu.utilization.toFixed(2)),
     decodedRows: decoded,
     peakBufferedRows: replication.daemon.buffer.stats.highWaterRows,
@@ -305,7 +327,10 @@ try {
   // The huge transaction first: its idle baseline must not carry the other scenarios' memory.
   const scenarios = [hugeTransaction, throughput, lag, idleSlot].filter((s) => !only || only.split(',').includes(s.name));
   for (const scenario of scenarios) {
-    const figures = await scenario(server, ch);
+    const figures = await scenario(server, ch).catch((error: unknown) => {
+      console.error(error);
+      throw error;
+    });
     results.push(figures);
     process.stdout.write(`${JSON.stringify(figures)}\n`);
   }
