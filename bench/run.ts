@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --scale large]`: four scenarios, each measuring the pipeline and, in the
- * same run, the ceiling it is bounded by. One JSON line per scenario on stdout; all of them also
- * go to bench/results/<date>_<commit>.json with the machine's cores.
+ * `npm run bench [-- --scale large] [-- --only=throughput,lag]`: four scenarios (hugeTransaction,
+ * throughput, lag, idleSlot), each measuring the pipeline and, in the same run, the ceiling it is
+ * bounded by. One JSON line per scenario on stdout; a full run also goes to
+ * bench/results/<date>_<commit>_<scale>.json with the machine's cores.
  *
  * 1. throughput: rows committed in 1k-row transactions; end to end (first commit to all
  *    confirmed, so all in ClickHouse) beside raw decode (the same WAL read by the same stream
