@@ -22,7 +22,7 @@ export interface BufferedRow<Row> {
   row: Row;
   /** What the row holds in memory, about: the limits count these. */
   bytes: number;
-  /** Which ClickHouse target the row goes to (one target for now). */
+  /** Which ClickHouse target the row goes to (--routes). */
   target: string;
 }
 
