@@ -90,6 +90,7 @@ export async function openRouting(
   config: Config,
   defaultClient: ClickHouseClient,
   log: Logger,
+  maxRetries?: number,
 ): Promise<{ routing: Routing | undefined; close(): Promise<void> }> {
   if (!config.routes) return { routing: undefined, close: async () => {} };
   const own: ClickHouseClient[] = [];
@@ -103,7 +104,7 @@ export async function openRouting(
       };
       const client = target.url ? await openClickHouse(targetConfig) : defaultClient;
       if (target.url) own.push(client);
-      targets.set(name, await openRunsTable(client, targetConfig, log));
+      targets.set(name, await openRunsTable(client, targetConfig, log, maxRetries));
     }
   } catch (error) {
     await Promise.all(own.map((c) => c.close()));

@@ -4,10 +4,12 @@ import pg from 'pg';
 import { parseUtcTime } from '../backfill/request.ts';
 import { requireDatabaseUrl } from '../config.ts';
 import { ConfigError } from '../errors.ts';
+import type { RunsTable } from '../sink/runs-table.ts';
+import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
 import { isSourceTable, SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
-import { Verifier } from '../verify/verify.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
+import { type OrganizationScope, Verifier, type VerifyReport } from '../verify/verify.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRouting, openRunsTable } from './runtime.ts';
 import { formatTable } from './table.ts';
 
 const positive = (flag: string, text: string) => {
@@ -16,6 +18,30 @@ const positive = (flag: string, text: string) => {
   return n;
 };
 const epochMs = (text: string, flag: string) => Date.parse(`${parseUtcTime(text, flag).replace(' ', 'T')}Z`);
+
+/** Retries of each repair write before verify --repair gives up. */
+const REPAIR_RETRIES = 5;
+
+/**
+ * What verify compares: the default target, and with --routes each routed target, each for the
+ * organizations it holds. Without the scopes a routed organization's runs would count as missing
+ * from the default target, and --repair would copy them there.
+ */
+function verifyTargets(
+  defaultTable: RunsTable,
+  routing: Routing | undefined,
+): Array<{ name: string; table: RunsTable; scope?: OrganizationScope }> {
+  if (!routing) return [{ name: DEFAULT_TARGET, table: defaultTable }];
+  const routed = Object.entries(routing.organizations).filter(([, target]) => target !== DEFAULT_TARGET);
+  return [
+    { name: DEFAULT_TARGET, table: defaultTable, scope: { except: routed.map(([org]) => org) } },
+    ...[...routing.targets].map(([name, table]) => ({
+      name,
+      table,
+      scope: { only: routed.filter(([, target]) => target === name).map(([org]) => org) },
+    })),
+  ];
+}
 
 export function verifyCommand(): Command {
   const command = new Command('verify')
@@ -27,7 +53,7 @@ export function verifyCommand(): Command {
     .option('--leaf-rows <n>', 'halve a differing window until each side has at most this many runs', '2000')
     .option('--repair', 're-copy the differing runs at a fresh snapshot version (safe beside a running daemon)')
     .option('--json', 'print JSON');
-  addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'retryInitialMs', 'retryMaxMs']).action(async () => {
+  addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'retryInitialMs', 'retryMaxMs', 'routes']).action(async () => {
     const o = command.opts();
     const tables = (
       o.table
@@ -50,29 +76,41 @@ export function verifyCommand(): Command {
     const sql = new pg.Client({ connectionString: databaseUrl });
     await sql.connect();
     const client = await openClickHouse(config);
+    const log = loggerFor(config);
+    const routes = await openRouting(config, client, log, REPAIR_RETRIES).catch(async (error: unknown) => {
+      await Promise.all([sql.end(), client.close()]);
+      throw error;
+    });
     try {
-      const report = await new Verifier(sql, client, config.clickhouseDatabase).run(options);
-      let repaired: RepairResult | undefined;
-      if (o.repair && !report.equal) {
-        repaired = await repairDifferences(databaseUrl, await openRunsTable(client, config, loggerFor(config), 5), report.differences);
+      const targets = verifyTargets(await openRunsTable(client, config, log, REPAIR_RETRIES), routes.routing);
+      const report: VerifyReport = { tables: [], differences: [], equal: true };
+      const repaired: Array<RepairResult & { target: string }> = [];
+      for (const { name, table, scope } of targets) {
+        const part = await new Verifier(sql, table.client, table.database, scope).run(options);
+        const named = <T extends object>(items: T[]) => (routes.routing ? items.map((item) => ({ target: name, ...item })) : items);
+        report.tables.push(...named(part.tables));
+        report.differences.push(...named(part.differences));
+        report.equal &&= part.equal;
+        if (o.repair && !part.equal) repaired.push({ target: name, ...(await repairDifferences(databaseUrl, table, part.differences)) });
       }
       if (o.json)
         process.stdout.write(
-          `${JSON.stringify({ ...report, repaired: repaired && { ...repaired, version: repaired.version.toString() } })}\n`,
+          `${JSON.stringify({ ...report, repaired: o.repair ? repaired.map((r) => ({ ...r, version: r.version.toString() })) : undefined })}\n`,
         );
       else {
         const lines = [formatTable(report.tables)];
         if (report.differences.length > 0) lines.push('', formatTable(report.differences.slice(0, 100)));
         if (report.differences.length > 100) lines.push(`… and ${report.differences.length - 100} more (--json lists all)`);
         lines.push('', report.equal ? 'EQUAL' : `DIFFERENT: ${report.differences.length} runs`);
-        if (repaired)
-          lines.push(
-            `repaired: ${repaired.copied} copied, ${repaired.tombstoned} tombstoned at version ${repaired.version}; run verify again to confirm`,
-          );
+        for (const { target, copied, tombstoned, version } of repaired) {
+          const where = routes.routing ? ` in target ${target}` : '';
+          lines.push(`repaired${where}: ${copied} copied, ${tombstoned} tombstoned at version ${version}; run verify again to confirm`);
+        }
         process.stdout.write(`${lines.join('\n')}\n`);
       }
       process.exitCode = report.equal ? 0 : 1;
     } finally {
+      await routes.close();
       await sql.end();
       await client.close();
     }

@@ -27,6 +27,9 @@ export interface Difference {
   clickhouse?: string;
 }
 
+/** Which organizations' runs a target holds: with --routes, each target holds only some. */
+export type OrganizationScope = { only: readonly string[] } | { except: readonly string[] };
+
 export interface VerifyOptions {
   tables: readonly SourceTable[];
   /** createdAt bounds as epoch milliseconds (inclusive, exclusive); undefined: everything. */
@@ -57,13 +60,29 @@ const CH_H2 = `reinterpretAsUInt32(reverse(unhex(substring(hex(MD5(${CH_TEXT})),
 
 export class Verifier {
   private readonly table: string;
+  /** The scope as a condition on each side ('TRUE'/'1' without one), its organizations bound as a
+   * parameter ($1 in Postgres, {orgs} in ClickHouse). */
+  private readonly pgScope: string;
+  private readonly pgParams: unknown[];
+  private readonly chScope: string;
+  private readonly chParams: Record<string, unknown>;
 
   constructor(
     private readonly sql: pg.ClientBase,
     private readonly clickhouse: ClickHouseClient,
     database: string,
+    scope?: OrganizationScope,
   ) {
     this.table = `${assertIdentifier(database, 'ClickHouse database')}.${RUNS_TABLE}`;
+    if (!scope) {
+      [this.pgScope, this.pgParams, this.chScope, this.chParams] = ['TRUE', [], '1', {}];
+    } else if ('only' in scope) {
+      [this.pgScope, this.pgParams] = [`"organizationId" = ANY($1::text[])`, [scope.only]];
+      [this.chScope, this.chParams] = ['organization_id IN {orgs:Array(String)}', { orgs: scope.only }];
+    } else {
+      [this.pgScope, this.pgParams] = [`"organizationId" <> ALL($1::text[])`, [scope.except]];
+      [this.chScope, this.chParams] = ['organization_id NOT IN {orgs:Array(String)}', { orgs: scope.except }];
+    }
   }
 
   async run(options: VerifyOptions): Promise<VerifyReport> {
@@ -110,11 +129,12 @@ export class Verifier {
   private async compareRuns(table: SourceTable, startMs: number, endMs: number): Promise<Difference[]> {
     const { rows: pgRows } = await this.sql.query<{ id: string; h: string; shown: string }>(
       `SELECT id, ${PG_H1}::text || ':' || ${PG_H2}::text AS h, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || status AS shown
-         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)}`,
+         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope}`,
+      this.pgParams,
     );
     const chRows = await this.chQuery<{ id: string; h: string; shown: string }>(
       `SELECT run_id AS id, concat(toString(${CH_H1}), ':', toString(${CH_H2})) AS h, concat(toString(updated_at), ' ', toString(status)) AS shown
-         FROM ${this.table} FINAL WHERE ${chRange(startMs, endMs)} AND source_table = {table:String} AND _is_deleted = 0`,
+         FROM ${this.table} FINAL WHERE ${chRange(startMs, endMs)} AND source_table = {table:String} AND _is_deleted = 0 AND ${this.chScope}`,
       { table },
     );
     const inClickHouse = new Map(chRows.map((r) => [r.id, r]));
@@ -134,7 +154,8 @@ export class Verifier {
     const { rows } = await this.sql.query<{ w: string; runs: string; h1: string; h2: string }>(
       `SELECT floor(extract(epoch FROM "createdAt") / ${options.windowSeconds})::bigint::text AS w, count(*)::text AS runs,
               coalesce(sum(${PG_H1}), 0)::text AS h1, coalesce(sum(${PG_H2}), 0)::text AS h2
-         FROM ${quoteIdent(table)} WHERE ${pgRange(options.fromMs, options.toMs)} GROUP BY 1`,
+         FROM ${quoteIdent(table)} WHERE ${pgRange(options.fromMs, options.toMs)} AND ${this.pgScope} GROUP BY 1`,
+      this.pgParams,
     );
     return new Map(rows.map((r) => [Number(r.w), { runs: Number(r.runs), h1: r.h1, h2: r.h2 }]));
   }
@@ -142,7 +163,7 @@ export class Verifier {
   private async chWindows(table: SourceTable, options: VerifyOptions): Promise<Map<number, Aggregate>> {
     const rows = await this.chQuery<{ w: string; runs: string; h1: string; h2: string }>(
       `SELECT intDiv(toUnixTimestamp(created_at), ${options.windowSeconds}) AS w, count() AS runs, sum(${CH_H1}) AS h1, sum(${CH_H2}) AS h2
-         FROM ${this.table} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${chRange(options.fromMs, options.toMs)} GROUP BY w`,
+         FROM ${this.table} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${chRange(options.fromMs, options.toMs)} AND ${this.chScope} GROUP BY w`,
       { table },
     );
     return new Map(rows.map((r) => [Number(r.w), { runs: Number(r.runs), h1: String(r.h1), h2: String(r.h2) }]));
@@ -151,7 +172,8 @@ export class Verifier {
   private async pgAggregate(table: SourceTable, startMs: number, endMs: number): Promise<Aggregate> {
     const { rows } = await this.sql.query<{ runs: string; h1: string; h2: string }>(
       `SELECT count(*)::text AS runs, coalesce(sum(${PG_H1}), 0)::text AS h1, coalesce(sum(${PG_H2}), 0)::text AS h2
-         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)}`,
+         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope}`,
+      this.pgParams,
     );
     const row = rows[0] as { runs: string; h1: string; h2: string };
     return { runs: Number(row.runs), h1: row.h1, h2: row.h2 };
@@ -160,14 +182,14 @@ export class Verifier {
   private async chAggregate(table: SourceTable, startMs: number, endMs: number): Promise<Aggregate> {
     const [row] = await this.chQuery<{ runs: string; h1: string; h2: string }>(
       `SELECT count() AS runs, sum(${CH_H1}) AS h1, sum(${CH_H2}) AS h2
-         FROM ${this.table} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${chRange(startMs, endMs)}`,
+         FROM ${this.table} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${chRange(startMs, endMs)} AND ${this.chScope}`,
       { table },
     );
     return { runs: Number(row?.runs ?? 0), h1: String(row?.h1 ?? '0'), h2: String(row?.h2 ?? '0') };
   }
 
   private async chQuery<T>(query: string, params: Record<string, unknown>): Promise<T[]> {
-    const result = await this.clickhouse.query({ query, query_params: params, format: 'JSONEachRow' });
+    const result = await this.clickhouse.query({ query, query_params: { ...params, ...this.chParams }, format: 'JSONEachRow' });
     return result.json<T>();
   }
 }

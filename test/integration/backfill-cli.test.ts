@@ -125,3 +125,51 @@ it('verify: EQUAL after the backfill; a run only Postgres has is named; --repair
   expect(repair.output).toContain('repaired: 1 copied, 0 tombstoned');
   expect((await finished(cli(['verify']))).code).toBe(0);
 });
+
+it('verify --routes compares each target for its own organizations, and --repair copies into the right target', async () => {
+  const euDatabase = `${CLI_DATABASE}_eu`;
+  const migrateEu = cli(['migrate'], { CLICKHOUSE_DATABASE: euDatabase });
+  expect(await migrateEu.exit, migrateEu.output()).toBe(0);
+  const routed = { RUNS_CDC_ROUTES: JSON.stringify({ targets: { eu: { database: euDatabase } }, organizations: { org_eu: 'eu' } }) };
+  // Runs of the routed organization that neither target holds yet.
+  const euRuns = { TaskRun: 4, task_run_v2: 3 } as const;
+  for (const [table, count] of Object.entries(euRuns) as Array<[keyof typeof euRuns, number]>) {
+    await insertRuns(
+      workspace.pgdb.sql,
+      table,
+      Array.from({ length: count }, (_, i) => makeRun({ table, index: 200_000 + i, organizationId: 'org_eu' })),
+    );
+  }
+  type Report = {
+    tables: Array<{ target: string; table: string; postgresRuns: number; clickhouseRuns: number }>;
+    differences: Array<{ target: string; runId: string; kind: string }>;
+  };
+  // The report line, not the log lines beside it (output() is stdout and stderr together).
+  const report = (output: string) => JSON.parse(output.split('\n').find((line) => line.startsWith('{"tables"')) ?? output) as Report;
+  try {
+    const before = await finished(cli(['verify', '--json'], routed));
+    expect(before.code, before.output).toBe(1);
+    const missing = report(before.output).differences;
+    expect(missing).toHaveLength(7);
+    expect(missing.every((d) => d.target === 'eu' && d.kind === 'missing')).toBe(true); // none charged to the default target
+
+    const repair = await finished(cli(['verify', '--repair'], routed));
+    expect(repair.output).toContain('repaired in target eu: 7 copied, 0 tombstoned');
+    expect(repair.output).not.toContain('in target default');
+
+    const after = await finished(cli(['verify', '--json'], routed));
+    expect(after.code, after.output).toBe(0);
+    const eu = report(after.output).tables.filter((t) => t.target === 'eu');
+    expect(eu.map((t) => [t.table, t.postgresRuns, t.clickhouseRuns])).toEqual([
+      ['TaskRun', 4, 4],
+      ['task_run_v2', 3, 3],
+    ]);
+    // The copies went to the routed target only: the default one still lacks exactly these runs.
+    const unrouted = await finished(cli(['verify', '--json']));
+    const inDefault = report(unrouted.output).differences;
+    expect(inDefault.map((d) => d.kind).sort()).toEqual(Array(7).fill('missing'));
+  } finally {
+    await workspace.pgdb.sql.query(`DELETE FROM "TaskRun" WHERE "organizationId" = 'org_eu'`);
+    await workspace.pgdb.sql.query(`DELETE FROM task_run_v2 WHERE "organizationId" = 'org_eu'`);
+  }
+});
