@@ -5,12 +5,12 @@ import type { Config, ConfigKey } from '../config.ts';
 import { RunsCdcError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { startApi } from '../queries/http-api.ts';
-import { QUERY_PARAMS, QUERY_PATHS, type QueryKind, queryInput, runQuery } from '../queries/params.ts';
+import { oneTarget, QUERY_PARAMS, QUERY_PATHS, type QueryKind, type QueryRouter, queryInput, runQuery } from '../queries/params.ts';
 import { type RunListPage, RunQueries, type RunStats, type TagsPage } from '../queries/run-queries.ts';
 import { addConfigOptions, ChdbInUseError, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse } from './runtime.ts';
 import { formatTable } from './table.ts';
 
-const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSeconds', 'queryMaxMemoryBytes'];
+const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSeconds', 'queryMaxMemoryBytes', 'routes'];
 const LIST_FLAGS = new Set(['status', 'task', 'version', 'tag', 'tag-all', 'run-id', 'queue', 'region', 'machine']);
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -58,42 +58,68 @@ export function serveCommand(): Command {
   addConfigOptions(command, [...QUERY_SETTINGS, 'apiPort', 'listenHost']).action(async () => {
     const config = configFrom(command);
     const log = loggerFor(config);
-    const client = await openClickHouse(config);
-    const api = await startApi(queriesFor(client, config), config.apiPort ?? 8080, config.listenHost, log);
+    const queries = await openQueries(config, log);
+    const api = await startApi(queries.router, config.apiPort ?? 8080, config.listenHost, log);
     process.stdout.write(`serving ${api.url}/runs, /runs/count, /runs/stats, /runs/tags\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
       process.once('SIGTERM', () => resolve());
     });
     await api.close();
-    await client.close();
+    await queries.close();
   });
   return command;
 }
 
-export function queriesFor(client: ClickHouseClient, config: Config): RunQueries {
-  return new RunQueries(client, config.clickhouseDatabase, {
-    timeoutSeconds: config.queryTimeoutSeconds,
-    maxMemoryBytes: config.queryMaxMemoryBytes,
-  });
+function queriesOn(client: ClickHouseClient, config: Config, database: string): RunQueries {
+  return new RunQueries(client, database, { timeoutSeconds: config.queryTimeoutSeconds, maxMemoryBytes: config.queryMaxMemoryBytes });
+}
+
+/**
+ * The queries of every ClickHouse target, on connections of their own (on the embedded engine a
+ * query's readonly settings would otherwise stay on a writer's session). With --routes a query
+ * goes to the target of its organization; a target without a URL is another database on the
+ * default connection.
+ */
+async function openQueries(config: Config, log: Logger): Promise<{ router: QueryRouter; close(): Promise<void> }> {
+  const client = await openClickHouse(config);
+  const fallback = queriesOn(client, config, config.clickhouseDatabase);
+  if (!config.routes) return { router: oneTarget(fallback), close: () => client.close() };
+  const clients = [client];
+  const byTarget = new Map<string, RunQueries>();
+  try {
+    for (const [name, target] of Object.entries(config.routes.targets)) {
+      const targetClient = target.url ? await openClickHouse({ ...config, clickhouseUrl: target.url }) : client;
+      if (target.url) clients.push(targetClient);
+      byTarget.set(name, queriesOn(targetClient, config, target.database ?? config.clickhouseDatabase));
+    }
+  } catch (error) {
+    await Promise.all(clients.map((c) => c.close()));
+    throw error;
+  }
+  const organizations = config.routes.organizations;
+  log.debug({ targets: [...byTarget.keys()] }, 'queries go to the target of their organization');
+  return {
+    router: (organizationId) => byTarget.get(organizations[organizationId ?? ''] ?? '') ?? fallback,
+    close: async () => void (await Promise.all(clients.map((c) => c.close()))),
+  };
 }
 
 /** Start the API beside another job (replicate) when --api-port is set; returns its closer. */
 export async function maybeStartApi(config: Config, log: Logger): Promise<() => Promise<void>> {
   if (config.apiPort === undefined) return async () => {};
-  // A connection of its own: its readonly settings stay off the writer's session.
-  const client = await openClickHouse(config);
-  const api = await startApi(queriesFor(client, config), config.apiPort, config.listenHost, log);
+  const queries = await openQueries(config, log);
+  const api = await startApi(queries.router, config.apiPort, config.listenHost, log);
   return async () => {
     await api.close();
-    await client.close();
+    await queries.close();
   };
 }
 
 async function direct(config: Config, name: Subcommand, input: Record<string, unknown>): Promise<unknown> {
-  let client: ClickHouseClient;
+  let queries: Awaited<ReturnType<typeof openQueries>>;
   try {
-    client = await openClickHouse(config);
+    queries = await openQueries(config, loggerFor(config));
   } catch (error) {
     if (error instanceof ChdbInUseError) {
       throw new RunsCdcError(
@@ -103,9 +129,9 @@ async function direct(config: Config, name: Subcommand, input: Record<string, un
     throw error;
   }
   try {
-    return await runQuery(queriesFor(client, config), name, input);
+    return await runQuery(queries.router, name, input);
   } finally {
-    await client.close();
+    await queries.close();
   }
 }
 

@@ -8,8 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.ts';
 import { QueryInputError } from './filters.ts';
-import { QUERY_PATHS, type QueryKind, queryInput, runQuery } from './params.ts';
-import type { RunQueries } from './run-queries.ts';
+import { QUERY_PATHS, type QueryKind, type QueryRouter, queryInput, runQuery } from './params.ts';
 
 export interface RunningApi {
   url: string;
@@ -24,7 +23,7 @@ function paramsOf(url: URL): Record<string, unknown> {
   return queryInput(grouped);
 }
 
-export async function startApi(queries: RunQueries, port: number, host: string, log: Logger): Promise<RunningApi> {
+export async function startApi(queries: QueryRouter, port: number, host: string, log: Logger): Promise<RunningApi> {
   const server = http.createServer(async (request, response) => {
     const send = (status: number, body: unknown) => {
       response.writeHead(status, { 'content-type': 'application/json' });

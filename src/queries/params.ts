@@ -50,8 +50,21 @@ export function queryInput(values: Iterable<[string, string | string[] | boolean
 export const QUERY_PATHS = { list: '/runs', count: '/runs/count', stats: '/runs/stats', tags: '/runs/tags' } as const;
 export type QueryKind = keyof typeof QUERY_PATHS;
 
+/**
+ * Which RunQueries answers a query: with --routes, the one of the ClickHouse target that holds the
+ * query's organization (every query names one), otherwise the only one.
+ */
+export type QueryRouter = (organizationId: string | undefined) => RunQueries;
+
+export const oneTarget =
+  (queries: RunQueries): QueryRouter =>
+  () =>
+    queries;
+
 /** Run one query on library input; what the CLI prints and the API returns. */
-export function runQuery(queries: RunQueries, kind: QueryKind, input: Record<string, unknown>): Promise<unknown> {
+export function runQuery(router: QueryRouter, kind: QueryKind, input: Record<string, unknown>): Promise<unknown> {
+  // A missing organization goes to the default target, whose filters reject it with a sentence.
+  const queries = router(typeof input.organizationId === 'string' ? input.organizationId : undefined);
   switch (kind) {
     case 'list':
       return queries.list(input as never, { limit: input.limit as never, cursor: input.cursor as never });

@@ -93,6 +93,17 @@ it('while replicate holds the directory: says what to do, and answers through it
     expect(via.code, via.output).toBe(0);
     expect(via.output.trim()).toBe('30 runs');
 
+    // A routed organization's runs land in the eu database, and the API answers for them from there.
+    const euRuns = Array.from({ length: 6 }, (_, i) => makeRun({ table: 'task_run_v2', index: 500 + i, organizationId: 'org_eu' }));
+    await insertRuns(workspace.pgdb.sql, 'task_run_v2', euRuns);
+    const euCount = async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/runs/count?org=org_eu&project=proj_1&env=env_prod&from=2026-10-01`);
+      return ((await response.json()) as { count: number }).count;
+    };
+    await waitFor('the routed runs, through the API', async () => (await euCount()) === 6);
+    const defaultCount = await run(['runs', 'count', ...SCOPE, '--api-url', `http://127.0.0.1:${port}`]);
+    expect(defaultCount.output.trim()).toBe('120 runs'); // org_1's runs, from the default target
+
     const ok = await fetch(`http://127.0.0.1:${port}/runs?org=org_1&project=proj_1&env=env_prod&from=2026-10-01&limit=3&status=PENDING`);
     expect(ok.status).toBe(200);
     const body = (await ok.json()) as { runs: Array<{ status: string }> };
