@@ -262,6 +262,10 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
   const idleRss = idle.rss;
   // JS heap + buffers: the daemon's own memory, apart from the in-process engine's.
   const idleJs = idle.heapUsed + idle.external;
+  // Everything outside V8's committed heap and Node's buffers: mostly the in-process engine.
+  const outsideJs = (m: NodeJS.MemoryUsage) => m.rss - m.heapTotal - m.external;
+  const idleOutsideJs = outsideJs(idle);
+  let peakOutsideJs = idleOutsideJs;
   let peakRss = idleRss;
   let peakJs = idleJs;
   let peakLiveJs = idleJs;
@@ -273,6 +277,7 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
     if (collected) global.gc?.();
     const now = process.memoryUsage();
     peakRss = Math.max(peakRss, now.rss);
+    peakOutsideJs = Math.max(peakOutsideJs, outsideJs(now));
     peakJs = Math.max(peakJs, now.heapUsed + now.external);
     if (collected) peakLiveJs = Math.max(peakLiveJs, now.heapUsed + now.external);
   }, 50);
@@ -289,6 +294,7 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
     idleRssMiB: mib(idleRss),
     peakRssMiB: mib(peakRss),
     peakOverIdleMiB: mib(peakRss - idleRss),
+    outsideJsPeakOverIdleMiB: mib(peakOutsideJs - idleOutsideJs),
     jsHeapIdleMiB: mib(idleJs),
     jsHeapPeakOverIdleMiB: mib(peakJs - idleJs),
     jsLiveHeapPeakOverIdleMiB: mib(peakLiveJs - idleJs),
