@@ -45,6 +45,7 @@ export function encodeRow(row: ClickHouseRow): EncodedRow {
 export function decodeRow(encoded: EncodedRow): ClickHouseRow {
   return decodeTabSeparatedLine(encoded.line, TARGET_COLUMNS);
 }
+
 /** Rows tombstoned per round trip when replicating a TRUNCATE. */
 const TOMBSTONE_PAGE_ROWS = 10_000;
 

@@ -32,7 +32,8 @@ const emptyTuples = new WeakMap<Relation, TextTuple>();
 /**
  * A copy of the relation's all-NULL tuple. Filling a fresh object key by key would leave V8 a slow
  * hash map after a dozen columns; a copy of a JSON.parse'd object keeps one fast shape per table,
- * so this read and every later lookup of a column are cheaper.
+ * so this read and every later lookup of a column are cheaper. Unlike the library's tuple it has
+ * Object's prototype; no mapped column is named like one of its members (toString, constructor).
  */
 function emptyTupleOf(relation: Relation): TextTuple {
   let empty = emptyTuples.get(relation);

@@ -41,8 +41,8 @@ export interface TransformResult {
 /**
  * Every built row starts as a copy of this one. V8 turns an object into a slow hash map once more
  * than a dozen properties are added by computed name; a JSON.parse'd object, and each copy of it,
- * keeps one fast shape for every column. Rows then take about half the heap, and the GC, the
- * per-row size estimate and the insert encoding all run faster (bench/run.ts throughput).
+ * keeps one fast shape for every column. Rows then take less heap, and the GC and the insert
+ * encoding run faster (bench/run.ts throughput).
  */
 const EMPTY_ROW: ClickHouseRow = JSON.parse(JSON.stringify(Object.fromEntries(TARGET_COLUMNS.map((c) => [c.name, null]))));
 

@@ -1,7 +1,8 @@
 /**
  * Postgres text values (pgoutput sends every column as text; runs-cdc keeps it raw instead of
  * letting pg's global type parsers turn timestamps into local-time Dates and bigints into floats)
- * converted to the JSON values ClickHouse's JSONEachRow reads. Pure: no I/O.
+ * converted to ClickHouse values (strings, numbers, booleans, string arrays; the sink encodes
+ * them, sink/tab-separated.ts). Pure: no I/O.
  */
 import parsePostgresArray from 'postgres-array';
 import type { ColumnKind } from './columns.ts';
