@@ -19,7 +19,7 @@ import { BackfillMetrics } from '../ops/backfill-metrics.ts';
 import { type OpsServer, startOpsServer } from '../ops/server.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/preflight.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRouting, openRunsTable } from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets } from './runtime.ts';
 import { formatTable } from './table.ts';
 
 const BACKFILL_SETTINGS = [
@@ -84,7 +84,7 @@ export async function backfill(
     return 0;
   }
   let client: ClickHouseClient | undefined;
-  let routes: Awaited<ReturnType<typeof openRouting>> | undefined;
+  let routes: Awaited<ReturnType<typeof openTargets>> | undefined;
   let ops: OpsServer | undefined;
   const interrupt = new AbortController();
   let signals = 0;
@@ -103,7 +103,7 @@ export async function backfill(
       out(formatJobs(await store.listJobs()));
       return 0;
     }
-    routes = await openRouting(config, client, log);
+    routes = await openTargets(config, client, log, config.backfillRetries);
     let progress = progressReporter(log);
     if (config.metricsPort !== undefined) {
       const metrics = new BackfillMetrics(progress);
@@ -111,7 +111,7 @@ export async function backfill(
       ops = await startOpsServer(metrics.registry, { problems: async () => [] }, config.metricsPort, config.listenHost, log);
     }
     const context = backfillContextFor(config, client, log, {
-      runsTable: new RunsTargets(await openRunsTable(client, config, log, config.backfillRetries), routes.routing),
+      runsTable: new RunsTargets(routes.sink, routes.routing),
       store,
       progress,
       signal: interrupt.signal,

@@ -6,7 +6,7 @@ import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
 import { ReplicationDaemon } from '../replication/daemon.ts';
 import { maybeStartApi } from './runs.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRouting, openRunsTable } from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets } from './runtime.ts';
 
 const REPLICATE_SETTINGS = [
   'databaseUrl',
@@ -48,13 +48,12 @@ export function replicateCommand(): Command {
 export async function replicate(config: Config, log: Logger): Promise<void> {
   const databaseUrl = requireDatabaseUrl(config);
   const client = await openClickHouse(config);
-  const sink = await openRunsTable(client, config, log);
   const metrics = new DaemonMetrics();
-  const routes = await openRouting(config, client, log);
+  const routes = await openTargets(config, client, log);
   const daemon = new ReplicationDaemon(
     databaseUrl,
     config,
-    sink,
+    routes.sink,
     log,
     {
       flushed: (rows, seconds) => {

@@ -7,7 +7,15 @@ import type { Logger } from '../logger.ts';
 import { startApi } from '../queries/http-api.ts';
 import { oneTarget, QUERY_PARAMS, QUERY_PATHS, type QueryKind, type QueryRouter, queryInput, runQuery } from '../queries/params.ts';
 import { type RunListPage, RunQueries, type RunStats, type TagsPage } from '../queries/run-queries.ts';
-import { addConfigOptions, ChdbInUseError, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse } from './runtime.ts';
+import {
+  addConfigOptions,
+  ChdbInUseError,
+  CLICKHOUSE_SETTINGS,
+  configFrom,
+  loggerFor,
+  openClickHouse,
+  openRouteTargets,
+} from './runtime.ts';
 import { formatTable } from './table.ts';
 
 const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSeconds', 'queryMaxMemoryBytes', 'routes'];
@@ -85,23 +93,19 @@ async function openQueries(config: Config, log: Logger): Promise<{ router: Query
   const client = await openClickHouse(config);
   const fallback = queriesOn(client, config, config.clickhouseDatabase);
   if (!config.routes) return { router: oneTarget(fallback), close: () => client.close() };
-  const clients = [client];
-  const byTarget = new Map<string, RunQueries>();
-  try {
-    for (const [name, target] of Object.entries(config.routes.targets)) {
-      const targetClient = target.url ? await openClickHouse({ ...config, clickhouseUrl: target.url }) : client;
-      if (target.url) clients.push(targetClient);
-      byTarget.set(name, queriesOn(targetClient, config, target.database ?? config.clickhouseDatabase));
-    }
-  } catch (error) {
-    await Promise.all(clients.map((c) => c.close()));
+  const routed = await openRouteTargets(config, client).catch(async (error: unknown) => {
+    await client.close();
     throw error;
-  }
+  });
+  const byTarget = new Map(routed.targets.map((t) => [t.name, queriesOn(t.client, config, t.config.clickhouseDatabase)]));
   const organizations = config.routes.organizations;
   log.debug({ targets: [...byTarget.keys()] }, 'queries go to the target of their organization');
   return {
     router: (organizationId) => byTarget.get(organizations[organizationId ?? ''] ?? '') ?? fallback,
-    close: async () => void (await Promise.all(clients.map((c) => c.close()))),
+    close: async () => {
+      await routed.close();
+      await client.close();
+    },
   };
 }
 

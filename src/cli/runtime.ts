@@ -81,22 +81,27 @@ export function loggerFor(config: Config): Logger {
   return createLogger(config.logLevel);
 }
 
+/** A --routes target's name, its connection and its config (URL and database filled in). */
+export interface RouteTarget {
+  name: string;
+  client: ClickHouseClient;
+  config: Config;
+}
+
 /**
- * The ClickHouse targets of --routes: each its own connection when it names a URL, the default
- * connection otherwise (another database on the same server or chDB), each checked for pending
- * migrations like the default.
+ * The connections of the --routes targets: each its own connection when it names a URL,
+ * `defaultClient` otherwise (another database on the same server or chDB). `close` closes only the
+ * connections opened here.
  */
-export async function openRouting(
+export async function openRouteTargets(
   config: Config,
   defaultClient: ClickHouseClient,
-  log: Logger,
-  maxRetries?: number,
-): Promise<{ routing: Routing | undefined; close(): Promise<void> }> {
-  if (!config.routes) return { routing: undefined, close: async () => {} };
+): Promise<{ targets: RouteTarget[]; close(): Promise<void> }> {
   const own: ClickHouseClient[] = [];
-  const targets = new Map<string, RunsTable>();
+  const close = async () => void (await Promise.all(own.map((c) => c.close())));
+  const targets: RouteTarget[] = [];
   try {
-    for (const [name, target] of Object.entries(config.routes.targets)) {
+    for (const [name, target] of Object.entries(config.routes?.targets ?? {})) {
       const targetConfig = {
         ...config,
         clickhouseUrl: target.url ?? config.clickhouseUrl,
@@ -104,18 +109,38 @@ export async function openRouting(
       };
       const client = target.url ? await openClickHouse(targetConfig) : defaultClient;
       if (target.url) own.push(client);
-      targets.set(name, await openRunsTable(client, targetConfig, log, maxRetries));
+      targets.push({ name, client, config: targetConfig });
     }
   } catch (error) {
-    await Promise.all(own.map((c) => c.close()));
+    await close();
+    throw error;
+  }
+  return { targets, close };
+}
+
+/**
+ * The runs table of the default target and, with --routes, of every routed target, each checked
+ * for pending migrations and all with the same retry limit.
+ */
+export async function openTargets(
+  config: Config,
+  defaultClient: ClickHouseClient,
+  log: Logger,
+  maxRetries?: number,
+): Promise<{ sink: RunsTable; routing: Routing | undefined; close(): Promise<void> }> {
+  const sink = await openRunsTable(defaultClient, config, log, maxRetries);
+  if (!config.routes) return { sink, routing: undefined, close: async () => {} };
+  const routed = await openRouteTargets(config, defaultClient);
+  const targets = new Map<string, RunsTable>();
+  try {
+    for (const target of routed.targets) targets.set(target.name, await openRunsTable(target.client, target.config, log, maxRetries));
+  } catch (error) {
+    await routed.close();
     throw error;
   }
   log.info(
     { targets: [...targets.keys()], organizations: Object.keys(config.routes.organizations).length },
     'routing organizations to ClickHouse targets',
   );
-  return {
-    routing: { targets, organizations: config.routes.organizations },
-    close: async () => void (await Promise.all(own.map((c) => c.close()))),
-  };
+  return { sink, routing: { targets, organizations: config.routes.organizations }, close: routed.close };
 }

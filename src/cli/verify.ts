@@ -9,7 +9,7 @@ import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
 import { isSourceTable, SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { type OrganizationScope, Verifier, type VerifyReport } from '../verify/verify.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRouting, openRunsTable } from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets } from './runtime.ts';
 import { formatTable } from './table.ts';
 
 const positive = (flag: string, text: string) => {
@@ -77,12 +77,12 @@ export function verifyCommand(): Command {
     await sql.connect();
     const client = await openClickHouse(config);
     const log = loggerFor(config);
-    const routes = await openRouting(config, client, log, REPAIR_RETRIES).catch(async (error: unknown) => {
+    const routes = await openTargets(config, client, log, REPAIR_RETRIES).catch(async (error: unknown) => {
       await Promise.all([sql.end(), client.close()]);
       throw error;
     });
     try {
-      const targets = verifyTargets(await openRunsTable(client, config, log, REPAIR_RETRIES), routes.routing);
+      const targets = verifyTargets(routes.sink, routes.routing);
       const report: VerifyReport = { tables: [], differences: [], equal: true };
       const repaired: Array<RepairResult & { target: string }> = [];
       for (const { name, table, scope } of targets) {

@@ -5,6 +5,7 @@
  */
 import { expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
+import { openTargets } from '../../src/cli/runtime.ts';
 import { loadConfig } from '../../src/config.ts';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
@@ -112,4 +113,20 @@ it('the backfill routes the same way', async () => {
     ).map((r) => `${r.org}:${r.n}`);
   expect(await count(env.database)).toEqual(['org_1:3']);
   expect(await count(euDatabase)).toEqual(['org_eu:4']);
+});
+
+it('the commands open every target, routed ones too, with the same retry limit (a backfill must end, not retry forever)', async () => {
+  const ch = await testClickHouse();
+  const euDatabase = await freshClickHouseDatabase(ch);
+  const routes = JSON.stringify({ targets: { eu: { database: euDatabase } }, organizations: { org_eu: 'eu' } });
+  const config = loadConfig({ databaseUrl: env.pgdb.url, clickhouseDatabase: env.database, routes }, {});
+  const opened = await openTargets(config, ch, silentLogger, 2);
+  try {
+    const eu = opened.routing?.targets.get('eu');
+    expect(eu?.database).toBe(euDatabase);
+    expect(eu?.retryContext.policy.maxRetries).toBe(2);
+    expect(opened.sink.retryContext.policy.maxRetries).toBe(2);
+  } finally {
+    await opened.close();
+  }
 });
