@@ -99,7 +99,7 @@ export class Verifier {
         differing += 1;
         const startMs = Math.max(window * options.windowSeconds * 1000, options.fromMs ?? Number.NEGATIVE_INFINITY);
         const endMs = Math.min((window + 1) * options.windowSeconds * 1000, options.toMs ?? Number.POSITIVE_INFINITY);
-        await this.bisect(table, startMs, endMs, options.leafRows, report.differences);
+        await this.bisect(table, startMs, endMs, options.leafRows, report.differences, [a ?? NO_RUNS, b ?? NO_RUNS]);
       }
       const count = (m: Map<number, Aggregate>) => [...m.values()].reduce((n, w) => n + w.runs, 0);
       report.tables.push({
@@ -114,8 +114,16 @@ export class Verifier {
     return report;
   }
 
-  private async bisect(table: SourceTable, startMs: number, endMs: number, leafRows: number, out: Difference[]): Promise<void> {
-    const [a, b] = await Promise.all([this.pgAggregate(table, startMs, endMs), this.chAggregate(table, startMs, endMs)]);
+  /** `known`: the two sides' aggregates of this range, when the caller has them already. */
+  private async bisect(
+    table: SourceTable,
+    startMs: number,
+    endMs: number,
+    leafRows: number,
+    out: Difference[],
+    known?: [Aggregate, Aggregate],
+  ): Promise<void> {
+    const [a, b] = known ?? (await Promise.all([this.pgAggregate(table, startMs, endMs), this.chAggregate(table, startMs, endMs)]));
     if (sameAggregate(a, b)) return;
     if ((a.runs <= leafRows && b.runs <= leafRows) || endMs - startMs <= 1) {
       out.push(...(await this.compareRuns(table, startMs, endMs)));
@@ -193,6 +201,8 @@ export class Verifier {
     return result.json<T>();
   }
 }
+
+const NO_RUNS: Aggregate = { runs: 0, h1: '0', h2: '0' };
 
 function sameAggregate(a: Aggregate, b: Aggregate): boolean {
   return a.runs === b.runs && a.h1 === b.h1 && a.h2 === b.h2;
