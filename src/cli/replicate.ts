@@ -95,11 +95,10 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     const changesPerSecond = Math.round(((daemon.stats.changes - lastChanges) * 1000) / (now - lastAt));
     lastChanges = daemon.stats.changes;
     lastAt = now;
-    const last = daemon.lastConfirmedCommitMs;
     log.info(
       {
         changesPerSecond,
-        lagSeconds: daemon.allConfirmed || last === undefined ? 0 : Math.round((Date.now() - last) / 100) / 10,
+        lagSeconds: Math.round(daemon.lagSeconds * 10) / 10,
         ...daemon.stats,
         buffered: daemon.buffer.bufferedRows,
         confirmedLsn: formatLsn(daemon.confirmedLsn),

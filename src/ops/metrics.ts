@@ -81,10 +81,7 @@ export class DaemonMetrics {
       'runs_cdc_replication_lag_seconds',
       'Now minus the commit time of the last confirmed transaction; 0 when every received transaction is confirmed',
       [],
-      ({ daemon }) => {
-        const last = daemon.lastConfirmedCommitMs;
-        return daemon.allConfirmed || last === undefined ? 0 : Math.max(0, (Date.now() - last) / 1000);
-      },
+      ({ daemon }) => daemon.lagSeconds,
     );
     this.reading(
       'counter',

@@ -28,14 +28,6 @@ class SlotInUseError extends StreamError {}
 /** The replication connection dropped (walsender terminated, server restarted, network). */
 class ConnectionLostError extends StreamError {}
 
-/** pgoutput's commit time (pg-logical-replication 2.x: microseconds since the Unix epoch, a
- * bigint) in milliseconds. */
-function commitTimeMs(commitTime: unknown): number {
-  if (typeof commitTime === 'bigint') return Number(commitTime / 1000n);
-  if (commitTime instanceof Date) return commitTime.getTime();
-  return Date.now();
-}
-
 /** Pause the socket when this many received items wait to be handled. */
 const INBOX_HIGH_WATER = 2_000;
 /** Warn about coerced values at most this many times per run (all are counted). */
@@ -102,10 +94,6 @@ export class ReplicationDaemon {
     heartbeats: 0,
     received: {},
   };
-  /** Commit time (ms) of the newest transaction whose rows are all confirmed; undefined before one. */
-  lastConfirmedCommitMs: number | undefined;
-  /** Received transactions not yet confirmed: their commit-end LSN and commit time. */
-  private unconfirmedCommits: Array<{ endLsn: Lsn; commitMs: number }> = [];
   private subscribed = false;
   readonly buffer: RowBuffer<EncodedRow>;
   /** Where rows go: the default table, and others by organization (--routes). */
@@ -428,14 +416,18 @@ export class ReplicationDaemon {
 
   /** Whether every received transaction is confirmed (nothing is waiting for ClickHouse). */
   get allConfirmed(): boolean {
-    return this.unconfirmedCommits.length === 0;
+    return this.acks.pendingCommits === 0;
+  }
+
+  /** Replication lag in seconds: now - commit time of the newest confirmed transaction, 0 when
+   * nothing received is waiting. */
+  get lagSeconds(): number {
+    const last = this.acks.confirmedCommitMs;
+    return this.allConfirmed || last === undefined ? 0 : Math.max(0, (Date.now() - last) / 1000);
   }
 
   private confirm(lsn: Lsn): void {
     this.stats.acks += 1;
-    while (this.unconfirmedCommits.length > 0 && (this.unconfirmedCommits[0]?.endLsn as Lsn) <= lsn) {
-      this.lastConfirmedCommitMs = this.unconfirmedCommits.shift()?.commitMs;
-    }
     this.stream?.sendStatus(lsn);
     const reached = this.confirmWaiters.filter((w) => lsn >= w.target);
     this.confirmWaiters = this.confirmWaiters.filter((w) => lsn < w.target);
@@ -458,9 +450,10 @@ export class ReplicationDaemon {
         this.stats.transactions += 1;
         this.open = undefined;
         const endLsn = parseLsn(message.commitEndLsn as string);
-        this.unconfirmedCommits.push({ endLsn, commitMs: commitTimeMs(message.commitTime) });
+        // commitTime: microseconds since the Unix epoch.
+        const commitMs = Number((message.commitTime as bigint) / 1000n);
         // An empty or already-written transaction is confirmable at once.
-        const lsn = this.acks.commit(endLsn, this.buffer.lastSeq);
+        const lsn = this.acks.commit(endLsn, this.buffer.lastSeq, commitMs);
         if (lsn !== undefined) this.confirm(lsn);
         return;
       }
