@@ -4,39 +4,43 @@
  */
 import { ClickHouseError } from '@clickhouse/client';
 
-/** ClickHouse error codes no retry can fix: schema, auth, unparseable data. */
-const FATAL_CODES = new Map<string, string>([
-  ['6', 'CANNOT_PARSE_TEXT'],
-  ['8', 'THERE_IS_NO_COLUMN'],
-  ['16', 'NO_SUCH_COLUMN_IN_TABLE'],
-  ['26', 'CANNOT_PARSE_QUOTED_STRING'],
-  ['27', 'CANNOT_PARSE_INPUT_ASSERTION_FAILED'],
-  ['38', 'CANNOT_PARSE_DATE'],
-  ['41', 'CANNOT_PARSE_DATETIME'],
-  ['47', 'UNKNOWN_IDENTIFIER'],
-  ['53', 'TYPE_MISMATCH'],
-  ['60', 'UNKNOWN_TABLE'],
-  ['62', 'SYNTAX_ERROR'],
-  ['69', 'ARGUMENT_OUT_OF_BOUND'],
-  ['70', 'CANNOT_CONVERT_TYPE'],
-  ['72', 'CANNOT_PARSE_NUMBER'],
-  ['81', 'UNKNOWN_DATABASE'],
-  ['117', 'INCORRECT_DATA'],
-  ['164', 'READONLY'],
-  ['192', 'UNKNOWN_USER'],
-  ['193', 'WRONG_PASSWORD'],
-  ['194', 'REQUIRED_PASSWORD'],
-  ['469', 'VIOLATED_CONSTRAINT'],
-  ['497', 'ACCESS_DENIED'],
-  ['516', 'AUTHENTICATION_FAILED'],
-]);
-
-/** Codes that blame the data of particular rows, not the table or the connection. */
-const ROW_LEVEL_CODES = new Set(['6', '26', '27', '38', '41', '53', '69', '70', '72', '117', '469']);
+/**
+ * ClickHouse error codes no retry can fix (schema, auth, unparseable data): code, name, and whether
+ * the code blames the data of particular rows rather than the table or the connection.
+ */
+const FATAL_CODES = new Map<string, { name: string; rowLevel: boolean }>(
+  (
+    [
+      ['6', 'CANNOT_PARSE_TEXT', true],
+      ['8', 'THERE_IS_NO_COLUMN', false],
+      ['16', 'NO_SUCH_COLUMN_IN_TABLE', false],
+      ['26', 'CANNOT_PARSE_QUOTED_STRING', true],
+      ['27', 'CANNOT_PARSE_INPUT_ASSERTION_FAILED', true],
+      ['38', 'CANNOT_PARSE_DATE', true],
+      ['41', 'CANNOT_PARSE_DATETIME', true],
+      ['47', 'UNKNOWN_IDENTIFIER', false],
+      ['53', 'TYPE_MISMATCH', true],
+      ['60', 'UNKNOWN_TABLE', false],
+      ['62', 'SYNTAX_ERROR', false],
+      ['69', 'ARGUMENT_OUT_OF_BOUND', true],
+      ['70', 'CANNOT_CONVERT_TYPE', true],
+      ['72', 'CANNOT_PARSE_NUMBER', true],
+      ['81', 'UNKNOWN_DATABASE', false],
+      ['117', 'INCORRECT_DATA', true],
+      ['164', 'READONLY', false],
+      ['192', 'UNKNOWN_USER', false],
+      ['193', 'WRONG_PASSWORD', false],
+      ['194', 'REQUIRED_PASSWORD', false],
+      ['469', 'VIOLATED_CONSTRAINT', true],
+      ['497', 'ACCESS_DENIED', false],
+      ['516', 'AUTHENTICATION_FAILED', false],
+    ] as const
+  ).map(([code, name, rowLevel]) => [code, { name, rowLevel }]),
+);
 
 export interface ErrorClass {
   transient: boolean;
-  /** The rows' content was refused (see ROW_LEVEL_CODES); only for non-transient errors. */
+  /** The rows' content was refused (see FATAL_CODES); only for non-transient errors. */
   rowLevel?: boolean;
   /** Short reason for logs and metrics: the ClickHouse error type, or the network error code. */
   reason: string;
@@ -57,8 +61,8 @@ export function classifyClickHouseError(error: unknown): ErrorClass {
     const fatal = FATAL_CODES.get(server.code);
     return {
       transient: fatal === undefined,
-      rowLevel: ROW_LEVEL_CODES.has(server.code),
-      reason: server.type ?? fatal ?? `code ${server.code}`,
+      rowLevel: fatal?.rowLevel ?? false,
+      reason: server.type ?? fatal?.name ?? `code ${server.code}`,
     };
   }
   const code = (error as { code?: unknown })?.code;
