@@ -8,6 +8,7 @@
  * the limit, and the high-water marks record the most ever held, so tests can check the bound.
  */
 import PQueue from 'p-queue';
+import { groupBy } from '../objects.ts';
 
 export interface RowBufferLimits {
   batchRows: number;
@@ -152,12 +153,11 @@ export class RowBuffer<Row> {
     const started = performance.now();
     const lastSeq = this.appendedSeq - this.pending.length;
     try {
-      const groups = new Map<string, Row[]>();
-      for (const { row, target } of batch) {
-        const group = groups.get(target);
-        if (group) group.push(row);
-        else groups.set(target, [row]);
-      }
+      const groups = groupBy(
+        batch,
+        (item) => item.target,
+        (item) => item.row,
+      );
       const queue = new PQueue({ concurrency: this.limits.flushGroups === 'parallel' ? Number.POSITIVE_INFINITY : 1 });
       await queue.addAll(
         [...groups].map(

@@ -3,6 +3,7 @@
  * a named target; everything else goes to the default target. A flush writes one group per
  * target (sequentially unless --flush-groups parallel) and is acknowledged only when all landed.
  */
+import { groupBy } from '../objects.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
 import type { RunsTable } from './runs-table.ts';
 
@@ -40,14 +41,7 @@ export class RunsTargets {
 
   /** Write rows to their targets, one insert per target, one target after another. */
   async write(rows: readonly ClickHouseRow[], signal?: AbortSignal): Promise<void> {
-    const groups = new Map<string, ClickHouseRow[]>();
-    for (const row of rows) {
-      const target = this.targetOf(row);
-      const group = groups.get(target);
-      if (group) group.push(row);
-      else groups.set(target, [row]);
-    }
-    for (const [target, group] of groups) await this.table(target).write(group, signal);
+    for (const [target, group] of groupBy(rows, (row) => this.targetOf(row))) await this.table(target).write(group, signal);
   }
 
   /** Every target, default first, with its name. */

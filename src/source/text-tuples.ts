@@ -9,6 +9,7 @@
  * message buffer.
  */
 import type { PgoutputPlugin } from 'pg-logical-replication';
+import { nullTemplate } from '../objects.ts';
 
 /** The library's BinaryReader: the message bytes and the read position. */
 interface MessageReader {
@@ -30,15 +31,14 @@ type Relation = { columns: ReadonlyArray<{ name: string }> };
 const emptyTuples = new WeakMap<Relation, TextTuple>();
 
 /**
- * A copy of the relation's all-NULL tuple. Filling a fresh object key by key would leave V8 a slow
- * hash map after a dozen columns; a copy of a JSON.parse'd object keeps one fast shape per table,
- * so this read and every later lookup of a column are cheaper. Unlike the library's tuple it has
- * Object's prototype; no mapped column is named like one of its members (toString, constructor).
+ * A copy of the relation's all-NULL tuple: one fast V8 shape per table (objects.ts), so this read
+ * and every later lookup of a column are cheaper. Unlike the library's tuple it has Object's
+ * prototype; no mapped column is named like one of its members (toString, constructor).
  */
 function emptyTupleOf(relation: Relation): TextTuple {
   let empty = emptyTuples.get(relation);
   if (!empty) {
-    empty = JSON.parse(JSON.stringify(Object.fromEntries(relation.columns.map((c) => [c.name, null])))) as TextTuple;
+    empty = nullTemplate<string>(relation.columns.map((c) => c.name));
     emptyTuples.set(relation, empty);
   }
   return { ...empty };
