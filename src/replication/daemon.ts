@@ -536,9 +536,14 @@ export class ReplicationDaemon {
     await this.buffer.flushAll();
     this.stats.lookups += 1;
     const id = result.keyOnlyDelete?.id ?? (change.kind !== 'delete' ? change.new.id : undefined) ?? '';
-    // The organization of a key-only delete is unknown: look in every target.
+    // The live row is the last one (a moved row's tombstone comes first).
+    const live = result.rows.at(-1);
+    // Look in the live row's target first; a key-only delete's organization is unknown, and a run
+    // whose organization changed is still in its old target: then every target is tried.
+    const first = live ? this.targets.targetOf(live) : undefined;
+    const targets = this.targets.all.sort(([a], [b]) => Number(b === first) - Number(a === first));
     let current: ClickHouseRow | undefined;
-    for (const [, target] of this.targets.all) {
+    for (const [, target] of targets) {
       current = (await target.currentRows(table, [id])).get(id);
       if (current) break;
     }
@@ -550,11 +555,9 @@ export class ReplicationDaemon {
       }
       return [tombstoneOf(current, version)];
     }
-    // The live row is the last one (a moved row's tombstone comes first); it is ours to fill in.
-    const live = result.rows[result.rows.length - 1] as ClickHouseRow;
     for (const source of result.missingColumns) {
       const target = SOURCE_COLUMNS.find((c) => c.source === source)?.target as string;
-      if (current && target in current) live[target] = current[target] as ClickHouseRow[string];
+      if (live && current && target in current) live[target] = current[target] as ClickHouseRow[string];
       else this.log.warn({ table, id, column: source }, 'unchanged TOASTed value not in ClickHouse either; stored NULL');
     }
     return result.rows;
