@@ -111,6 +111,8 @@ export const configSchema = z
           .refine((r) => Object.keys(r.targets).every((name) => IDENTIFIER.test(name)), {
             message: 'a target name must be letters, digits and underscores, not starting with a digit',
           })
+          // The daemon's own table is the target named "default"; a routed one must not replace it.
+          .refine((r) => !('default' in r.targets), { message: 'the target name "default" is taken by the default ClickHouse' })
           .refine((r) => Object.values(r.organizations).every((t) => t in r.targets), {
             message: 'every organization must be routed to a target listed under "targets"',
           }),

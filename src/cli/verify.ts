@@ -32,7 +32,7 @@ function verifyTargets(
   routing: Routing | undefined,
 ): Array<{ name: string; table: RunsTable; scope?: OrganizationScope }> {
   if (!routing) return [{ name: DEFAULT_TARGET, table: defaultTable }];
-  const routed = Object.entries(routing.organizations).filter(([, target]) => target !== DEFAULT_TARGET);
+  const routed = Object.entries(routing.organizations); // every one to a named target, never "default" (config)
   return [
     { name: DEFAULT_TARGET, table: defaultTable, scope: { except: routed.map(([org]) => org) } },
     ...[...routing.targets].map(([name, table]) => ({

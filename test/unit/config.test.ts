@@ -65,6 +65,7 @@ describe('--routes', () => {
     ['not json', 'must be JSON like'],
     ['{"targets":{},"organizations":{"org_1":"eu"}}', 'every organization must be routed to a target listed under "targets"'],
     ['{"targets":{"e-u":{}},"organizations":{}}', 'a target name must be letters'],
+    ['{"targets":{"default":{"database":"other"}},"organizations":{"org_1":"default"}}', 'the target name "default" is taken'],
     ['{"targets":{"eu":{"url":"ftp://x:secret@h"}},"organizations":{}}', 'must be an http(s):// URL'],
   ])('rejects %s with a sentence naming --routes, and no password', (value, message) => {
     let error: unknown;
