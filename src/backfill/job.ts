@@ -15,8 +15,7 @@ import { RunsCdcError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
 import { SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
-import { buildRow, type Tuple } from '../transform/row.ts';
-import type { Coercion } from '../transform/values.ts';
+import type { Tuple } from '../transform/row.ts';
 import { utcTimestamp } from '../utc.ts';
 import {
   type BackfillMode,
@@ -28,7 +27,7 @@ import {
 } from './checkpoints.ts';
 import { type Cursor, formatCursor, parseCursor } from './cursor.ts';
 import { type ProgressReporter, silentProgress, type TableProgress } from './progress.ts';
-import { connectReader, countRows, estimateRows, laterOf, readPage, splitRange } from './source.ts';
+import { connectReader, countRows, estimateRows, laterOf, readPage, rowsOfPage, splitRange } from './source.ts';
 import { exportSnapshot, importSnapshot, requireReplicationSlot } from './version-rule.ts';
 
 export interface BackfillRequest {
@@ -351,11 +350,7 @@ async function execute(
           range.done = true;
           break;
         }
-        const coercions: Coercion[] = [];
-        const rows = await timed('transformMs', () => page.map((tuple) => buildRow(tuple, range.table, version, false, coercions)));
-        for (const coercion of coercions) {
-          log.warn({ table: range.table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
-        }
+        const rows = await timed('transformMs', () => rowsOfPage(page, range.table, version, log));
         await context.afterRead?.(range.table, page);
         stop.signal.throwIfAborted();
         await timed('writeMs', () => context.runsTable.write(rows, stop.signal));

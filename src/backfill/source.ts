@@ -5,9 +5,11 @@
  */
 import pg from 'pg';
 import parsePostgresArray from 'postgres-array';
+import type { Logger } from '../logger.ts';
 import { quoteIdent } from '../source/preflight.ts';
 import { SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
-import type { Tuple } from '../transform/row.ts';
+import { buildRow, type ClickHouseRow, type Tuple } from '../transform/row.ts';
+import type { Coercion } from '../transform/values.ts';
 import type { Cursor } from './cursor.ts';
 
 /** `"createdAt"` in [from, to); null is unbounded. Bounds are Postgres timestamp text. */
@@ -57,6 +59,15 @@ export async function readPage(
     `SELECT ${SELECT_LIST} FROM ${quoteIdent(table)} ${where} ORDER BY "createdAt", "id" LIMIT ${Math.trunc(limit)}`,
     params,
   );
+  return rows;
+}
+
+/** The ClickHouse rows of a page read here, at `version`; each value that had to be coerced is
+ * logged, as the daemon does. */
+export function rowsOfPage(page: readonly Tuple[], table: SourceTable, version: bigint, log: Logger): ClickHouseRow[] {
+  const coercions: Coercion[] = [];
+  const rows = page.map((tuple) => buildRow(tuple, table, version, false, coercions));
+  for (const coercion of coercions) log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
   return rows;
 }
 

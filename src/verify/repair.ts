@@ -6,11 +6,11 @@
  * so running this beside the daemon cannot undo a newer change.
  */
 import { randomBytes } from 'node:crypto';
-import { connectReader, readPageByIds } from '../backfill/source.ts';
+import { connectReader, readPageByIds, rowsOfPage } from '../backfill/source.ts';
 import { exportSnapshot, importSnapshot } from '../backfill/version-rule.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
 import type { SourceTable } from '../transform/columns.ts';
-import { buildRow, tombstoneOf } from '../transform/row.ts';
+import { tombstoneOf } from '../transform/row.ts';
 import type { Difference } from './verify.ts';
 
 const IDS_PER_ROUND = 1_000;
@@ -38,7 +38,8 @@ export async function repairDifferences(
       const remove = differences.filter((d) => d.table === table && d.kind === 'extra').map((d) => d.runId);
       for (let i = 0; i < copy.length; i += IDS_PER_ROUND) {
         const tuples = await readPageByIds(reader, table as SourceTable, copy.slice(i, i + IDS_PER_ROUND));
-        await runsTable.write(tuples.map((t) => buildRow(t, table as SourceTable, snapshot.version, false)));
+        // Coerced values are logged with the table's logger, as the backfill and the daemon do.
+        await runsTable.write(rowsOfPage(tuples, table as SourceTable, snapshot.version, runsTable.retryContext.log));
         result.copied += tuples.length;
       }
       for (let i = 0; i < remove.length; i += IDS_PER_ROUND) {

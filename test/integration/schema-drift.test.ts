@@ -3,8 +3,6 @@
  * column dropped or changed to a type that does not convert stops the daemon with a clear message
  * and nothing acknowledged past the change.
  */
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
@@ -12,20 +10,12 @@ import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { queryRows, testClickHouse, unconfirmedInSlot, uniqueName } from '../support/databases.ts';
+import { capturingLogger } from '../support/logs.ts';
 
 const env = freshEnvironmentPerTest();
 
 it('a column added in Postgres is skipped and logged once; replication goes on', async () => {
-  const lines: string[] = [];
-  const log = pino(
-    { level: 'warn' },
-    new Writable({
-      write: (chunk, _e, done) => {
-        lines.push(String(chunk));
-        done();
-      },
-    }),
-  );
+  const { log, lines } = capturingLogger();
   const config = loadConfig(
     { databaseUrl: env.pgdb.url, clickhouseDatabase: env.database, slot: uniqueName('slot'), flushIntervalMs: 20 },
     {},
