@@ -40,6 +40,13 @@ const tableList = z
       .min(1),
   );
 
+/** `--table`'s value (comma-separated) as source tables; ConfigError naming the flag otherwise. */
+export function parseTableList(text: string): SourceTable[] {
+  const parsed = tableList.safeParse(text);
+  if (!parsed.success) throw new ConfigError(`--table: ${parsed.error.issues.map((issue) => issue.message).join('; ')}`);
+  return parsed.data as SourceTable[];
+}
+
 const optionsSchema = z
   .object({
     table: tableList.optional(),

@@ -9,6 +9,7 @@ import { oneTarget, QUERY_PARAMS, QUERY_PATHS, type QueryKind, type QueryRouter,
 import { type RunListPage, RunQueries, type RunStats, type TagsPage } from '../queries/run-queries.ts';
 import {
   addConfigOptions,
+  attributeName,
   ChdbInUseError,
   CLICKHOUSE_SETTINGS,
   configFrom,
@@ -36,8 +37,6 @@ const DESCRIPTIONS: Record<Subcommand, string> = {
   tags: 'distinct tags in scope, by prefix',
 };
 
-const attribute = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-
 export function runsCommand(): Command {
   const runs = new Command('runs').description('query the replicated runs (never Postgres)');
   for (const name of Object.keys(QUERY_PATHS) as Subcommand[]) {
@@ -51,7 +50,9 @@ export function runsCommand(): Command {
     sub.option('--api-url <url>', 'ask the HTTP API of a running runs-cdc (replicate --api-port / serve) instead of ClickHouse');
     addConfigOptions(sub, QUERY_SETTINGS).action(async () => {
       const options = sub.opts();
-      const input = queryInput(FLAGS[name].filter((f) => options[attribute(f)] !== undefined).map((f) => [f, options[attribute(f)]]));
+      const input = queryInput(
+        FLAGS[name].filter((f) => options[attributeName(f)] !== undefined).map((f) => [f, options[attributeName(f)]]),
+      );
       const config = configFrom(sub);
       const result = options.apiUrl ? await viaApi(String(options.apiUrl), name, input) : await direct(config, name, input);
       process.stdout.write(`${options.json ? JSON.stringify(result) : render(name, result)}\n`);

@@ -24,8 +24,8 @@ export function addConfigOptions(command: Command, keys: readonly ConfigKey[]): 
 
 export const CLICKHOUSE_SETTINGS: ConfigKey[] = ['clickhouseUrl', 'chdbPath', 'clickhouseDatabase', 'logLevel'];
 
-/** Commander's name for a flag's value: `--chunk-rows` -> `chunkRows`. */
-const attributeName = (flag: string) => flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+/** Commander's name for a flag's value: `--chunk-rows` (or `chunk-rows`) -> `chunkRows`. */
+export const attributeName = (flag: string) => flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
 export function configFrom(command: Command): Config {
   const options = command.opts();

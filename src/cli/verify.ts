@@ -1,12 +1,12 @@
 /** `runs-cdc verify [--repair]`: compare Postgres and ClickHouse; exit 1 when they differ. */
 import { Command } from 'commander';
 import pg from 'pg';
-import { parseUtcTime } from '../backfill/request.ts';
+import { parseTableList, parseUtcTime } from '../backfill/request.ts';
 import { requireDatabaseUrl } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
 import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
-import { isSourceTable, SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
+import { SOURCE_TABLES } from '../transform/columns.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { type OrganizationScope, Verifier, type VerifyReport } from '../verify/verify.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets } from './runtime.ts';
@@ -55,17 +55,9 @@ export function verifyCommand(): Command {
     .option('--json', 'print JSON');
   addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'retryInitialMs', 'retryMaxMs', 'routes']).action(async () => {
     const o = command.opts();
-    const tables = (
-      o.table
-        ? String(o.table)
-            .split(',')
-            .map((t) => t.trim())
-        : [...SOURCE_TABLES]
-    ) as string[];
-    for (const t of tables)
-      if (!isSourceTable(t)) throw new ConfigError(`--table: unknown table ${JSON.stringify(t)}: use ${SOURCE_TABLES.join(' or ')}`);
+    const tables = o.table ? parseTableList(String(o.table)) : [...SOURCE_TABLES];
     const options = {
-      tables: tables as SourceTable[],
+      tables,
       fromMs: o.from ? epochMs(String(o.from), '--from') : undefined,
       toMs: o.to ? epochMs(String(o.to), '--to') : undefined,
       windowSeconds: positive('--window-hours', String(o.windowHours)) * 3600,
