@@ -17,7 +17,7 @@ import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts'
 import { Verifier, type VerifyReport } from '../../src/verify/verify.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
-import { slotConfirmedLsn, type TestPostgres, uniqueName } from '../support/databases.ts';
+import { refuseInserts, slotConfirmedLsn, type TestPostgres, uniqueName } from '../support/databases.ts';
 
 export interface ChaosOptions {
   seed: number;
@@ -144,12 +144,12 @@ export async function runChaos(pgdb: TestPostgres, ch: ClickHouseClient, databas
       const fault = stats.faults.kills + stats.faults.clickhouseOutages + stats.faults.walsenderTerminations === 0 ? 0 : rand();
       if (fault < 0.15) {
         // Killed while ClickHouse refuses inserts: rows received but unwritten die with it.
-        await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
+        await refuseInserts(ch, database, true);
         await sleep(300 + rand() * 700);
         await daemon.daemon.kill();
         stats.faults.kills += 1;
         stats.faults.clickhouseOutages += 1;
-        await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 3000` });
+        await refuseInserts(ch, database, false);
         daemon = await startDaemon(pgdb, ch, database, overrides);
       } else if (fault < 0.45) {
         await daemon.daemon.kill();
@@ -157,10 +157,10 @@ export async function runChaos(pgdb: TestPostgres, ch: ClickHouseClient, databas
         await sleep(rand() * 300);
         daemon = await startDaemon(pgdb, ch, database, overrides);
       } else if (fault < 0.72) {
-        await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
+        await refuseInserts(ch, database, true);
         stats.faults.clickhouseOutages += 1;
         await sleep(300 + rand() * 1_200);
-        await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 3000` });
+        await refuseInserts(ch, database, false);
       } else {
         const pid = (await readSlot(sql, slot))?.activePid;
         if (pid) {
@@ -172,10 +172,9 @@ export async function runChaos(pgdb: TestPostgres, ch: ClickHouseClient, databas
   })();
 
   await Promise.all([workload, faults, backfill]);
-  await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 3000` });
-  await daemon.caughtUp();
+  await refuseInserts(ch, database, false);
   const walEnd = await currentWalLsn(sql);
-  await daemon.caughtUp();
+  await daemon.caughtUp(); // to the WAL end as it is now, which is past walEnd
   stats.slotAtWalEnd = (await slotConfirmedLsn(sql, slot)) >= walEnd;
   await daemon.stop();
   stats.verify = await new Verifier(sql, ch, database).run({ tables: SOURCE_TABLES, windowSeconds: 86_400, leafRows: 500 });

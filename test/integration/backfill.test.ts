@@ -12,7 +12,15 @@ import { silentLogger } from '../../src/logger.ts';
 import { BackfillMetrics } from '../../src/ops/backfill-metrics.ts';
 import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
 import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
-import { freshClickHouseDatabase, freshPostgres, queryRows, type TestPostgres, testClickHouse, uniqueName } from '../support/databases.ts';
+import {
+  freshClickHouseDatabase,
+  freshPostgres,
+  queryRows,
+  refuseInserts,
+  type TestPostgres,
+  testClickHouse,
+  uniqueName,
+} from '../support/databases.ts';
 
 /** Ids whose order differs between the C and en_US collations. */
 const TRICKY = ['a_b', 'a-c', 'ab', 'aB', 'AB', 'A_b', 'a.b', 'a b', 'Ab-', 'ä'];
@@ -158,7 +166,7 @@ describe('one database', () => {
           pages += 1;
           // From the fourth page on, every insert into the partition fails with TOO_MANY_PARTS.
           if (pages === 4) {
-            await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
+            await refuseInserts(ch, database, true);
           }
         },
       }),
@@ -176,7 +184,7 @@ describe('one database', () => {
     expect(Number(written?.n)).toBe(150);
     expect(range?.cursor?.endsWith(`_${written?.last}`)).toBe(true);
 
-    await ch.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 3000` });
+    await refuseInserts(ch, database, false);
     const resumed = await resumeBackfill(db.sql, result.jobId, false, context(db, { tuning: { chunkRows: 50 } }));
     expect(resumed.status, resumed.message).toBe('SUCCESS');
     expect(resumed.rowsCopied).toBe(350);

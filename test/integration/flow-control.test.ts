@@ -7,7 +7,7 @@ import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { SinkFatalError } from '../../src/errors.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { queryRows, slotConfirmedLsn, testClickHouse, unconfirmedInSlot, waitFor } from '../support/databases.ts';
+import { queryRows, refuseInserts, slotConfirmedLsn, testClickHouse, unconfirmedInSlot, waitFor } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 
@@ -49,7 +49,7 @@ describe('ClickHouse failures', () => {
 
     // One part exists in the partition: with parts_to_throw_insert = 1 every insert there fails
     // with TOO_MANY_PARTS, the transient error of an overloaded server.
-    await ch.command({ query: `ALTER TABLE ${env.database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
+    await refuseInserts(ch, env.database, true);
     const runs = Array.from({ length: 20 }, (_, i) => makeRun({ table: 'TaskRun', index: i + 1 }));
     await insertRuns(env.pgdb.sql, 'TaskRun', runs);
     const walAfterInsert = await currentWalLsn(env.pgdb.sql);
@@ -65,7 +65,7 @@ describe('ClickHouse failures', () => {
     expect(replication.daemon.confirmedLsn).toBe(stalled);
     expect(await liveCount()).toBe(1);
 
-    await ch.command({ query: `ALTER TABLE ${env.database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 3000` });
+    await refuseInserts(ch, env.database, false);
     await replication.caughtUp();
     expect(await liveCount()).toBe(21);
     expect(replication.daemon.confirmedLsn).toBeGreaterThanOrEqual(walAfterInsert);

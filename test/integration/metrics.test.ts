@@ -10,7 +10,7 @@ import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
 import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import { freshClickHouseDatabase, freshPostgres, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
+import { freshClickHouseDatabase, freshPostgres, refuseInserts, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
 
 /** The value of one series in Prometheus text, e.g. `name{a="b"}`. */
 function value(text: string, series: string): number {
@@ -79,8 +79,7 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
     expect(value(text, 'runs_cdc_replication_lag_bytes')).toBeGreaterThanOrEqual(0);
 
     // ClickHouse refuses inserts (TOO_MANY_PARTS): the new run waits, and lag and retries show it.
-    const table = `${database}.task_runs_v2`;
-    await ch.command({ query: `ALTER TABLE ${table} MODIFY SETTING parts_to_throw_insert = 1` });
+    await refuseInserts(ch, database, true);
     await insertRuns(pgdb.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 100 })]);
     await waitFor('a retry', () => (sink.stats.retriesByReason.TOO_MANY_PARTS ?? 0) >= 1);
     await new Promise((r) => setTimeout(r, 1_100));
@@ -89,7 +88,7 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
     expect(value(stalled, 'runs_cdc_replication_lag_bytes')).toBeGreaterThan(0);
     expect(value(stalled, 'runs_cdc_clickhouse_retries_total{reason="TOO_MANY_PARTS"}')).toBeGreaterThanOrEqual(1);
     expect(value(stalled, 'runs_cdc_buffered_rows')).toBe(1);
-    await ch.command({ query: `ALTER TABLE ${table} MODIFY SETTING parts_to_throw_insert = 3000` });
+    await refuseInserts(ch, database, false);
     await replication.caughtUp(pgdb.sql);
 
     expect((await fetch(`${ops.url}/healthz`)).status).toBe(200);

@@ -15,7 +15,7 @@ import { RunsTargets } from '../../src/sink/targets.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { freshClickHouseDatabase, queryRows, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
+import { freshClickHouseDatabase, queryRows, refuseInserts, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 
@@ -67,7 +67,7 @@ it('routes organizations to their targets, moves runs between them, and acks onl
     expect(await live(euDatabase)).toEqual(['org_eu:6']);
 
     // The eu target refuses inserts: the transaction touching both is not acknowledged.
-    await ch.command({ query: `ALTER TABLE ${euDatabase}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
+    await refuseInserts(ch, euDatabase, true);
     await insertRuns(env.pgdb.sql, 'TaskRun', [
       makeRun({ table: 'TaskRun', index: 20, organizationId: 'org_1' }),
       makeRun({ table: 'TaskRun', index: 21, organizationId: 'org_eu' }),
@@ -75,7 +75,7 @@ it('routes organizations to their targets, moves runs between them, and acks onl
     const end = await currentWalLsn(env.pgdb.sql);
     await waitFor('the eu target to fail a few times', () => (eu.stats.retriesByReason.TOO_MANY_PARTS ?? 0) >= 3);
     expect(replication.daemon.confirmedLsn).toBeLessThan(end);
-    await ch.command({ query: `ALTER TABLE ${euDatabase}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 3000` });
+    await refuseInserts(ch, euDatabase, false);
     await replication.caughtUp(env.pgdb.sql);
     expect(await live(env.database)).toEqual(['org_1:5']);
     expect(await live(euDatabase)).toEqual(['org_eu:7']);

@@ -9,7 +9,7 @@ import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { readSlot } from '../../src/source/preflight.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { cliWorkspace } from '../support/cli.ts';
-import { slotConfirmedLsn, unconfirmedInSlot, waitFor } from '../support/databases.ts';
+import { refuseInserts, slotConfirmedLsn, unconfirmedInSlot, waitFor } from '../support/databases.ts';
 
 const workspace = cliWorkspace('shutdown', { RUNS_CDC_RETRY_MAX_MS: '200' });
 const { slot, chdbPath } = workspace;
@@ -33,7 +33,7 @@ it('a second SIGTERM exits at once while the first is still flushing; nothing un
     ],
     format: 'JSONEachRow',
   });
-  await ch.command({ query: `ALTER TABLE ${CLI_DATABASE}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = 1` });
+  await refuseInserts(ch, CLI_DATABASE, true);
   await ch.close();
   await drainPending();
 

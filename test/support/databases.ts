@@ -73,6 +73,14 @@ export async function freshClickHouseDatabase(client: ClickHouseClient): Promise
   return database;
 }
 
+/**
+ * Make the runs table of `database` refuse inserts (TOO_MANY_PARTS, transient: runs-cdc retries it)
+ * or accept them again. Refusal needs one part already in the partition written to.
+ */
+export async function refuseInserts(client: ClickHouseClient, database: string, refuse: boolean): Promise<void> {
+  await client.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = ${refuse ? 1 : 3000}` });
+}
+
 export async function queryRows<T = Record<string, unknown>>(
   client: ClickHouseClient,
   query: string,
