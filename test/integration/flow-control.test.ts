@@ -7,17 +7,11 @@ import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { SinkFatalError } from '../../src/errors.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { queryRows, refuseInserts, slotConfirmedLsn, testClickHouse, unconfirmedInSlot, waitFor } from '../support/databases.ts';
+import { liveRunCount, refuseInserts, slotConfirmedLsn, testClickHouse, unconfirmedInSlot, waitFor } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 
-async function liveCount(): Promise<number> {
-  const [row] = await queryRows<{ n: string }>(
-    await testClickHouse(),
-    `SELECT count() AS n FROM ${env.database}.task_runs_v2 FINAL WHERE _is_deleted = 0`,
-  );
-  return Number(row?.n);
-}
+const liveCount = async () => liveRunCount(await testClickHouse(), env.database);
 
 describe('backpressure', () => {
   it('a 50,000-row transaction replicates in pieces without exceeding the buffer limit', async () => {

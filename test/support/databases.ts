@@ -81,6 +81,12 @@ export async function refuseInserts(client: ClickHouseClient, database: string, 
   await client.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = ${refuse ? 1 : 3000}` });
 }
 
+/** Runs in `database`'s runs table as queries see them: FINAL, tombstones excluded. */
+export async function liveRunCount(client: ClickHouseClient, database: string): Promise<number> {
+  const [row] = await queryRows<{ n: string }>(client, `SELECT count() AS n FROM ${database}.task_runs_v2 FINAL WHERE _is_deleted = 0`);
+  return Number(row?.n);
+}
+
 export async function queryRows<T = Record<string, unknown>>(
   client: ClickHouseClient,
   query: string,
