@@ -35,38 +35,33 @@ beforeAll(async () => {
 
 const cli = (args: string[], env: Record<string, string> = {}): CliProcess => workspace.cli(args, env);
 
-async function finished(process: CliProcess): Promise<{ code: number | null; output: string }> {
-  const code = await process.exit;
-  return { code, output: process.output() };
-}
-
 it('rejects a malformed cursor, an unknown table and --from after --to before anything runs', async () => {
-  const cursor = await finished(cli(['backfill', '--after', '2026-13-01 00:00:00_run_1']));
+  const cursor = await cli(['backfill', '--after', '2026-13-01 00:00:00_run_1']).finished();
   expect(cursor.code).toBe(1);
   expect(cursor.output).toContain('--after: malformed cursor "2026-13-01 00:00:00_run_1"');
-  const table = await finished(cli(['backfill', '--table', 'TaskRuns']));
+  const table = await cli(['backfill', '--table', 'TaskRuns']).finished();
   expect(table.code).toBe(1);
   expect(table.output).toContain('unknown table "TaskRuns"');
-  const range = await finished(cli(['backfill', '--from', '2026-02-01', '--to', '2026-01-01']));
+  const range = await cli(['backfill', '--from', '2026-02-01', '--to', '2026-01-01']).finished();
   expect(range.code).toBe(1);
   expect(range.output).toContain('is not before --to');
-  const list = await finished(cli(['backfill', '--list']));
+  const list = await cli(['backfill', '--list']).finished();
   expect(list.output).toContain('no backfill jobs yet');
 });
 
 it('an unreachable ClickHouse ends in FAILURE with the reason', async () => {
-  const { code, output } = await finished(cli(['backfill'], { CLICKHOUSE_URL: `http://127.0.0.1:${await freePort()}` }));
+  const { code, output } = await cli(['backfill'], { CLICKHOUSE_URL: `http://127.0.0.1:${await freePort()}` }).finished();
   expect(code).toBe(1);
   expect(output).toMatch(/backfill FAILURE: ClickHouse \(http:\/\/127\.0\.0\.1:\d+\/?\) is not reachable/);
 });
 
 it('--dry-run prints the plan and writes nothing', async () => {
-  const { code, output } = await finished(cli(['backfill', '--dry-run', '--exact-count', '--concurrency', '2']));
+  const { code, output } = await cli(['backfill', '--dry-run', '--exact-count', '--concurrency', '2']).finished();
   expect(code, output).toBe(0);
   expect(output).toContain(`slot ${slot} exists`);
   expect(output).toContain(`rows in total: ${2 * RUNS_PER_TABLE}`);
   expect(output.match(/^(TaskRun|task_run_v2) /gm)).toHaveLength(4);
-  expect((await finished(cli(['backfill', '--list']))).output).toContain('no backfill jobs yet');
+  expect((await cli(['backfill', '--list']).finished()).output).toContain('no backfill jobs yet');
 });
 
 it.skipIf(usingClickHouseServer())(
@@ -75,7 +70,7 @@ it.skipIf(usingClickHouseServer())(
     const daemon = cli(['replicate']);
     await waitFor('the daemon to stream', async () => (await readSlot(workspace.pgdb.sql, slot))?.active === true);
     try {
-      const { code, output } = await finished(cli(['backfill']));
+      const { code, output } = await cli(['backfill']).finished();
       expect(code).toBe(1);
       expect(output).toContain(`backfill FAILURE: the chDB directory ${chdbPath} is open in another process`);
     } finally {
@@ -93,15 +88,15 @@ it('killed with SIGKILL mid-copy, then resumed: SUCCESS, equal to Postgres, each
   first.child.kill('SIGKILL');
   expect(await first.exit).toBe(null);
 
-  const listed = await finished(cli(['backfill', '--list']));
+  const listed = await cli(['backfill', '--list']).finished();
   expect(listed.output).toMatch(new RegExp(`${jobId}\\s+RUNNING`));
-  const resumed = await finished(cli(['backfill', '--resume', jobId]));
+  const resumed = await cli(['backfill', '--resume', jobId]).finished();
   expect(resumed.code, resumed.output).toBe(0);
   expect(resumed.output).toContain(`backfill ${jobId} SUCCESS: ${2 * RUNS_PER_TABLE} rows copied`);
   expect(resumed.output).toMatch(/; \d+ by this run/);
   const byThisRun = Number(/; (\d+) by this run/.exec(resumed.output)?.[1]);
   expect(byThisRun).toBeLessThan(2 * RUNS_PER_TABLE);
-  expect((await finished(cli(['backfill', '--list']))).output).toMatch(new RegExp(`${jobId}\\s+SUCCESS`));
+  expect((await cli(['backfill', '--list']).finished()).output).toMatch(new RegExp(`${jobId}\\s+SUCCESS`));
 
   const ch = await cliClickHouse(chdbPath);
   try {
@@ -113,17 +108,17 @@ it('killed with SIGKILL mid-copy, then resumed: SUCCESS, equal to Postgres, each
 });
 
 it('verify: EQUAL after the backfill; a run only Postgres has is named; --repair copies it', async () => {
-  const equal = await finished(cli(['verify']));
+  const equal = await cli(['verify']).finished();
   expect(equal.code, equal.output).toBe(0);
   expect(equal.output).toMatch(/\nEQUAL\n?$/);
   const extra = makeRun({ table: 'TaskRun', index: 99_999 });
   await insertRuns(workspace.pgdb.sql, 'TaskRun', [extra]);
-  const differs = await finished(cli(['verify', '--json']));
+  const differs = await cli(['verify', '--json']).finished();
   expect(differs.code).toBe(1);
   expect(JSON.parse(differs.output).differences).toEqual([expect.objectContaining({ table: 'TaskRun', runId: extra.id, kind: 'missing' })]);
-  const repair = await finished(cli(['verify', '--repair']));
+  const repair = await cli(['verify', '--repair']).finished();
   expect(repair.output).toContain('repaired: 1 copied, 0 tombstoned');
-  expect((await finished(cli(['verify']))).code).toBe(0);
+  expect((await cli(['verify']).finished()).code).toBe(0);
 });
 
 it('verify --routes compares each target for its own organizations, and --repair copies into the right target', async () => {
@@ -147,17 +142,17 @@ it('verify --routes compares each target for its own organizations, and --repair
   // The report line, not the log lines beside it (output() is stdout and stderr together).
   const report = (output: string) => JSON.parse(output.split('\n').find((line) => line.startsWith('{"tables"')) ?? output) as Report;
   try {
-    const before = await finished(cli(['verify', '--json'], routed));
+    const before = await cli(['verify', '--json'], routed).finished();
     expect(before.code, before.output).toBe(1);
     const missing = report(before.output).differences;
     expect(missing).toHaveLength(7);
     expect(missing.every((d) => d.target === 'eu' && d.kind === 'missing')).toBe(true); // none charged to the default target
 
-    const repair = await finished(cli(['verify', '--repair'], routed));
+    const repair = await cli(['verify', '--repair'], routed).finished();
     expect(repair.output).toContain('repaired in target eu: 7 copied, 0 tombstoned');
     expect(repair.output).not.toContain('in target default');
 
-    const after = await finished(cli(['verify', '--json'], routed));
+    const after = await cli(['verify', '--json'], routed).finished();
     expect(after.code, after.output).toBe(0);
     const eu = report(after.output).tables.filter((t) => t.target === 'eu');
     expect(eu.map((t) => [t.table, t.postgresRuns, t.clickhouseRuns])).toEqual([
@@ -165,7 +160,7 @@ it('verify --routes compares each target for its own organizations, and --repair
       ['task_run_v2', 3, 3],
     ]);
     // The copies went to the routed target only: the default one still lacks exactly these runs.
-    const unrouted = await finished(cli(['verify', '--json']));
+    const unrouted = await cli(['verify', '--json']).finished();
     const inDefault = report(unrouted.output).differences;
     expect(inDefault.map((d) => d.kind).sort()).toEqual(Array(7).fill('missing'));
   } finally {

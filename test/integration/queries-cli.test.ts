@@ -33,10 +33,7 @@ beforeAll(async () => {
 
 const cli = (args: string[]): CliProcess => workspace.cli(args);
 
-async function run(args: string[]): Promise<{ code: number | null; output: string }> {
-  const process = cli(args);
-  return { code: await process.exit, output: process.output() };
-}
+const run = (args: string[]) => cli(args).finished();
 
 it('lists as an aligned table with the next page, counts, and prints JSON with --json', async () => {
   const list = await run(['runs', 'list', ...SCOPE, '--limit', '5']);

@@ -15,6 +15,8 @@ export interface CliProcess {
   exit: Promise<number | null>;
   /** Everything printed so far, stdout and stderr. */
   output(): string;
+  /** Exit code and everything printed, once it has exited. */
+  finished(): Promise<{ code: number | null; output: string }>;
 }
 
 /** Run `runs-cdc <args>` with the given environment added to this process's. */
@@ -31,7 +33,7 @@ export function runCli(args: string[], env: Record<string, string>): CliProcess 
     output += d;
   });
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, exit, output: () => output };
+  return { child, exit, output: () => output, finished: async () => ({ code: await exit, output }) };
 }
 
 export interface CliWorkspace {
