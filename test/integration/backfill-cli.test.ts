@@ -6,12 +6,11 @@
 import { beforeAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
-import { readSlot } from '../../src/source/preflight.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { CLI_DATABASE, cliClickHouse, usingClickHouseServer } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
 import { type CliProcess, cliWorkspace } from '../support/cli.ts';
-import { waitFor } from '../support/databases.ts';
+import { waitFor, waitForSlot } from '../support/databases.ts';
 
 const workspace = cliWorkspace('backfill');
 const { slot, chdbPath } = workspace;
@@ -68,7 +67,7 @@ it.skipIf(usingClickHouseServer())(
   'while replicate holds the chDB directory, says so in one sentence instead of an engine error',
   async () => {
     const daemon = cli(['replicate']);
-    await waitFor('the daemon to stream', async () => (await readSlot(workspace.pgdb.sql, slot))?.active === true);
+    await waitForSlot(workspace.pgdb.sql, slot, true);
     try {
       const { code, output } = await cli(['backfill']).finished();
       expect(code).toBe(1);

@@ -6,22 +6,18 @@
  */
 import { expect, it } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/preflight.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { type CliProcess, cliWorkspace } from '../support/cli.ts';
-import { slotConfirmedLsn, waitFor } from '../support/databases.ts';
+import { slotConfirmedLsn, waitFor, waitForSlot } from '../support/databases.ts';
 
 const workspace = cliWorkspace('crash', { RUNS_CDC_FLUSH_INTERVAL_MS: '50', RUNS_CDC_BATCH_ROWS: '500' });
 const { slot, chdbPath } = workspace;
 
 const cli = (args: string[]): CliProcess => workspace.cli(args);
 
-async function slotActive(active: boolean): Promise<void> {
-  await waitFor(`the slot to be ${active ? 'active' : 'free'}`, async () => {
-    return (await readSlot(workspace.pgdb.sql, slot))?.active === active;
-  });
-}
+const slotActive = (active: boolean) => waitForSlot(workspace.pgdb.sql, slot, active);
 
 it('a daemon killed mid-stream and restarted leaves ClickHouse equal to Postgres', async () => {
   const migrate = cli(['migrate']);

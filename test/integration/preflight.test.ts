@@ -8,7 +8,15 @@ import { PreflightError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { preflightPostgres, readSlot } from '../../src/source/preflight.ts';
 import { startDaemon } from '../support/daemon.ts';
-import { freshClickHouseDatabase, freshPostgres, type TestPostgres, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
+import {
+  freshClickHouseDatabase,
+  freshPostgres,
+  type TestPostgres,
+  testClickHouse,
+  uniqueName,
+  waitFor,
+  waitForSlot,
+} from '../support/databases.ts';
 
 const options = () => ({ publication: 'runs_cdc', slot: uniqueName('slot'), fixReplicaIdentity: false, allowPartialIdentity: false });
 let pgdb: TestPostgres;
@@ -90,7 +98,7 @@ describe('single consumer', () => {
     const database = await freshClickHouseDatabase(ch);
     const slot = uniqueName('slot');
     const first = await startDaemon(pgdb, ch, database, { slot });
-    await waitFor('the first daemon to hold the slot', async () => (await readSlot(pgdb.sql, slot))?.active);
+    await waitForSlot(pgdb.sql, slot, true);
     const second = startDaemon(pgdb, ch, database, { slot, standbyRetryMs: 50 });
     let secondStarted = false;
     void second.then(() => {

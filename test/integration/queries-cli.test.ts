@@ -6,10 +6,9 @@
 import { beforeAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
-import { readSlot } from '../../src/source/preflight.ts';
 import { CLI_DATABASE, cliClickHouseEnv, usingClickHouseServer } from '../support/backends.ts';
 import { type CliProcess, cliWorkspace, runCli } from '../support/cli.ts';
-import { waitFor } from '../support/databases.ts';
+import { waitFor, waitForSlot } from '../support/databases.ts';
 
 const workspace = cliWorkspace('queries', { LOG_LEVEL: 'warn' });
 const { slot, chdbPath } = workspace;
@@ -78,7 +77,7 @@ it('while replicate holds the directory: says what to do, and answers through it
     RUNS_CDC_ROUTES: routes,
   });
   try {
-    await waitFor('the daemon to stream', async () => (await readSlot(workspace.pgdb.sql, slot))?.active === true);
+    await waitForSlot(workspace.pgdb.sql, slot, true);
     if (!usingClickHouseServer()) {
       // Only the embedded engine allows one process per data directory.
       const blocked = await run(['runs', 'count', ...SCOPE]);

@@ -6,10 +6,9 @@
 import { drainPending } from 'chdb';
 import { expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { readSlot } from '../../src/source/preflight.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { cliWorkspace } from '../support/cli.ts';
-import { refuseInserts, slotConfirmedLsn, unconfirmedInSlot, waitFor } from '../support/databases.ts';
+import { refuseInserts, slotConfirmedLsn, unconfirmedInSlot, waitFor, waitForSlot } from '../support/databases.ts';
 
 const workspace = cliWorkspace('shutdown', { RUNS_CDC_RETRY_MAX_MS: '200' });
 const { slot, chdbPath } = workspace;
@@ -38,7 +37,7 @@ it('a second SIGTERM exits at once while the first is still flushing; nothing un
   await drainPending();
 
   const daemon = workspace.cli(['replicate']);
-  await waitFor('the daemon to hold the slot', async () => (await readSlot(workspace.pgdb.sql, slot))?.active);
+  await waitForSlot(workspace.pgdb.sql, slot, true);
   const before = await slotConfirmedLsn(workspace.pgdb.sql, slot);
   await insertRuns(workspace.pgdb.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 1 })]);
   await waitFor('a failed insert', () => daemon.output().includes('retrying'));

@@ -122,8 +122,13 @@ export async function waitFor<T>(
  * changes not confirmed. Robust where comparing LSNs is not, because idle keepalives may move a
  * slot over other databases' WAL at any time.
  */
+/** Wait until a process holds the slot (`active`), or until none does. */
+export async function waitForSlot(sql: pg.ClientBase, slot: string, active: boolean): Promise<void> {
+  await waitFor(`the slot to be ${active ? 'held' : 'released'}`, async () => (await readSlot(sql, slot))?.active === active);
+}
+
 export async function unconfirmedInSlot(sql: pg.ClientBase, slot: string, kind: 'I' | 'T', publication = 'runs_cdc'): Promise<number> {
-  await waitFor('the slot to be released', async () => (await readSlot(sql, slot))?.active === false);
+  await waitForSlot(sql, slot, false);
   const { rows } = await sql.query<{ n: string }>(
     `SELECT count(*) AS n FROM pg_logical_slot_peek_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)
       WHERE substr(data, 1, 1) = $3`,
