@@ -3,14 +3,12 @@
  * /readyz before and after it stops.
  */
 import { expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
 import { deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
-import { startReplication } from '../../src/replication/start.ts';
-import { RunsTable } from '../../src/sink/runs-table.ts';
-import { freshClickHouseDatabase, freshPostgres, refuseInserts, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
+import { startDaemon } from '../support/daemon.ts';
+import { freshClickHouseDatabase, freshPostgres, refuseInserts, testClickHouse, waitFor } from '../support/databases.ts';
 
 /** The value of one series in Prometheus text, e.g. `name{a="b"}`. */
 function value(text: string, series: string): number {
@@ -23,20 +21,9 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
   const pgdb = await freshPostgres();
   const ch = await testClickHouse();
   const database = await freshClickHouseDatabase(ch);
-  const config = loadConfig(
-    {
-      databaseUrl: pgdb.url,
-      clickhouseDatabase: database,
-      slot: uniqueName('slot'),
-      flushIntervalMs: 20,
-      retryInitialMs: 50,
-      retryMaxMs: 200,
-    },
-    {},
-  );
-  const sink = RunsTable.fromConfig(ch, config, silentLogger);
   const metrics = new DaemonMetrics();
-  const replication = await startReplication(pgdb.url, config, sink, silentLogger, metrics.observer);
+  const replication = await startDaemon(pgdb, ch, database, {}, { observer: metrics.observer });
+  const sink = replication.table;
   const ops = await startDaemonOps({
     metrics,
     daemon: replication.daemon,
@@ -60,7 +47,7 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
       'task_run_v2',
       v2.slice(15).map((r) => r.id),
     );
-    await replication.caughtUp(pgdb.sql);
+    await replication.caughtUp();
 
     const text = await (await fetch(`${ops.url}/metrics`)).text();
     expect(value(text, 'runs_cdc_changes_received_total{table="TaskRun",operation="insert"}')).toBe(30);
@@ -89,7 +76,7 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
     expect(value(stalled, 'runs_cdc_clickhouse_retries_total{reason="TOO_MANY_PARTS"}')).toBeGreaterThanOrEqual(1);
     expect(value(stalled, 'runs_cdc_buffered_rows')).toBe(1);
     await refuseInserts(ch, database, false);
-    await replication.caughtUp(pgdb.sql);
+    await replication.caughtUp();
 
     expect((await fetch(`${ops.url}/healthz`)).status).toBe(200);
     const ready = await fetch(`${ops.url}/readyz`);

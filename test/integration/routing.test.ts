@@ -10,7 +10,6 @@ import { openTargets } from '../../src/cli/runtime.ts';
 import { loadConfig } from '../../src/config.ts';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { RunsTargets } from '../../src/sink/targets.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
@@ -32,60 +31,38 @@ async function liveRunsPerOrganization(ch: ClickHouseClient, database: string): 
 it('routes organizations to their targets, moves runs between them, and acks only when all targets have a transaction', async () => {
   const ch = await testClickHouse();
   const euDatabase = await freshClickHouseDatabase(ch);
-  const config = loadConfig(
-    {
-      databaseUrl: env.pgdb.url,
-      clickhouseDatabase: env.database,
-      slot: uniqueName('slot'),
-      flushIntervalMs: 20,
-      retryInitialMs: 50,
-      retryMaxMs: 200,
-    },
-    {},
-  );
-  const eu = RunsTable.fromConfig(ch, { ...config, clickhouseDatabase: euDatabase }, silentLogger);
+  const eu = RunsTable.fromConfig(ch, { clickhouseDatabase: euDatabase, retryInitialMs: 50, retryMaxMs: 200 }, silentLogger);
   const routing = { targets: new Map([['eu', eu]]), organizations: { org_eu: 'eu' } };
-  const replication = await startReplication(
-    env.pgdb.url,
-    config,
-    RunsTable.fromConfig(ch, config, silentLogger),
-    silentLogger,
-    undefined,
-    routing,
-  );
+  const replication = await env.start({}, { routing });
   const live = (database: string) => liveRunsPerOrganization(ch, database);
-  try {
-    const runs = [
-      ...Array.from({ length: 5 }, (_, i) => makeRun({ table: 'TaskRun', index: i, organizationId: 'org_1' })),
-      ...Array.from({ length: 5 }, (_, i) => makeRun({ table: 'TaskRun', index: 10 + i, organizationId: 'org_eu' })),
-    ];
-    await insertRuns(env.pgdb.sql, 'TaskRun', runs); // one transaction for both targets
-    await replication.caughtUp(env.pgdb.sql);
-    expect(await live(env.database)).toEqual(['org_1:5']);
-    expect(await live(euDatabase)).toEqual(['org_eu:5']);
+  const runs = [
+    ...Array.from({ length: 5 }, (_, i) => makeRun({ table: 'TaskRun', index: i, organizationId: 'org_1' })),
+    ...Array.from({ length: 5 }, (_, i) => makeRun({ table: 'TaskRun', index: 10 + i, organizationId: 'org_eu' })),
+  ];
+  await insertRuns(env.pgdb.sql, 'TaskRun', runs); // one transaction for both targets
+  await replication.caughtUp();
+  expect(await live(env.database)).toEqual(['org_1:5']);
+  expect(await live(euDatabase)).toEqual(['org_eu:5']);
 
-    // A run moving to the routed organization: tombstoned where it was, live where it goes.
-    await env.pgdb.sql.query(`UPDATE "TaskRun" SET "organizationId" = 'org_eu' WHERE id = $1`, [runs[0]?.id]);
-    await replication.caughtUp(env.pgdb.sql);
-    expect(await live(env.database)).toEqual(['org_1:4']);
-    expect(await live(euDatabase)).toEqual(['org_eu:6']);
+  // A run moving to the routed organization: tombstoned where it was, live where it goes.
+  await env.pgdb.sql.query(`UPDATE "TaskRun" SET "organizationId" = 'org_eu' WHERE id = $1`, [runs[0]?.id]);
+  await replication.caughtUp();
+  expect(await live(env.database)).toEqual(['org_1:4']);
+  expect(await live(euDatabase)).toEqual(['org_eu:6']);
 
-    // The eu target refuses inserts: the transaction touching both is not acknowledged.
-    await refuseInserts(ch, euDatabase, true);
-    await insertRuns(env.pgdb.sql, 'TaskRun', [
-      makeRun({ table: 'TaskRun', index: 20, organizationId: 'org_1' }),
-      makeRun({ table: 'TaskRun', index: 21, organizationId: 'org_eu' }),
-    ]);
-    const end = await currentWalLsn(env.pgdb.sql);
-    await waitFor('the eu target to fail a few times', () => (eu.stats.retriesByReason.TOO_MANY_PARTS ?? 0) >= 3);
-    expect(replication.daemon.confirmedLsn).toBeLessThan(end);
-    await refuseInserts(ch, euDatabase, false);
-    await replication.caughtUp(env.pgdb.sql);
-    expect(await live(env.database)).toEqual(['org_1:5']);
-    expect(await live(euDatabase)).toEqual(['org_eu:7']);
-  } finally {
-    await replication.stop();
-  }
+  // The eu target refuses inserts: the transaction touching both is not acknowledged.
+  await refuseInserts(ch, euDatabase, true);
+  await insertRuns(env.pgdb.sql, 'TaskRun', [
+    makeRun({ table: 'TaskRun', index: 20, organizationId: 'org_1' }),
+    makeRun({ table: 'TaskRun', index: 21, organizationId: 'org_eu' }),
+  ]);
+  const end = await currentWalLsn(env.pgdb.sql);
+  await waitFor('the eu target to fail a few times', () => (eu.stats.retriesByReason.TOO_MANY_PARTS ?? 0) >= 3);
+  expect(replication.daemon.confirmedLsn).toBeLessThan(end);
+  await refuseInserts(ch, euDatabase, false);
+  await replication.caughtUp();
+  expect(await live(env.database)).toEqual(['org_1:5']);
+  expect(await live(euDatabase)).toEqual(['org_eu:7']);
 });
 
 it('the backfill routes the same way', async () => {

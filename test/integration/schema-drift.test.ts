@@ -4,36 +4,25 @@
  * and nothing acknowledged past the change.
  */
 import { expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { startReplication } from '../../src/replication/start.ts';
-import { RunsTable } from '../../src/sink/runs-table.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { queryRows, testClickHouse, unconfirmedInSlot, uniqueName } from '../support/databases.ts';
+import { queryRows, testClickHouse, unconfirmedInSlot } from '../support/databases.ts';
 import { capturingLogger } from '../support/logs.ts';
 
 const env = freshEnvironmentPerTest();
 
 it('a column added in Postgres is skipped and logged once; replication goes on', async () => {
   const { log, lines } = capturingLogger();
-  const config = loadConfig(
-    { databaseUrl: env.pgdb.url, clickhouseDatabase: env.database, slot: uniqueName('slot'), flushIntervalMs: 20 },
-    {},
-  );
-  const replication = await startReplication(env.pgdb.url, config, RunsTable.fromConfig(await testClickHouse(), config, log), log);
-  try {
-    await env.pgdb.sql.query(`ALTER TABLE task_run_v2 ADD COLUMN "newThing" text DEFAULT 'x'`);
-    await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 1 })]);
-    await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 2 })]);
-    await replication.caughtUp(env.pgdb.sql);
-    const [row] = await queryRows<{ n: string }>(await testClickHouse(), `SELECT count() AS n FROM ${env.database}.task_runs_v2 FINAL`);
-    expect(Number(row?.n)).toBe(2);
-    const warnings = lines.filter((l) => l.includes('newThing'));
-    expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toContain('not replicated');
-  } finally {
-    await replication.stop();
-  }
+  const replication = await env.start({}, { log });
+  await env.pgdb.sql.query(`ALTER TABLE task_run_v2 ADD COLUMN "newThing" text DEFAULT 'x'`);
+  await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 1 })]);
+  await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 2 })]);
+  await replication.caughtUp();
+  const [row] = await queryRows<{ n: string }>(await testClickHouse(), `SELECT count() AS n FROM ${env.database}.task_runs_v2 FINAL`);
+  expect(Number(row?.n)).toBe(2);
+  const warnings = lines.filter((l) => l.includes('newThing'));
+  expect(warnings).toHaveLength(1);
+  expect(warnings[0]).toContain('not replicated');
 });
 
 it.each([

@@ -2,10 +2,11 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { afterEach, beforeEach } from 'vitest';
 import { type Config, loadConfig } from '../../src/config.ts';
-import { silentLogger } from '../../src/logger.ts';
-import type { ReplicationDaemon } from '../../src/replication/daemon.ts';
+import { type Logger, silentLogger } from '../../src/logger.ts';
+import type { DaemonObserver, ReplicationDaemon } from '../../src/replication/daemon.ts';
 import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
+import type { Routing } from '../../src/sink/targets.ts';
 import { freshClickHouseDatabase, freshPostgres, type TestPostgres, testClickHouse, uniqueName } from './databases.ts';
 
 export interface RunningDaemon {
@@ -19,11 +20,20 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
+/** What a test may plug into the daemon besides config: a logger to read, an observer (metrics),
+ * other ClickHouse targets. */
+export interface DaemonWiring {
+  log?: Logger;
+  observer?: DaemonObserver;
+  routing?: Routing;
+}
+
 export async function startDaemon(
   pgdb: TestPostgres,
   ch: ClickHouseClient,
   database: string,
   overrides: Partial<Record<keyof Config, unknown>> = {},
+  { log = silentLogger, observer, routing }: DaemonWiring = {},
 ): Promise<RunningDaemon> {
   const config = loadConfig(
     {
@@ -38,8 +48,8 @@ export async function startDaemon(
     },
     {},
   );
-  const table = RunsTable.fromConfig(ch, config, silentLogger);
-  const replication = await startReplication(pgdb.url, config, table, silentLogger);
+  const table = RunsTable.fromConfig(ch, config, log);
+  const replication = await startReplication(pgdb.url, config, table, log, observer, routing);
   return { ...replication, table, config, caughtUp: () => replication.caughtUp(pgdb.sql) };
 }
 
@@ -48,7 +58,7 @@ export interface PerTestEnvironment {
   /** The migrated ClickHouse database of the current test. */
   database: string;
   /** Start the daemon for the current test; it is stopped after the test. */
-  start(overrides?: Partial<Record<keyof Config, unknown>>): Promise<RunningDaemon>;
+  start(overrides?: Partial<Record<keyof Config, unknown>>, wiring?: DaemonWiring): Promise<RunningDaemon>;
 }
 
 /** Registers hooks giving each test a fresh Postgres and ClickHouse database. */
@@ -57,8 +67,8 @@ export function freshEnvironmentPerTest(): PerTestEnvironment {
   const env: PerTestEnvironment = {
     pgdb: undefined as unknown as TestPostgres,
     database: '',
-    start: async (overrides = {}) => {
-      running = await startDaemon(env.pgdb, await testClickHouse(), env.database, overrides);
+    start: async (overrides = {}, wiring = {}) => {
+      running = await startDaemon(env.pgdb, await testClickHouse(), env.database, overrides, wiring);
       return running;
     },
   };
