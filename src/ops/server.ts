@@ -43,11 +43,17 @@ export async function startOpsServer(
       return send(500, 'application/json', JSON.stringify({ error: (error as Error).message }));
     }
   });
+  const listening = await listen(server, port, host);
+  log.info({ url: listening.url }, 'metrics and health endpoints listening');
+  return listening;
+}
+
+/** Start `server` on `host:port` (0: any free port); its URL, and a close that waits for it. */
+export async function listen(server: http.Server, port: number, host: string): Promise<OpsServer> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, resolve);
   });
   const url = `http://${host}:${(server.address() as AddressInfo).port}`;
-  log.info({ url }, 'metrics and health endpoints listening');
   return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }

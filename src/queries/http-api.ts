@@ -5,8 +5,8 @@
  * Bad input is a 400 with one sentence; everything else GET-only.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logger.ts';
+import { listen } from '../ops/server.ts';
 import { QueryInputError } from './filters.ts';
 import { QUERY_PATHS, type QueryKind, type QueryRouter, queryInput, runQuery } from './params.ts';
 
@@ -42,12 +42,7 @@ export async function startApi(queries: QueryRouter, port: number, host: string,
       return send(503, { error: (error as Error).message });
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  const address = server.address() as AddressInfo;
-  const url = `http://${host}:${address.port}`;
-  log.info({ url }, 'run-list API listening');
-  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
+  const api = await listen(server, port, host);
+  log.info({ url: api.url }, 'run-list API listening');
+  return api;
 }
