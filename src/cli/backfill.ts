@@ -19,7 +19,7 @@ import { BackfillMetrics } from '../ops/backfill-metrics.ts';
 import { type OpsServer, startOpsServer } from '../ops/server.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/preflight.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets } from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
 import { formatTable } from './table.ts';
 
 const BACKFILL_SETTINGS = [
@@ -87,15 +87,10 @@ export async function backfill(
   let routes: Awaited<ReturnType<typeof openTargets>> | undefined;
   let ops: OpsServer | undefined;
   const interrupt = new AbortController();
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) process.exit(130);
+  const offSignals = onStopSignals((signal) => {
     log.warn({ signal }, 'stopping after the current page; a second signal exits at once');
     interrupt.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  });
   try {
     client = await openClickHouse(config);
     const store = checkpointStoreFor(config, client, log);
@@ -126,8 +121,7 @@ export async function backfill(
     out(`backfill FAILURE: ${(error as Error).message}`);
     return 1;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
     await routes?.close();
     await ops?.close();
     await client?.close();

@@ -6,7 +6,7 @@ import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
 import { ReplicationDaemon } from '../replication/daemon.ts';
 import { maybeStartApi } from './runs.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets } from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
 
 const REPLICATE_SETTINGS = [
   'databaseUrl',
@@ -76,18 +76,13 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
           host: config.listenHost,
           log,
         });
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    signals += 1;
-    if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting now without flushing (nothing unwritten was confirmed)');
-      process.exit(130);
-    }
-    log.info({ signal }, 'stopping: flushing received changes, then confirming them');
-    void daemon.stop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const offSignals = onStopSignals(
+    (signal) => {
+      log.info({ signal }, 'stopping: flushing received changes, then confirming them');
+      void daemon.stop();
+    },
+    (signal) => log.warn({ signal }, 'second signal: exiting now without flushing (nothing unwritten was confirmed)'),
+  );
   let lastChanges = 0;
   let lastAt = performance.now();
   const summary = setInterval(() => {
@@ -115,8 +110,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     await closeApi();
     await ops?.close();
     await routes.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    offSignals();
     await client.close();
   }
 }

@@ -77,6 +77,31 @@ export async function openRunsTable(client: ClickHouseClient, config: Config, lo
   return RunsTable.fromConfig(client, config, log, maxRetries);
 }
 
+/**
+ * SIGINT/SIGTERM for a long command: the first calls `onFirst` (stop gracefully), a second calls
+ * `onSecond` and exits at once with 130. Returns the function that removes the handlers.
+ */
+export function onStopSignals(
+  onFirst: (signal: NodeJS.Signals) => void,
+  onSecond: (signal: NodeJS.Signals) => void = () => {},
+): () => void {
+  let signals = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      onSecond(signal);
+      process.exit(130);
+    }
+    onFirst(signal);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}
+
 export function loggerFor(config: Config): Logger {
   return createLogger(config.logLevel);
 }
