@@ -119,9 +119,9 @@ export function backfillContextFor(
     slot: config.slot,
     publication: config.publication,
     tuning: backfillTuning(config),
-    store: checkpointStoreFor(config, client, log),
     log,
     ...parts,
+    store: parts.store ?? checkpointStoreFor(config, client, log),
   };
 }
 
