@@ -23,16 +23,13 @@ import { quoteIdent } from '../src/source/preflight.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { SOURCE_TABLES } from '../src/transform/columns.ts';
 import { Verifier } from '../src/verify/verify.ts';
+import { numberArg } from './args.ts';
 
-const arg = (name: string, fallback: number) => {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-};
-const ROWS = arg('--rows', 1_000_000);
+const ROWS = numberArg('--rows', 1_000_000);
 const tuning = {
   ...BACKFILL_PROFILES.default,
-  concurrency: arg('--concurrency', BACKFILL_PROFILES.default.concurrency),
-  chunkRows: arg('--chunk-rows', BACKFILL_PROFILES.default.chunkRows),
+  concurrency: numberArg('--concurrency', BACKFILL_PROFILES.default.concurrency),
+  chunkRows: numberArg('--chunk-rows', BACKFILL_PROFILES.default.chunkRows),
 };
 
 /** Runs shaped like the platform's: most columns set, a ~300-byte payload, JSON context, tags. */

@@ -11,13 +11,10 @@ import { RUN_STATUSES } from '../src/queries/filters.ts';
 import { RunQueries } from '../src/queries/run-queries.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
 import { migrate } from '../src/sink/migrations.ts';
+import { numberArg } from './args.ts';
 
-const arg = (name: string, fallback: number) => {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? Number(process.argv[at + 1]) : fallback;
-};
-const ROWS = arg('--rows', 5_000_000);
-const REPEAT = arg('--repeat', 20);
+const ROWS = numberArg('--rows', 5_000_000);
+const REPEAT = numberArg('--repeat', 20);
 const NOW = Date.UTC(2026, 10, 23);
 const LARGE = { organizationId: 'org_big', projectId: 'proj_1', environmentId: 'env_prod' };
 
