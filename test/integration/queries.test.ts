@@ -27,6 +27,8 @@ interface Run extends RunRow {
 let pgdb: TestPostgres;
 let queries: RunQueries;
 let queryClient: ClickHouseClient;
+/** The ClickHouse database the runs were backfilled into. */
+let database: string;
 const runs: Run[] = [];
 
 function generate(): Run[] {
@@ -127,7 +129,7 @@ beforeAll(async () => {
   const slot = uniqueName('slot');
   await pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   const ch = await testClickHouse();
-  const database = await freshClickHouseDatabase(ch);
+  database = await freshClickHouseDatabase(ch);
   const result = await runBackfill(pgdb.sql, backfillRequest(), backfillContext(pgdb, ch, database, { slot }));
   expect(result.status).toBe('SUCCESS');
   // Reads use a connection of their own: its readonly setting must not touch the writer's.
@@ -300,7 +302,6 @@ describe('stats, tags, limits', () => {
   });
 
   it('reads run under the configured time limit', async () => {
-    const database = (queries as unknown as { table: string }).table.split('.')[0] as string;
     const hurried = new RunQueries(queryClient, database, { timeoutSeconds: 0.000_001, maxMemoryBytes: 1e9 }, () => NOW);
     await expect(hurried.stats(SCOPE)).rejects.toThrow(/ran longer than 0.000001 s \(max_execution_time\)/);
   });
@@ -309,7 +310,6 @@ describe('stats, tags, limits', () => {
     'reads run readonly (chDB keeps the setting on the reading connection, so its next insert is refused)',
     async () => {
       await queries.count(SCOPE);
-      const database = (queries as unknown as { table: string }).table.split('.')[0] as string;
       await expect(
         queryClient.insert({
           table: `${database}.task_runs_v2`,
@@ -323,7 +323,7 @@ describe('stats, tags, limits', () => {
   it('reads run under the configured memory limit', async () => {
     const starved = new RunQueries(
       queryClient,
-      (queries as unknown as { table: string }).table.split('.')[0] as string,
+      database,
       {
         timeoutSeconds: 10,
         maxMemoryBytes: 1000,
