@@ -17,7 +17,7 @@ import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts'
 import { Verifier, type VerifyReport } from '../../src/verify/verify.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
-import { refuseInserts, slotConfirmedLsn, type TestPostgres, uniqueName } from '../support/databases.ts';
+import { refuseInserts, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
 
 export interface ChaosOptions {
   seed: number;
@@ -175,7 +175,13 @@ export async function runChaos(pgdb: TestPostgres, ch: ClickHouseClient, databas
   await refuseInserts(ch, database, false);
   const walEnd = await currentWalLsn(sql);
   await daemon.caughtUp(); // to the WAL end as it is now, which is past walEnd
-  stats.slotAtWalEnd = (await slotConfirmedLsn(sql, slot)) >= walEnd;
+  // The daemon has sent that position; Postgres records it when the walsender reads the update
+  // (or, if the connection just dropped, when the next periodic status update arrives).
+  stats.slotAtWalEnd = await waitFor(
+    'the slot to reach the WAL end',
+    async () => (await slotConfirmedLsn(sql, slot)) >= walEnd,
+    20_000,
+  ).catch(() => false);
   await daemon.stop();
   stats.verify = await new Verifier(sql, ch, database).run({ tables: SOURCE_TABLES, windowSeconds: 86_400, leafRows: 500 });
   return stats;

@@ -117,16 +117,16 @@ export async function waitFor<T>(
   }
 }
 
-/**
- * How many pgoutput messages of one kind (`I` insert, `T` truncate) an inactive slot still holds:
- * changes not confirmed. Robust where comparing LSNs is not, because idle keepalives may move a
- * slot over other databases' WAL at any time.
- */
 /** Wait until a process holds the slot (`active`), or until none does. */
 export async function waitForSlot(sql: pg.ClientBase, slot: string, active: boolean): Promise<void> {
   await waitFor(`the slot to be ${active ? 'held' : 'released'}`, async () => (await readSlot(sql, slot))?.active === active);
 }
 
+/**
+ * How many pgoutput messages of one kind (`I` insert, `T` truncate) an inactive slot still holds:
+ * changes not confirmed. Robust where comparing LSNs is not, because idle keepalives may move a
+ * slot over other databases' WAL at any time.
+ */
 export async function unconfirmedInSlot(sql: pg.ClientBase, slot: string, kind: 'I' | 'T', publication = 'runs_cdc'): Promise<number> {
   await waitForSlot(sql, slot, false);
   const { rows } = await sql.query<{ n: string }>(
