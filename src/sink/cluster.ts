@@ -20,9 +20,14 @@ const SHARDING_KEYS: Record<string, string> = {
 const CREATE_TABLE =
   /^CREATE TABLE IF NOT EXISTS \{\{database\}\}\.(\w+)\s*\(([\s\S]*?)\)\s*ENGINE\s*=\s*ReplacingMergeTree(?:\(([^)]*)\))?([\s\S]*)$/;
 
-/** The cluster form of one migration statement (anything but CREATE TABLE passes through ON CLUSTER-less). */
+/** A table setting: it belongs to the local tables, which store the parts. */
+const MODIFY_SETTING = /^ALTER TABLE \{\{database\}\}\.(\w+)\s+(MODIFY SETTING [\s\S]*)$/;
+
+/** The cluster form of one migration statement: CREATE TABLE or ALTER TABLE ... MODIFY SETTING. */
 export function clusterStatements(statement: string, cluster: string): string[] {
   assertIdentifier(cluster, 'ClickHouse cluster');
+  const setting = MODIFY_SETTING.exec(statement.trim());
+  if (setting) return [`ALTER TABLE {{database}}.${setting[1]}_local ON CLUSTER ${cluster} ${setting[2]}`];
   const m = CREATE_TABLE.exec(statement.trim());
   if (!m) throw new Error(`cannot translate this migration statement for a cluster: ${statement.slice(0, 80)}`);
   const [, table = '', columns = '', engineArgs = '', rest = ''] = m;

@@ -10,8 +10,13 @@ import { queryRows, testClickHouse, uniqueName } from '../support/databases.ts';
 it('migrate is idempotent and records what it applied', async () => {
   const ch = await testClickHouse();
   const database = uniqueName('mig');
-  expect(await pendingMigrations(ch, database)).toEqual(['001_task_runs_v2', '002_backfill_jobs', '003_dead_letters']);
-  expect(await migrate(ch, database)).toEqual(['001_task_runs_v2', '002_backfill_jobs', '003_dead_letters']);
+  expect(await pendingMigrations(ch, database)).toEqual([
+    '001_task_runs_v2',
+    '002_backfill_jobs',
+    '003_dead_letters',
+    '004_vertical_merges',
+  ]);
+  expect(await migrate(ch, database)).toEqual(['001_task_runs_v2', '002_backfill_jobs', '003_dead_letters', '004_vertical_merges']);
   expect(await migrate(ch, database)).toEqual([]);
   expect(await pendingMigrations(ch, database)).toEqual([]);
   const [engine] = await queryRows<{ engine_full: string }>(
@@ -24,6 +29,8 @@ it('migrate is idempotent and records what it applied', async () => {
   expect(engine?.engine_full).toMatch(
     /^ReplacingMergeTree\(_version, _is_deleted\) PARTITION BY toYYYYMM\(created_at\) ORDER BY \(organization_id, project_id, environment_id, created_at, run_id\)/,
   );
+  // Merges column by column (bench/ huge-transaction: horizontal merges were the engine's largest use of memory).
+  expect(engine?.engine_full).toContain('vertical_merge_algorithm_min_rows_to_activate = 8192');
 });
 
 it('the migrated table matches the column mapping exactly, and a drifted one is reported', async () => {
@@ -49,7 +56,7 @@ describe('before replicating, ClickHouse must be', () => {
   it('migrated: missing migrations fail with the command to run', async () => {
     const config = loadConfig({ clickhouseDatabase: uniqueName('unmigrated') }, {});
     await expect(openRunsTable(await testClickHouse(), config, silentLogger)).rejects.toThrow(
-      `is missing migrations 001_task_runs_v2, 002_backfill_jobs, 003_dead_letters: run runs-cdc migrate first`,
+      `is missing migrations 001_task_runs_v2, 002_backfill_jobs, 003_dead_letters, 004_vertical_merges: run runs-cdc migrate first`,
     );
   });
 });

@@ -3,20 +3,22 @@ import { loadMigrations, migrationStatements } from '../../src/sink/migrations.t
 
 const single = migrationStatements('runs', loadMigrations());
 const cluster = migrationStatements('runs', loadMigrations(), 'main');
+const creates = single.filter((s) => s.startsWith('CREATE TABLE'));
+const alters = single.filter((s) => s.startsWith('ALTER TABLE'));
 const columnsOf = (ddl: string) => ddl.slice(ddl.indexOf('('), ddl.indexOf('ENGINE')).replace(/\s+/g, ' ').trim();
 
 describe('migrate --cluster', () => {
   it('makes every table a replicated local table behind a Distributed one, ON CLUSTER', () => {
     expect(cluster[0]).toBe('CREATE DATABASE IF NOT EXISTS runs ON CLUSTER main');
-    const tables = single.slice(1).map((s) => /runs\.(\w+)/.exec(s)?.[1]);
+    const tables = creates.map((s) => /runs\.(\w+)/.exec(s)?.[1]);
     expect(tables).toEqual(['runs_cdc_migrations', 'task_runs_v2', 'backfill_jobs', 'backfill_checkpoints', 'dead_letters']);
-    expect(cluster).toHaveLength(1 + 2 * tables.length);
+    expect(cluster).toHaveLength(1 + 2 * tables.length + alters.length);
     for (const [i, table] of tables.entries()) {
       const local = cluster[1 + 2 * i] as string;
       const distributed = cluster[2 + 2 * i] as string;
       expect(local).toContain(`CREATE TABLE IF NOT EXISTS runs.${table}_local ON CLUSTER main`);
       expect(local).toContain(`ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/${table}_local', '{replica}'`);
-      expect(columnsOf(local)).toBe(columnsOf(single[1 + i] as string)); // the same columns, exactly
+      expect(columnsOf(local)).toBe(columnsOf(creates[i] as string)); // the same columns, exactly
       expect(distributed).toContain(`CREATE TABLE IF NOT EXISTS runs.${table} ON CLUSTER main AS runs.${table}_local`);
       expect(distributed).toContain(`ENGINE = Distributed(main, runs, ${table}_local,`);
     }
@@ -29,6 +31,13 @@ describe('migrate --cluster', () => {
     expect(local).toContain('ORDER BY (organization_id, project_id, environment_id, created_at, run_id)');
     const distributed = cluster.find((s) => s.includes('runs.task_runs_v2 ON CLUSTER')) as string;
     expect(distributed).toMatch(/Distributed\(main, runs, task_runs_v2_local, cityHash64\(organization_id\)\)$/);
+  });
+
+  it('sets table settings on the local tables, which hold the parts', () => {
+    expect(alters).toEqual(['ALTER TABLE runs.task_runs_v2 MODIFY SETTING vertical_merge_algorithm_min_rows_to_activate = 8192']);
+    expect(cluster.at(-1)).toBe(
+      'ALTER TABLE runs.task_runs_v2_local ON CLUSTER main MODIFY SETTING vertical_merge_algorithm_min_rows_to_activate = 8192',
+    );
   });
 
   it('refuses a cluster name it would have to quote', () => {
