@@ -345,13 +345,19 @@ async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
   };
 }
 
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+// The huge transaction first: its idle baseline must not carry the other scenarios' memory.
+const all = [hugeTransaction, throughput, lag, idleSlot];
+const unknown = only?.split(',').filter((name) => !all.some((s) => s.name === name)) ?? [];
+if (unknown.length > 0) {
+  console.error(`unknown scenario ${unknown.join(', ')}: use ${all.map((s) => s.name).join(', ')}`);
+  process.exit(2);
+}
+const scenarios = all.filter((s) => !only || only.split(',').includes(s.name));
 const server = await startPostgres();
 const ch = await connectClickHouse({ chdbPath: ':memory:' });
 const results: object[] = [];
-const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 try {
-  // The huge transaction first: its idle baseline must not carry the other scenarios' memory.
-  const scenarios = [hugeTransaction, throughput, lag, idleSlot].filter((s) => !only || only.split(',').includes(s.name));
   for (const scenario of scenarios) {
     const figures = await scenario(server, ch).catch((error: unknown) => {
       console.error(error);
