@@ -137,7 +137,9 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
         if (item.message.tag === 'insert') decoded += 1;
         if (item.message.tag !== 'commit') return;
         decodedUpTo = parseLsn(item.message.commitEndLsn as string);
-        if (decodedUpTo >= walEnd) void stream.stop().then(resolve, reject);
+        // Counted, not compared with walEnd: WAL written after the last commit (a checkpoint, a
+        // running-transactions record) put walEnd past every commit, and the read never ended.
+        if (decoded >= rows) void stream.stop().then(resolve, reject);
       },
     );
     stream.run().catch(reject);

@@ -7,10 +7,18 @@ import pg from 'pg';
 import { expect, it } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { startPostgres } from '../../src/embedded/postgres.ts';
-import { readSlot } from '../../src/source/preflight.ts';
+import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
-import { freshClickHouseDatabase, freshPostgres, testClickHouse, waitFor } from '../support/databases.ts';
+import {
+  freshClickHouseDatabase,
+  freshPostgres,
+  liveRunCount,
+  refuseInserts,
+  slotConfirmedLsn,
+  testClickHouse,
+  waitFor,
+} from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
 
@@ -90,3 +98,42 @@ it.skipIf(process.env.DATABASE_URL !== undefined)('reconnects after the Postgres
     await server.stop();
   }
 });
+
+it.skipIf(process.env.DATABASE_URL !== undefined)(
+  'after a reconnect, tells Postgres at once what it confirmed while the connection was down',
+  async () => {
+    // A server of its own: other tests' WAL would bring keepalives that move the slot anyway.
+    const server = await startPostgres();
+    const pgdb = await freshPostgres(server.url);
+    try {
+      const ch = await testClickHouse();
+      const database = await freshClickHouseDatabase(ch);
+      // No periodic status update during the test: only the reconnect may report the position.
+      const replication = await startDaemon(pgdb, ch, database, { statusIntervalMs: 3_600_000 });
+      try {
+        const slot = replication.config.slot;
+        await refuseInserts(ch, database, true);
+        await insertRuns(
+          pgdb.sql,
+          'TaskRun',
+          Array.from({ length: 50 }, (_, i) => makeRun({ table: 'TaskRun', index: i })),
+        );
+        const written = await currentWalLsn(pgdb.sql);
+        await waitFor('the rows to be received', () => replication.daemon.stats.changes >= 50);
+        const pid = (await readSlot(pgdb.sql, slot))?.activePid;
+        await pgdb.sql.query('SELECT pg_terminate_backend($1)', [pid]);
+        await waitFor('the daemon to see the connection drop', () => !replication.daemon.streaming);
+        // Written now, while no connection can carry the status update.
+        await refuseInserts(ch, database, false);
+        await waitFor('the daemon to reconnect', () => replication.daemon.streaming && replication.daemon.stats.reconnects >= 1);
+        expect(await liveRunCount(ch, database)).toBe(50);
+        await waitFor('the slot to record the confirmed position', async () => (await slotConfirmedLsn(pgdb.sql, slot)) >= written, 5_000);
+      } finally {
+        await replication.stop();
+      }
+    } finally {
+      await pgdb.close().catch(() => {});
+      await server.stop();
+    }
+  },
+);
