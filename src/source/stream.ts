@@ -46,6 +46,10 @@ export class ReplicationStream {
       if (shouldRespond) this.sendStatus(options.confirmedLsn());
       onItem({ kind: 'keepalive', walEnd: parseLsn(lsn) });
     });
+    // Report the confirmed position as soon as streaming starts: after a reconnect it may be
+    // ahead of the slot (confirmed while no connection could carry it), and neither replayed
+    // commits nor keepalives at that same position would report it before the periodic update.
+    this.service.on('start', () => this.sendStatus(options.confirmedLsn()));
     // Errors also reject subscribe(), which is where the daemon handles them.
     this.service.on('error', () => {});
   }
@@ -71,7 +75,7 @@ export class ReplicationStream {
    */
   sendStatus(lsn: Lsn): void {
     if (lsn <= 0n || this.service.isStop()) return;
-    // On a connection that just dropped this rejects; the reconnect sends the position again.
+    // On a connection that just dropped this rejects; the next connection reports it at its start.
     this.service.acknowledge(formatLsn(lsn - 1n)).catch(() => {});
   }
 

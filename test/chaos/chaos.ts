@@ -176,7 +176,7 @@ export async function runChaos(pgdb: TestPostgres, ch: ClickHouseClient, databas
   const walEnd = await currentWalLsn(sql);
   await daemon.caughtUp(); // to the WAL end as it is now, which is past walEnd
   // The daemon has sent that position; Postgres records it when the walsender reads the update
-  // (or, if the connection just dropped, when the next periodic status update arrives).
+  // (or, if the connection just dropped, when the next connection starts).
   stats.slotAtWalEnd = await waitFor(
     'the slot to reach the WAL end',
     async () => (await slotConfirmedLsn(sql, slot)) >= walEnd,

@@ -1,7 +1,8 @@
 /**
  * The replication connection dropped under a running workload (the walsender terminated, three
  * times; the server restarted): the daemon reconnects from the slot and ClickHouse ends equal to
- * Postgres, each run once under FINAL.
+ * Postgres, each run once under FINAL. What it confirmed while disconnected reaches the slot as
+ * soon as it is back.
  */
 import pg from 'pg';
 import { expect, it } from 'vitest';
