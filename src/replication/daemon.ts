@@ -111,7 +111,9 @@ export class ReplicationDaemon {
   private readonly warnedRelations = new Set<string>();
   private confirmWaiters: Array<{ target: Lsn; resolve: () => void; reject: (error: Error) => void }> = [];
   private started: (() => void) | undefined;
-  /** Resolves once preflight passed and the stream is subscribed. */
+  /** Failed connection attempts since the stream last started; sets the reconnect backoff. */
+  private reconnectAttempt = 0;
+  /** Resolves once preflight passed and Postgres started streaming. */
   readonly ready: Promise<void>;
 
   constructor(
@@ -185,16 +187,15 @@ export class ReplicationDaemon {
       }
     });
     let reconnecting = false;
-    let attempt = 0;
     for (;;) {
       try {
         await this.withSql((sql) => this.waitForFreeSlot(sql, reconnecting));
       } catch (error) {
         // While reconnecting, Postgres may still be restarting: keep trying, with backoff.
         if (!reconnecting || error instanceof RunsCdcError || this.stopping) throw error;
-        attempt += 1;
-        this.log.warn({ attempt, err: (error as Error).message }, 'Postgres not reachable yet; retrying');
-        if (await this.sleepUnlessStopping(this.backoffMs(attempt))) return;
+        this.reconnectAttempt += 1;
+        this.log.warn({ attempt: this.reconnectAttempt, err: (error as Error).message }, 'Postgres not reachable yet; retrying');
+        if (await this.sleepUnlessStopping(this.backoffMs())) return;
         continue;
       }
       if (this.stopping) return;
@@ -209,21 +210,21 @@ export class ReplicationDaemon {
           continue;
         }
         if (!(error instanceof ConnectionLostError) || this.fatal) throw this.fatal ?? error;
-        attempt = reconnecting ? attempt + 1 : 1;
+        this.reconnectAttempt += 1;
         reconnecting = true;
         this.stats.reconnects += 1;
         this.log.warn(
-          { attempt, err: error.message, confirmedLsn: formatLsn(this.acks.confirmedLsn) },
+          { attempt: this.reconnectAttempt, err: error.message, confirmedLsn: formatLsn(this.acks.confirmedLsn) },
           'replication connection lost; flushing what was received, then reconnecting from the slot',
         );
         await this.recoverFromLostConnection();
-        if (await this.sleepUnlessStopping(this.backoffMs(attempt))) return;
+        if (await this.sleepUnlessStopping(this.backoffMs())) return;
       }
     }
   }
 
-  private backoffMs(attempt: number): number {
-    return Math.min(this.settings.retryMaxMs, this.settings.retryInitialMs * 2 ** Math.max(0, attempt - 1));
+  private backoffMs(): number {
+    return Math.min(this.settings.retryMaxMs, this.settings.retryInitialMs * 2 ** Math.max(0, this.reconnectAttempt - 1));
   }
 
   /**
@@ -298,7 +299,7 @@ export class ReplicationDaemon {
   private async waitForFreeSlot(sql: pg.Client, reconnecting: boolean): Promise<void> {
     for (;;) {
       const slot = await readSlot(sql, this.settings.slot);
-      if (!slot) throw new StreamError(`replication slot ${this.settings.slot} disappeared during startup`);
+      if (!slot) throw new StreamError(`replication slot ${this.settings.slot} disappeared`);
       // On a reconnect too: the slot may have been invalidated while the connection was down.
       await assertUsableSlot(sql, slot, this.settings.slot);
       if (!reconnecting) this.acks = new AckTracker(slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : 0n);
@@ -325,6 +326,11 @@ export class ReplicationDaemon {
         publication: this.settings.publication,
         confirmedLsn: () => this.acks.confirmedLsn,
         statusIntervalMs: this.settings.statusIntervalMs,
+        onStart: () => {
+          this.subscribed = true;
+          this.reconnectAttempt = 0;
+          this.started?.();
+        },
       },
       (item) => this.receive(item),
     );
@@ -337,8 +343,6 @@ export class ReplicationDaemon {
       'streaming changes',
     );
     const streaming = stream.run();
-    this.subscribed = true;
-    this.started?.();
     const heartbeat = this.startHeartbeat();
     try {
       await Promise.race([streaming, failed]);

@@ -24,6 +24,8 @@ export interface StreamOptions {
   confirmedLsn: () => Lsn;
   /** Send a status update this often even unasked, so a paused reader is not timed out. */
   statusIntervalMs: number;
+  /** Postgres accepted START_REPLICATION: changes flow from here on. */
+  onStart?: () => void;
 }
 
 export class ReplicationStream {
@@ -49,7 +51,10 @@ export class ReplicationStream {
     // Report the confirmed position as soon as streaming starts: after a reconnect it may be
     // ahead of the slot (confirmed while no connection could carry it), and neither replayed
     // commits nor keepalives at that same position would report it before the periodic update.
-    this.service.on('start', () => this.sendStatus(options.confirmedLsn()));
+    this.service.on('start', () => {
+      this.sendStatus(options.confirmedLsn());
+      options.onStart?.();
+    });
     // Errors also reject subscribe(), which is where the daemon handles them.
     this.service.on('error', () => {});
   }

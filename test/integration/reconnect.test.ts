@@ -20,11 +20,13 @@ import {
   testClickHouse,
   waitFor,
 } from '../support/databases.ts';
+import { capturingLogger } from '../support/logs.ts';
 
 const env = freshEnvironmentPerTest();
 
 it('reconnects after the walsender is terminated, three times mid-workload; nothing lost or doubled', async () => {
-  const replication = await env.start({ batchRows: 300 });
+  const { log, lines } = capturingLogger();
+  const replication = await env.start({ batchRows: 300 }, { log });
   const sql = env.pgdb.sql;
   const slot = replication.config.slot;
   let terminated = 0;
@@ -52,6 +54,9 @@ it('reconnects after the walsender is terminated, three times mid-workload; noth
   await replication.caughtUp();
   expect(terminated).toBe(3);
   expect(replication.daemon.stats.reconnects).toBeGreaterThanOrEqual(3);
+  // Each drop came after the stream had started again: each backs off from the first step.
+  const attempts = lines.map((l) => JSON.parse(l)).filter((l) => l.msg.startsWith('replication connection lost'));
+  expect(attempts.map((l) => l.attempt)).toEqual(attempts.map(() => 1));
   const ch = await testClickHouse();
   await expectClickHouseEqualsPostgres(env.pgdb, ch, env.database);
   expect(await maxRowsPerRun(ch, env.database)).toBe(1);
