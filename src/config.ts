@@ -124,7 +124,7 @@ export const configSchema = z
     queryMaxMemoryBytes: positiveInt.default(2 * 1024 * 1024 * 1024),
     /** Serve the read-only HTTP JSON API on this port (replicate, serve); absent: no API. */
     apiPort: z.coerce.number().int().min(0).max(65_535).optional(),
-    /** Serve /metrics, /healthz and /readyz on this port (replicate); absent: not served. */
+    /** Serve /metrics, /healthz and /readyz on this port (replicate, backfill); absent: not served. */
     metricsPort: z.coerce.number().int().min(0).max(65_535).optional(),
     /** Address the API and the metrics endpoint listen on: loopback unless told otherwise. */
     listenHost: z.string().min(1).default('127.0.0.1'),

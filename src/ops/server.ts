@@ -1,7 +1,7 @@
 /**
- * The daemon's operations endpoint: `/metrics` (Prometheus text), `/healthz` (the process
- * answers) and `/readyz` (streaming from the slot and ClickHouse answering; 503 with the reason
- * otherwise).
+ * The operations endpoint of a long-running command (replicate, backfill): `/metrics`
+ * (Prometheus text), `/healthz` (the process answers) and `/readyz` (200 when the command's
+ * readiness check finds no problem, 503 with the reasons otherwise; see daemon-ops.ts).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';

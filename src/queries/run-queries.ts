@@ -64,7 +64,7 @@ export interface RunListItem {
 
 export interface RunListPage {
   runs: RunListItem[];
-  /** Whether older runs follow (the query fetched one row more than the limit to know). */
+  /** Whether older runs follow (equals nextCursor !== null). */
   hasNextPage: boolean;
   /** Whether newer runs precede this page. */
   hasPreviousPage: boolean;

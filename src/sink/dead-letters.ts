@@ -38,8 +38,6 @@ interface DeadLetterRow {
 
 export class DeadLetters {
   readonly table: string;
-  /** Rows dead-lettered by this process. */
-  recorded = 0;
 
   constructor(
     private readonly client: ClickHouseClient,
@@ -63,7 +61,6 @@ export class DeadLetters {
       replayed: false,
       revision: 1,
     });
-    this.recorded += 1;
   }
 
   async list(includeReplayed = false): Promise<DeadLetter[]> {

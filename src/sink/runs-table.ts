@@ -1,12 +1,13 @@
 /**
  * Writes rows into the runs table, and reads back what replication needs to know about it.
  *
- * Contract of `write(rows)`: when it resolves, ClickHouse has accepted an INSERT containing every
- * row (synchronous insert, not async_insert), so they survive a crash of this process. Delivery is
- * at-least-once: after a crash the same changes are sent again with the same `_version`, and
- * ReplacingMergeTree keeps one of them. Transient failures are retried (see retry.ts: without
- * limit unless the policy sets one); a failure no retry can fix rejects with SinkFatalError, and
- * nothing of that call may be treated as written.
+ * Contract of `write(rows)`: when it resolves, ClickHouse has accepted every row (synchronous
+ * inserts, not async_insert), so they survive a crash of this process; with dead letters on, a
+ * batch ClickHouse refuses for its content is split, and the rows it refuses are in
+ * `dead_letters` instead. Delivery is at-least-once: after a crash the same changes are sent
+ * again with the same `_version`, and ReplacingMergeTree keeps one of them. Transient failures
+ * are retried (see retry.ts: without limit unless the policy sets one); a failure no retry can
+ * fix rejects with SinkFatalError, and nothing of that call may be treated as written.
  */
 import { Readable } from 'node:stream';
 import type { ClickHouseClient } from '@clickhouse/client';

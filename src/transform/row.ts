@@ -75,7 +75,7 @@ export function buildRow(
     row[column.target] = value;
   }
   row[SOURCE_TABLE_COLUMN] = sourceTable;
-  row[VERSION_COLUMN] = version.toString(); // UInt128 travels as a decimal string in JSON
+  row[VERSION_COLUMN] = version.toString(); // UInt128 travels as its decimal digits
   row[DELETED_COLUMN] = deleted ? 1 : 0;
   return row;
 }
