@@ -1,6 +1,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Command } from 'commander';
-import pg from 'pg';
+import type pg from 'pg';
 import type { JobRecord } from '../backfill/checkpoints.ts';
 import {
   type BackfillPlan,
@@ -19,7 +19,16 @@ import { BackfillMetrics } from '../ops/backfill-metrics.ts';
 import { type OpsServer, startOpsServer } from '../ops/server.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/preflight.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
+import {
+  addConfigOptions,
+  CLICKHOUSE_SETTINGS,
+  configFrom,
+  loggerFor,
+  onStopSignals,
+  openClickHouse,
+  openTargets,
+  withPostgres,
+} from './runtime.ts';
 import { formatTable } from './table.ts';
 
 const BACKFILL_SETTINGS = [
@@ -125,16 +134,6 @@ export async function backfill(
     await routes?.close();
     await ops?.close();
     await client?.close();
-  }
-}
-
-async function withPostgres<T>(url: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {
-  const sql = new pg.Client({ connectionString: url });
-  await sql.connect();
-  try {
-    return await use(sql);
-  } finally {
-    await sql.end();
   }
 }
 

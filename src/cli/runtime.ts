@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Command } from 'commander';
+import pg from 'pg';
 import { CONFIG_SOURCES, type Config, type ConfigKey, loadConfig, redact } from '../config.ts';
 import { firstLine, RunsCdcError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
@@ -168,4 +169,15 @@ export async function openTargets(
     'routing organizations to ClickHouse targets',
   );
   return { sink, routing: { targets, organizations: config.routes.organizations }, close: routed.close };
+}
+
+/** A Postgres connection for the length of `use`, closed however it ends. */
+export async function withPostgres<T>(url: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {
+  const sql = new pg.Client({ connectionString: url });
+  await sql.connect();
+  try {
+    return await use(sql);
+  } finally {
+    await sql.end();
+  }
 }

@@ -1,9 +1,8 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { Command } from 'commander';
-import pg from 'pg';
 import { requireDatabaseUrl } from '../config.ts';
 import { gatherStatus, type StatusReport } from '../ops/status.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, describeClickHouse, openClickHouse } from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, describeClickHouse, openClickHouse, withPostgres } from './runtime.ts';
 import { formatTable } from './table.ts';
 
 export function statusCommand(): Command {
@@ -12,26 +11,25 @@ export function statusCommand(): Command {
     .option('--json', 'print JSON');
   addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'slot', 'publication']).action(async () => {
     const config = configFrom(command);
-    const sql = new pg.Client({ connectionString: requireDatabaseUrl(config) });
-    await sql.connect();
-    let clickhouse: ClickHouseClient | { unavailable: string };
-    try {
-      clickhouse = await openClickHouse(config);
-    } catch (error) {
-      clickhouse = { unavailable: (error as Error).message };
-    }
-    try {
-      const report = await gatherStatus(
-        sql,
-        { slot: config.slot, publication: config.publication, database: config.clickhouseDatabase },
-        clickhouse,
-      );
-      process.stdout.write(`${command.opts().json ? JSON.stringify(report) : render(report, describeClickHouse(config))}\n`);
-      process.exitCode = report.problems.length > 0 ? 1 : 0;
-    } finally {
-      await sql.end();
-      if (!('unavailable' in clickhouse)) await clickhouse.close();
-    }
+    await withPostgres(requireDatabaseUrl(config), async (sql) => {
+      let clickhouse: ClickHouseClient | { unavailable: string };
+      try {
+        clickhouse = await openClickHouse(config);
+      } catch (error) {
+        clickhouse = { unavailable: (error as Error).message };
+      }
+      try {
+        const report = await gatherStatus(
+          sql,
+          { slot: config.slot, publication: config.publication, database: config.clickhouseDatabase },
+          clickhouse,
+        );
+        process.stdout.write(`${command.opts().json ? JSON.stringify(report) : render(report, describeClickHouse(config))}\n`);
+        process.exitCode = report.problems.length > 0 ? 1 : 0;
+      } finally {
+        if (!('unavailable' in clickhouse)) await clickhouse.close();
+      }
+    });
   });
   return command;
 }

@@ -1,6 +1,6 @@
 /** `runs-cdc verify [--repair]`: compare Postgres and ClickHouse; exit 1 when they differ. */
 import { Command } from 'commander';
-import pg from 'pg';
+import type pg from 'pg';
 import { parseTableList, parseUtcTime } from '../backfill/request.ts';
 import { requireDatabaseUrl } from '../config.ts';
 import { ConfigError } from '../errors.ts';
@@ -8,8 +8,8 @@ import type { RunsTable } from '../sink/runs-table.ts';
 import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
-import { type OrganizationScope, Verifier, type VerifyReport } from '../verify/verify.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets } from './runtime.ts';
+import { type OrganizationScope, Verifier, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets, withPostgres } from './runtime.ts';
 import { formatTable } from './table.ts';
 
 const positive = (flag: string, text: string) => {
@@ -65,47 +65,62 @@ export function verifyCommand(): Command {
     };
     const config = configFrom(command);
     const databaseUrl = requireDatabaseUrl(config);
-    const sql = new pg.Client({ connectionString: databaseUrl });
-    await sql.connect();
-    const client = await openClickHouse(config);
-    const log = loggerFor(config);
-    const routes = await openTargets(config, client, log, REPAIR_RETRIES).catch(async (error: unknown) => {
-      await Promise.all([sql.end(), client.close()]);
-      throw error;
-    });
-    try {
-      const targets = verifyTargets(routes.sink, routes.routing);
-      const report: VerifyReport = { tables: [], differences: [], equal: true };
-      const repaired: Array<RepairResult & { target: string }> = [];
-      for (const { name, table, scope } of targets) {
-        const part = await new Verifier(sql, table.client, table.database, scope).run(options);
-        const named = <T extends object>(items: T[]) => (routes.routing ? items.map((item) => ({ target: name, ...item })) : items);
-        report.tables.push(...named(part.tables));
-        report.differences.push(...named(part.differences));
-        report.equal &&= part.equal;
-        if (o.repair && !part.equal) repaired.push({ target: name, ...(await repairDifferences(databaseUrl, table, part.differences)) });
-      }
-      if (o.json)
-        process.stdout.write(
-          `${JSON.stringify({ ...report, repaired: o.repair ? repaired.map((r) => ({ ...r, version: r.version.toString() })) : undefined })}\n`,
-        );
-      else {
-        const lines = [formatTable(report.tables)];
-        if (report.differences.length > 0) lines.push('', formatTable(report.differences.slice(0, 100)));
-        if (report.differences.length > 100) lines.push(`… and ${report.differences.length - 100} more (--json lists all)`);
-        lines.push('', report.equal ? 'EQUAL' : `DIFFERENT: ${report.differences.length} runs`);
-        for (const { target, copied, tombstoned, version } of repaired) {
-          const where = routes.routing ? ` in target ${target}` : '';
-          lines.push(`repaired${where}: ${copied} copied, ${tombstoned} tombstoned at version ${version}; run verify again to confirm`);
+    await withPostgres(databaseUrl, async (sql) => {
+      const client = await openClickHouse(config);
+      try {
+        const routes = await openTargets(config, client, loggerFor(config), REPAIR_RETRIES);
+        try {
+          const result = await verifyEachTarget(sql, routes, options, o.repair ? databaseUrl : undefined);
+          process.stdout.write(`${o.json ? jsonReport(result, Boolean(o.repair)) : textReport(result, routes.routing !== undefined)}\n`);
+          process.exitCode = result.report.equal ? 0 : 1;
+        } finally {
+          await routes.close();
         }
-        process.stdout.write(`${lines.join('\n')}\n`);
+      } finally {
+        await client.close();
       }
-      process.exitCode = report.equal ? 0 : 1;
-    } finally {
-      await routes.close();
-      await sql.end();
-      await client.close();
-    }
+    });
   });
   return command;
+}
+
+interface VerifyResult {
+  report: VerifyReport;
+  repaired: Array<RepairResult & { target: string }>;
+}
+
+/** Verify every target for its organizations; with `repairFrom` (the Postgres URL), repair each differing one. */
+async function verifyEachTarget(
+  sql: pg.Client,
+  routes: { sink: RunsTable; routing: Routing | undefined },
+  options: VerifyOptions,
+  repairFrom: string | undefined,
+): Promise<VerifyResult> {
+  const report: VerifyReport = { tables: [], differences: [], equal: true };
+  const repaired: VerifyResult['repaired'] = [];
+  for (const { name, table, scope } of verifyTargets(routes.sink, routes.routing)) {
+    const part = await new Verifier(sql, table.client, table.database, scope).run(options);
+    const named = <T extends object>(items: T[]) => (routes.routing ? items.map((item) => ({ target: name, ...item })) : items);
+    report.tables.push(...named(part.tables));
+    report.differences.push(...named(part.differences));
+    report.equal &&= part.equal;
+    if (repairFrom && !part.equal) repaired.push({ target: name, ...(await repairDifferences(repairFrom, table, part.differences)) });
+  }
+  return { report, repaired };
+}
+
+function jsonReport({ report, repaired }: VerifyResult, repair: boolean): string {
+  return JSON.stringify({ ...report, repaired: repair ? repaired.map((r) => ({ ...r, version: r.version.toString() })) : undefined });
+}
+
+function textReport({ report, repaired }: VerifyResult, routed: boolean): string {
+  const lines = [formatTable(report.tables)];
+  if (report.differences.length > 0) lines.push('', formatTable(report.differences.slice(0, 100)));
+  if (report.differences.length > 100) lines.push(`… and ${report.differences.length - 100} more (--json lists all)`);
+  lines.push('', report.equal ? 'EQUAL' : `DIFFERENT: ${report.differences.length} runs`);
+  for (const { target, copied, tombstoned, version } of repaired) {
+    const where = routed ? ` in target ${target}` : '';
+    lines.push(`repaired${where}: ${copied} copied, ${tombstoned} tombstoned at version ${version}; run verify again to confirm`);
+  }
+  return lines.join('\n');
 }
