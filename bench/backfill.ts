@@ -99,7 +99,9 @@ try {
   const result = await runBackfill(
     sql,
     backfillRequest(),
-    backfillContextFor(config, ch, silentLogger, { runsTable: RunsTable.fromConfig(ch, config, silentLogger, config.backfillRetries) }),
+    backfillContextFor(config, ch, silentLogger, {
+      runsTable: RunsTable.fromConfig(ch, config, silentLogger, { maxRetries: config.backfillRetries }),
+    }),
   );
   if (result.status !== 'SUCCESS' || result.rowsCopied !== ROWS) throw new Error(`backfill ended ${result.status}: ${result.message}`);
   const [counted] = await (await ch.query({ query: 'SELECT count() AS n FROM runs_cdc.task_runs_v2', format: 'JSONEachRow' })).json<{

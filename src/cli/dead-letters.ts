@@ -27,8 +27,8 @@ export function deadLettersCommand(): Command {
     const log = loggerFor(config);
     const client = await openClickHouse(config);
     try {
-      const table = await openRunsTable(client, config, log, 3);
-      table.deadLetters = undefined; // a row refused again stays where it is, not dead-lettered twice
+      // A row refused again stays where it is, not dead-lettered twice.
+      const table = await openRunsTable(client, config, log, { maxRetries: 3, deadLetters: false });
       const { replayed, refused } = await replayDeadLetters(new DeadLetters(client, config.clickhouseDatabase), (rows) =>
         table.write(rows),
       );

@@ -9,7 +9,7 @@ import { firstLine, RunsCdcError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { connectClickHouse } from '../sink/clickhouse.ts';
 import { pendingMigrations } from '../sink/migrations.ts';
-import { RunsTable } from '../sink/runs-table.ts';
+import { RunsTable, type RunsTableOptions } from '../sink/runs-table.ts';
 import type { Routing } from '../sink/targets.ts';
 
 const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity']);
@@ -68,14 +68,14 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
 }
 
 /** The runs table, failing when migrations are pending. */
-export async function openRunsTable(client: ClickHouseClient, config: Config, log: Logger, maxRetries?: number): Promise<RunsTable> {
+export async function openRunsTable(client: ClickHouseClient, config: Config, log: Logger, options?: RunsTableOptions): Promise<RunsTable> {
   const pending = await pendingMigrations(client, config.clickhouseDatabase);
   if (pending.length > 0) {
     throw new RunsCdcError(
       `ClickHouse database ${config.clickhouseDatabase} is missing migrations ${pending.join(', ')}: run runs-cdc migrate first`,
     );
   }
-  return RunsTable.fromConfig(client, config, log, maxRetries);
+  return RunsTable.fromConfig(client, config, log, options);
 }
 
 /**
@@ -154,12 +154,12 @@ export async function openTargets(
   log: Logger,
   maxRetries?: number,
 ): Promise<{ sink: RunsTable; routing: Routing | undefined; close(): Promise<void> }> {
-  const sink = await openRunsTable(defaultClient, config, log, maxRetries);
+  const sink = await openRunsTable(defaultClient, config, log, { maxRetries });
   if (!config.routes) return { sink, routing: undefined, close: async () => {} };
   const routed = await openRouteTargets(config, defaultClient);
   const targets = new Map<string, RunsTable>();
   try {
-    for (const target of routed.targets) targets.set(target.name, await openRunsTable(target.client, target.config, log, maxRetries));
+    for (const target of routed.targets) targets.set(target.name, await openRunsTable(target.client, target.config, log, { maxRetries }));
   } catch (error) {
     await routed.close();
     throw error;

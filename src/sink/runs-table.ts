@@ -61,6 +61,13 @@ export interface SinkStats {
   retriesByReason: Record<string, number>;
 }
 
+export interface RunsTableOptions {
+  /** Retries of each write before it fails; absent: without limit. */
+  maxRetries?: number;
+  /** Keep rows ClickHouse refuses for their content in dead_letters (default) instead of failing. */
+  deadLetters?: boolean;
+}
+
 export class RunsTable {
   readonly qualifiedName: string;
   readonly stats: SinkStats = { rowsWritten: 0, deadLetters: 0, rowsByTable: {}, inserts: 0, retries: 0, retriesByReason: {} };
@@ -70,11 +77,11 @@ export class RunsTable {
     client: ClickHouseClient,
     config: Pick<Config, 'clickhouseDatabase' | 'retryInitialMs' | 'retryMaxMs'>,
     log: Logger,
-    maxRetries?: number,
+    { maxRetries, deadLetters = true }: RunsTableOptions = {},
   ): RunsTable {
     const policy = { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs, maxRetries };
     const table = new RunsTable(client, config.clickhouseDatabase, policy, log);
-    table.deadLetters = new DeadLetters(client, config.clickhouseDatabase);
+    if (deadLetters) table.deadLetters = new DeadLetters(client, config.clickhouseDatabase);
     return table;
   }
 
