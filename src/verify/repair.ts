@@ -9,7 +9,6 @@ import { randomBytes } from 'node:crypto';
 import { connectReader, readPageByIds, rowsOfPage } from '../backfill/source.ts';
 import { exportSnapshot, importSnapshot } from '../backfill/version-rule.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
-import type { SourceTable } from '../transform/columns.ts';
 import { tombstoneOf } from '../transform/row.ts';
 import type { Difference } from './verify.ts';
 
@@ -32,14 +31,14 @@ export async function repairDifferences(
   try {
     await importSnapshot(reader, snapshot.name);
     await snapshot.close();
-    const tables = [...new Set(differences.map((d) => d.table))];
-    for (const table of tables) {
-      const copy = differences.filter((d) => d.table === table && d.kind !== 'extra').map((d) => d.runId);
-      const remove = differences.filter((d) => d.table === table && d.kind === 'extra').map((d) => d.runId);
+    for (const table of new Set(differences.map((d) => d.table))) {
+      const ofTable = differences.filter((d) => d.table === table);
+      const copy = ofTable.filter((d) => d.kind !== 'extra').map((d) => d.runId);
+      const remove = ofTable.filter((d) => d.kind === 'extra').map((d) => d.runId);
       for (let i = 0; i < copy.length; i += IDS_PER_ROUND) {
-        const tuples = await readPageByIds(reader, table as SourceTable, copy.slice(i, i + IDS_PER_ROUND));
+        const tuples = await readPageByIds(reader, table, copy.slice(i, i + IDS_PER_ROUND));
         // Coerced values are logged with the table's logger, as the backfill and the daemon do.
-        await runsTable.write(rowsOfPage(tuples, table as SourceTable, snapshot.version, runsTable.retryContext.log));
+        await runsTable.write(rowsOfPage(tuples, table, snapshot.version, runsTable.retryContext.log));
         result.copied += tuples.length;
       }
       for (let i = 0; i < remove.length; i += IDS_PER_ROUND) {
