@@ -9,7 +9,16 @@ import { CheckpointStore } from '../backfill/checkpoints.ts';
 import { firstLine } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import { RUNS_TABLE } from '../sink/runs-table.ts';
-import { IDENTITY_NAMES, quoteIdent, readPublication, readReplicaIdentities, readSlot } from '../source/preflight.ts';
+import {
+  IDENTITY_NAMES,
+  identityProblem,
+  missingTableProblem,
+  publicationProblems,
+  readPublication,
+  readReplicaIdentities,
+  readSlot,
+  slotProblems,
+} from '../source/preflight.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 
 export interface StatusReport {
@@ -72,24 +81,17 @@ export async function gatherStatus(
       lag: lagBytes === null ? 'unknown' : humanBytes(lagBytes),
       walStatus: state.walStatus,
     });
-    if (state.walStatus === 'lost') {
-      problems.push(
-        `replication slot ${names.slot} is lost (WAL it needed was removed): recreate it and run runs-cdc backfill --mode repair`,
-      );
-    }
+    problems.push(...(await slotProblems(sql, state, names.slot)));
   }
   const pub = await readPublication(sql, names.publication);
   if (!pub) problems.push(`publication ${names.publication} does not exist: start runs-cdc replicate (it creates it)`);
+  else problems.push(...publicationProblems(pub, names.publication));
   const tables: StatusReport['tables'] = [];
   for (const [table, identity] of await readReplicaIdentities(sql)) {
     const published = pub?.tables.has(table) ?? false;
     tables.push({ table, exists: identity !== null, published, replicaIdentity: identity && (IDENTITY_NAMES[identity] ?? identity) });
-    if (identity === null) problems.push(`table ${quoteIdent(table)} does not exist`);
-    else if (identity !== 'f')
-      problems.push(
-        `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY_NAMES[identity]}: run ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL`,
-      );
-    if (pub && !published) problems.push(`publication ${names.publication} does not cover ${quoteIdent(table)}`);
+    const problem = identity === null ? missingTableProblem(table) : identityProblem(table, identity);
+    if (problem) problems.push(problem);
   }
   return {
     slot,

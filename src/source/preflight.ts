@@ -52,15 +52,21 @@ export async function readReplicaIdentities(sql: pg.ClientBase): Promise<Map<Sou
   return identities;
 }
 
+export function missingTableProblem(table: SourceTable): string {
+  return `table ${quoteIdent(table)} does not exist in this database: create it (psql -f sql/001_runs_tables.sql) or point DATABASE_URL at the platform's database`;
+}
+
+/** Why a table's replica identity (`relreplident`) is not enough, or undefined when it is FULL. */
+export function identityProblem(table: SourceTable, identity: string): string | undefined {
+  if (identity === 'f') return undefined;
+  return `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY_NAMES[identity] ?? identity}, but runs-cdc needs FULL so deletes and updates carry the whole old row: run ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL; or start with --fix-replica-identity`;
+}
+
 /** Replica identity of each runs table, failing when a table does not exist. */
 export async function replicaIdentities(sql: pg.ClientBase): Promise<Map<SourceTable, string>> {
   const identities = new Map<SourceTable, string>();
   for (const [table, identity] of await readReplicaIdentities(sql)) {
-    if (!identity) {
-      throw new PreflightError(
-        `table ${quoteIdent(table)} does not exist in this database: create it (psql -f sql/001_runs_tables.sql) or point DATABASE_URL at the platform's database`,
-      );
-    }
+    if (!identity) throw new PreflightError(missingTableProblem(table));
     identities.set(table, identity);
   }
   return identities;
@@ -69,7 +75,8 @@ export async function replicaIdentities(sql: pg.ClientBase): Promise<Map<SourceT
 async function ensureReplicaIdentity(sql: pg.ClientBase, options: PreflightOptions, log: Logger): Promise<SourceTable[]> {
   const partial: SourceTable[] = [];
   for (const [table, identity] of await replicaIdentities(sql)) {
-    if (identity === 'f') continue;
+    const problem = identityProblem(table, identity);
+    if (!problem) continue;
     const alter = `ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL`;
     if (options.fixReplicaIdentity) {
       await sql.query(alter);
@@ -81,9 +88,7 @@ async function ensureReplicaIdentity(sql: pg.ClientBase, options: PreflightOptio
         `DEGRADED: ${table} has REPLICA IDENTITY ${IDENTITY_NAMES[identity]}, not FULL: deletes carry only the id and unchanged TOASTed values must be looked up in ClickHouse; run ${alter}`,
       );
     } else {
-      throw new PreflightError(
-        `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY_NAMES[identity] ?? identity}, but runs-cdc needs FULL so deletes and updates carry the whole old row: run ${alter}; or start with --fix-replica-identity`,
-      );
+      throw new PreflightError(problem);
     }
   }
   return partial;
@@ -121,19 +126,27 @@ export async function ensurePublication(sql: pg.ClientBase, publication: string,
     log.info({ publication }, `created publication ${publication} for ${tableList}`);
     return true;
   }
+  const [problem] = publicationProblems(pub, publication);
+  if (problem) throw new PreflightError(problem);
+  return false;
+}
+
+/** What keeps a publication from carrying every change runs-cdc needs; empty when nothing does. */
+export function publicationProblems(pub: PublicationState, publication: string): string[] {
+  const problems: string[] = [];
   const missingActions = (['insert', 'update', 'delete', 'truncate'] as const).filter((a) => !pub.actions[a]);
   if (missingActions.length > 0) {
-    throw new PreflightError(
+    problems.push(
       `publication ${publication} does not publish ${missingActions.join(', ')}: run ALTER PUBLICATION ${quoteIdent(publication)} SET (publish = 'insert, update, delete, truncate');`,
     );
   }
   const missing = SOURCE_TABLES.filter((t) => !pub.tables.has(t));
   if (missing.length > 0) {
-    throw new PreflightError(
+    problems.push(
       `publication ${publication} does not cover ${missing.map(quoteIdent).join(', ')}: run ALTER PUBLICATION ${quoteIdent(publication)} ADD TABLE ${missing.map(quoteIdent).join(', ')};`,
     );
   }
-  return false;
+  return problems;
 }
 
 export interface SlotState {
@@ -179,18 +192,26 @@ export async function currentWalLsn(sql: pg.ClientBase | pg.Pool): Promise<Lsn> 
 /** A slot runs-cdc can stream from, or from whose creation on a backfill is safe: a pgoutput
  * slot of this database, not invalidated. Throws the sentence that says what to do. */
 export async function assertUsableSlot(sql: pg.ClientBase, state: SlotState, slot: string): Promise<void> {
+  const [problem] = await slotProblems(sql, state, slot);
+  if (problem) throw new PreflightError(problem);
+}
+
+/** Why runs-cdc cannot use a slot, each as the sentence that says what to do; empty when it can. */
+export async function slotProblems(sql: pg.ClientBase, state: SlotState, slot: string): Promise<string[]> {
   const { rows } = await sql.query<{ db: string }>('SELECT current_database() AS db');
   const database = rows[0]?.db;
+  const problems: string[] = [];
   if (state.plugin !== 'pgoutput' || state.database !== database) {
-    throw new PreflightError(
+    problems.push(
       `replication slot ${slot} belongs to database ${state.database ?? 'none'} with plugin ${state.plugin}, but runs-cdc needs a pgoutput slot in ${database}: pass the --slot runs-cdc replicate uses for this database, or drop it with SELECT pg_drop_replication_slot('${slot}');`,
     );
   }
   if (state.walStatus === 'lost') {
-    throw new PreflightError(
+    problems.push(
       `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes; drop and recreate it (SELECT pg_drop_replication_slot('${slot}');), restart replicate, then repair the gap with runs-cdc backfill --mode repair`,
     );
   }
+  return problems;
 }
 
 export async function ensureSlot(sql: pg.ClientBase, slot: string, log: Logger): Promise<boolean> {

@@ -138,13 +138,18 @@ it('status: slot, identity, FINAL and raw counts, backfills; exit 1 when somethi
   expect(report.problems).toEqual([]);
   expect((await run(['status'])).output).toMatch(/\nOK$/m);
 
+  // The same checks, and sentences, as replicate's preflight.
   await workspace.pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY DEFAULT');
+  await workspace.pgdb.sql.query(`ALTER PUBLICATION runs_cdc SET (publish = 'insert, update, delete')`);
   try {
     const degraded = await run(['status']);
     expect(degraded.code).toBe(1);
-    expect(degraded.output).toContain('"task_run_v2" has REPLICA IDENTITY DEFAULT: run ALTER TABLE "task_run_v2" REPLICA IDENTITY FULL');
+    expect(degraded.output).toContain('"task_run_v2" has REPLICA IDENTITY DEFAULT, but runs-cdc needs FULL');
+    expect(degraded.output).toContain('run ALTER TABLE "task_run_v2" REPLICA IDENTITY FULL');
+    expect(degraded.output).toContain('publication runs_cdc does not publish truncate');
   } finally {
     await workspace.pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY FULL');
+    await workspace.pgdb.sql.query(`ALTER PUBLICATION runs_cdc SET (publish = 'insert, update, delete, truncate')`);
   }
   const missing = runCli(['status'], { DATABASE_URL: workspace.pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: 'no_such_slot' });
   expect(await missing.exit).toBe(1);

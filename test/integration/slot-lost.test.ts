@@ -40,7 +40,7 @@ it('a lost slot stops the daemon with the recovery, and status exits 1', async (
 
     const status = runCli(['status'], { DATABASE_URL: pgdb.url, RUNS_CDC_SLOT: 'lost_slot', CHDB_PATH: ':memory:' });
     expect(await status.exit).toBe(1);
-    expect(status.output()).toContain('replication slot lost_slot is lost');
+    expect(status.output()).toContain('replication slot lost_slot is invalidated (wal_status=lost)');
   } finally {
     await pgdb.close();
     await server.stop();
