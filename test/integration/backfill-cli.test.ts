@@ -121,10 +121,7 @@ it('verify: EQUAL after the backfill; a run only Postgres has is named; --repair
 });
 
 it('verify --routes compares each target for its own organizations, and --repair copies into the right target', async () => {
-  const euDatabase = `${CLI_DATABASE}_eu`;
-  const migrateEu = cli(['migrate'], { CLICKHOUSE_DATABASE: euDatabase });
-  expect(await migrateEu.exit, migrateEu.output()).toBe(0);
-  const routed = { RUNS_CDC_ROUTES: JSON.stringify({ targets: { eu: { database: euDatabase } }, organizations: { org_eu: 'eu' } }) };
+  const { env: routed } = await workspace.routedTarget('eu', 'org_eu');
   // Runs of the routed organization that neither target holds yet.
   const euRuns = { TaskRun: 4, task_run_v2: 3 } as const;
   for (const [table, count] of Object.entries(euRuns) as Array<[keyof typeof euRuns, number]>) {

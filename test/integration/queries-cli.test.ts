@@ -6,12 +6,12 @@
 import { beforeAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
-import { CLI_DATABASE, cliClickHouseEnv, usingClickHouseServer } from '../support/backends.ts';
-import { type CliProcess, cliWorkspace, runCli } from '../support/cli.ts';
+import { usingClickHouseServer } from '../support/backends.ts';
+import { type CliProcess, cliWorkspace } from '../support/cli.ts';
 import { waitFor, waitForSlot } from '../support/databases.ts';
 
 const workspace = cliWorkspace('queries', { LOG_LEVEL: 'warn' });
-const { slot, chdbPath } = workspace;
+const { slot } = workspace;
 const SCOPE = ['--org', 'org_1', '--project', 'proj_1', '--env', 'env_prod', '--from', '2026-10-01'];
 
 beforeAll(async () => {
@@ -66,15 +66,10 @@ it('while replicate holds the directory: says what to do, and answers through it
   const port = await freePort();
   const metricsPort = await freePort();
   // A routed target too: another migrated database, so the daemon opens and checks both.
-  const euDatabase = `${CLI_DATABASE}_eu`;
-  const migrateEu = runCli(['migrate'], { ...cliClickHouseEnv(chdbPath), CLICKHOUSE_DATABASE: euDatabase });
-  expect(await migrateEu.exit, migrateEu.output()).toBe(0);
-  const routes = JSON.stringify({ targets: { eu: { database: euDatabase } }, organizations: { org_eu: 'eu' } });
-  const daemon = runCli(['replicate', '--api-port', String(port), '--metrics-port', String(metricsPort)], {
-    DATABASE_URL: workspace.pgdb.url,
-    ...cliClickHouseEnv(chdbPath),
-    RUNS_CDC_SLOT: slot,
-    RUNS_CDC_ROUTES: routes,
+  const eu = await workspace.routedTarget('eu', 'org_eu');
+  const daemon = workspace.cli(['replicate', '--api-port', String(port), '--metrics-port', String(metricsPort)], {
+    LOG_LEVEL: 'info',
+    ...eu.env,
   });
   try {
     await waitForSlot(workspace.pgdb.sql, slot, true);
@@ -151,7 +146,7 @@ it('status: slot, identity, FINAL and raw counts, backfills; exit 1 when somethi
     await workspace.pgdb.sql.query('ALTER TABLE task_run_v2 REPLICA IDENTITY FULL');
     await workspace.pgdb.sql.query(`ALTER PUBLICATION runs_cdc SET (publish = 'insert, update, delete, truncate')`);
   }
-  const missing = runCli(['status'], { DATABASE_URL: workspace.pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: 'no_such_slot' });
+  const missing = workspace.cli(['status'], { RUNS_CDC_SLOT: 'no_such_slot' });
   expect(await missing.exit).toBe(1);
   expect(missing.output()).toContain('replication slot no_such_slot does not exist');
 });

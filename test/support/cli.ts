@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { cliClickHouseEnv } from './backends.ts';
+import { CLI_DATABASE, cliClickHouseEnv } from './backends.ts';
 import { freshPostgres, type TestPostgres, uniqueName } from './databases.ts';
 
 const CLI = join(import.meta.dirname, '../../bin/runs-cdc.js');
@@ -32,7 +32,8 @@ export function runCli(args: string[], env: Record<string, string>): CliProcess 
   child.stderr?.on('data', (d) => {
     output += d;
   });
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': it comes once stdout and stderr are drained too, so output() is complete.
+  const exit = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   return { child, exit, output: () => output, finished: async () => ({ code: await exit, output }) };
 }
 
@@ -44,6 +45,11 @@ export interface CliWorkspace {
   readonly slot: string;
   /** `runs-cdc <args>` against this workspace, with `env` added. */
   cli(args: string[], env?: Record<string, string>): CliProcess;
+  /**
+   * A second ClickHouse database, migrated, as the --routes target `name` for `organization`:
+   * its database name and the environment that routes the organization there.
+   */
+  routedTarget(name: string, organization: string): Promise<{ database: string; env: Record<string, string> }>;
 }
 
 /**
@@ -59,6 +65,13 @@ export function cliWorkspace(name: string, env: Record<string, string> = {}): Cl
     slot,
     cli: (args, extra = {}) =>
       runCli(args, { DATABASE_URL: workspace.pgdb.url, ...cliClickHouseEnv(chdbPath), RUNS_CDC_SLOT: slot, ...env, ...extra }),
+    routedTarget: async (name, organization) => {
+      const database = `${CLI_DATABASE}_${name}`;
+      const migrated = await workspace.cli(['migrate'], { CLICKHOUSE_DATABASE: database }).finished();
+      if (migrated.code !== 0) throw new Error(`migrate ${database} failed: ${migrated.output}`);
+      const routes = { targets: { [name]: { database } }, organizations: { [organization]: name } };
+      return { database, env: { RUNS_CDC_ROUTES: JSON.stringify(routes) } };
+    },
   };
   beforeAll(async () => {
     workspace.pgdb = await freshPostgres();
