@@ -12,12 +12,12 @@ import { runBackfill } from '../../src/backfill/job.ts';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/preflight.ts';
 import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
 import { Verifier, type VerifyReport } from '../../src/verify/verify.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
-import { refuseInserts, slotConfirmedLsn, type TestPostgres, uniqueName, waitFor } from '../support/databases.ts';
+import { refuseInserts, slotConfirmedLsn, type TestPostgres, terminateWalsender, uniqueName, waitFor } from '../support/databases.ts';
 
 export interface ChaosOptions {
   seed: number;
@@ -162,11 +162,8 @@ export async function runChaos(pgdb: TestPostgres, ch: ClickHouseClient, databas
         await sleep(300 + rand() * 1_200);
         await refuseInserts(ch, database, false);
       } else {
-        const pid = (await readSlot(sql, slot))?.activePid;
-        if (pid) {
-          await sql.query('SELECT pg_terminate_backend($1)', [pid]);
-          stats.faults.walsenderTerminations += 1;
-        }
+        await terminateWalsender(sql, slot);
+        stats.faults.walsenderTerminations += 1;
       }
     }
   })();

