@@ -39,7 +39,6 @@ describe('ClickHouse failures', () => {
     const first = makeRun({ table: 'TaskRun', index: 0 });
     await insertRuns(env.pgdb.sql, 'TaskRun', [first]);
     await replication.caughtUp();
-    const before = await slotConfirmedLsn(env.pgdb.sql, replication.config.slot);
 
     // One part exists in the partition: with parts_to_throw_insert = 1 every insert there fails
     // with TOO_MANY_PARTS, the transient error of an overloaded server.
@@ -52,7 +51,6 @@ describe('ClickHouse failures', () => {
     // Idle keepalives may have moved the slot over other databases' WAL before the insert came;
     // from then on it stays put, short of the insert's commit.
     const stalled = await slotConfirmedLsn(env.pgdb.sql, replication.config.slot);
-    expect(stalled).toBeGreaterThanOrEqual(before);
     expect(stalled).toBeLessThan(walAfterInsert);
     await waitFor('more failed inserts', () => replication.table.stats.retries >= 6);
     expect(await slotConfirmedLsn(env.pgdb.sql, replication.config.slot)).toBe(stalled);
@@ -70,7 +68,6 @@ describe('ClickHouse failures', () => {
     const replication = await env.start();
     await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 0 })]);
     await replication.caughtUp();
-    const before = await slotConfirmedLsn(env.pgdb.sql, replication.config.slot);
 
     await ch.command({ query: `ALTER TABLE ${env.database}.task_runs_v2 DROP COLUMN ttl` });
     await insertRuns(env.pgdb.sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 1 })]);
@@ -79,6 +76,5 @@ describe('ClickHouse failures', () => {
     // Idle keepalives may have moved the slot over other databases' WAL, never over the insert:
     // the slot still holds it.
     expect(await unconfirmedInSlot(env.pgdb.sql, replication.config.slot, 'I')).toBe(1);
-    expect(await slotConfirmedLsn(env.pgdb.sql, replication.config.slot)).toBeGreaterThanOrEqual(before);
   });
 });

@@ -8,7 +8,7 @@ import { expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { cliWorkspace } from '../support/cli.ts';
-import { refuseInserts, slotConfirmedLsn, unconfirmedInSlot, waitFor, waitForSlot } from '../support/databases.ts';
+import { refuseInserts, unconfirmedInSlot, waitFor, waitForSlot } from '../support/databases.ts';
 
 const workspace = cliWorkspace('shutdown', { RUNS_CDC_RETRY_MAX_MS: '200' });
 const { slot, chdbPath } = workspace;
@@ -38,7 +38,6 @@ it('a second SIGTERM exits at once while the first is still flushing; nothing un
 
   const daemon = workspace.cli(['replicate']);
   await waitForSlot(workspace.pgdb.sql, slot, true);
-  const before = await slotConfirmedLsn(workspace.pgdb.sql, slot);
   await insertRuns(workspace.pgdb.sql, 'TaskRun', [makeRun({ table: 'TaskRun', index: 1 })]);
   await waitFor('a failed insert', () => daemon.output().includes('retrying'));
 
@@ -52,6 +51,5 @@ it('a second SIGTERM exits at once while the first is still flushing; nothing un
   expect(daemon.output()).toContain('second signal');
   // Nothing unwritten was confirmed: the slot still holds the insert (idle keepalives before it
   // may have moved the slot over other databases' WAL, never over it).
-  expect(await slotConfirmedLsn(workspace.pgdb.sql, slot)).toBeGreaterThanOrEqual(before);
   expect(await unconfirmedInSlot(workspace.pgdb.sql, slot, 'I')).toBe(1);
 });
