@@ -3,13 +3,8 @@
  * for the same one. With a server, each test file's CLI runs use a database of their own.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
-import { inject } from 'vitest';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
-import { uniqueName } from './databases.ts';
-
-export function clickhouseUrl(): string | undefined {
-  return inject('clickhouseUrl') || undefined;
-}
+import { clickhouseUrl, uniqueName } from './databases.ts';
 
 /** True when tests run against a ClickHouse server (chDB-only behaviour is then skipped). */
 export const usingClickHouseServer = (): boolean => clickhouseUrl() !== undefined;

@@ -92,8 +92,13 @@ let shared: Promise<ClickHouseClient> | undefined;
 
 /** The run's ClickHouse server when there is one, otherwise in-process chDB (one per test file:
  * vitest forks). */
+/** The ClickHouse server the run uses (global-setup.ts), or undefined for in-process chDB. */
+export function clickhouseUrl(): string | undefined {
+  return inject('clickhouseUrl') || undefined;
+}
+
 export function testClickHouse(): Promise<ClickHouseClient> {
-  shared ??= connectClickHouse({ url: inject('clickhouseUrl') || undefined, chdbPath: ':memory:' });
+  shared ??= connectClickHouse({ url: clickhouseUrl(), chdbPath: ':memory:' });
   return shared;
 }
 
