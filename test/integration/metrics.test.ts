@@ -7,8 +7,8 @@ import { deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
-import { startDaemon } from '../support/daemon.ts';
-import { freshClickHouseDatabase, freshPostgres, refuseInserts, testClickHouse, waitFor } from '../support/databases.ts';
+import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { refuseInserts, testClickHouse, waitFor } from '../support/databases.ts';
 
 /** The value of one series in Prometheus text, e.g. `name{a="b"}`. */
 function value(text: string, series: string): number {
@@ -17,12 +17,13 @@ function value(text: string, series: string): number {
   return Number(line.slice(series.length + 1));
 }
 
+const env = freshEnvironmentPerTest();
+
 it('reports received changes, written rows, flushes, lag and readiness after a known workload', async () => {
-  const pgdb = await freshPostgres();
+  const { pgdb, database } = env;
   const ch = await testClickHouse();
-  const database = await freshClickHouseDatabase(ch);
   const metrics = new DaemonMetrics();
-  const replication = await startDaemon(pgdb, ch, database, {}, { observer: metrics.observer });
+  const replication = await env.start({}, { observer: metrics.observer });
   const sink = replication.table;
   const ops = await startDaemonOps({
     metrics,
@@ -86,8 +87,6 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
     expect(notReady.status).toBe(503);
     expect(((await notReady.json()) as { problems: string[] }).problems).toEqual(['not streaming from the replication slot']);
   } finally {
-    await replication.stop();
     await ops.close();
-    await pgdb.close();
   }
 });
