@@ -114,7 +114,7 @@ it('verify: EQUAL after the backfill; a run only Postgres has is named; --repair
   await insertRuns(workspace.pgdb.sql, 'TaskRun', [extra]);
   const differs = await cli(['verify', '--json']).finished();
   expect(differs.code).toBe(1);
-  expect(JSON.parse(differs.output).differences).toEqual([expect.objectContaining({ table: 'TaskRun', runId: extra.id, kind: 'missing' })]);
+  expect(JSON.parse(differs.stdout).differences).toEqual([expect.objectContaining({ table: 'TaskRun', runId: extra.id, kind: 'missing' })]);
   const repair = await cli(['verify', '--repair']).finished();
   expect(repair.output).toContain('repaired: 1 copied, 0 tombstoned');
   expect((await cli(['verify']).finished()).code).toBe(0);
@@ -135,12 +135,10 @@ it('verify --routes compares each target for its own organizations, and --repair
     tables: Array<{ target: string; table: string; postgresRuns: number; clickhouseRuns: number }>;
     differences: Array<{ target: string; runId: string; kind: string }>;
   };
-  // The report line, not the log lines beside it (output() is stdout and stderr together).
-  const report = (output: string) => JSON.parse(output.split('\n').find((line) => line.startsWith('{"tables"')) ?? output) as Report;
   try {
     const before = await cli(['verify', '--json'], routed).finished();
     expect(before.code, before.output).toBe(1);
-    const missing = report(before.output).differences;
+    const missing = (JSON.parse(before.stdout) as Report).differences;
     expect(missing).toHaveLength(7);
     expect(missing.every((d) => d.target === 'eu' && d.kind === 'missing')).toBe(true); // none charged to the default target
 
@@ -150,14 +148,14 @@ it('verify --routes compares each target for its own organizations, and --repair
 
     const after = await cli(['verify', '--json'], routed).finished();
     expect(after.code, after.output).toBe(0);
-    const eu = report(after.output).tables.filter((t) => t.target === 'eu');
+    const eu = (JSON.parse(after.stdout) as Report).tables.filter((t) => t.target === 'eu');
     expect(eu.map((t) => [t.table, t.postgresRuns, t.clickhouseRuns])).toEqual([
       ['TaskRun', 4, 4],
       ['task_run_v2', 3, 3],
     ]);
     // The copies went to the routed target only: the default one still lacks exactly these runs.
     const unrouted = await cli(['verify', '--json']).finished();
-    const inDefault = report(unrouted.output).differences;
+    const inDefault = (JSON.parse(unrouted.stdout) as Report).differences;
     expect(inDefault.map((d) => d.kind).sort()).toEqual(Array(7).fill('missing'));
   } finally {
     await workspace.pgdb.sql.query(`DELETE FROM "TaskRun" WHERE "organizationId" = 'org_eu'`);

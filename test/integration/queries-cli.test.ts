@@ -41,12 +41,12 @@ it('lists as an aligned table with the next page, counts, and prints JSON with -
   expect(list.output.match(/^run_/gm)).toHaveLength(5);
   const cursor = /next page: --cursor (\S+)/.exec(list.output)?.[1] as string;
   const second = await run(['runs', 'list', ...SCOPE, '--limit', '5', '--cursor', cursor, '--json']);
-  const page = JSON.parse(second.output) as { runs: Array<{ createdAt: string }>; previousCursor: string };
+  const page = JSON.parse(second.stdout) as { runs: Array<{ createdAt: string }>; previousCursor: string };
   expect(page.runs).toHaveLength(5);
   expect(page.previousCursor).toBeTruthy();
 
   const count = await run(['runs', 'count', ...SCOPE, '--status', 'CRASHED', '--json']);
-  expect(JSON.parse(count.output)).toEqual({ count: 30 });
+  expect(JSON.parse(count.stdout)).toEqual({ count: 30 });
   const stats = await run(['runs', 'stats', ...SCOPE, '--to', '2026-11-02']);
   expect(stats.code, stats.output).toBe(0);
   expect(stats.output).toContain('12h buckets'); // 32 days: the first ladder width giving at most 100
@@ -116,7 +116,7 @@ it('while replicate holds the directory: says what to do, and answers through it
 it('status: slot, identity, FINAL and raw counts, backfills; exit 1 when something needs fixing', async () => {
   const ok = await run(['status', '--json']);
   expect(ok.code, ok.output).toBe(0);
-  const report = JSON.parse(ok.output) as {
+  const report = JSON.parse(ok.stdout) as {
     slot: { exists: boolean; plugin: string; lagBytes: number };
     tables: Array<{ table: string; replicaIdentity: string }>;
     clickhouse: { rows: Array<{ sourceTable: string; final: number; raw: number }>; backfills: Array<{ status: string }> };

@@ -15,8 +15,8 @@ export interface CliProcess {
   exit: Promise<number | null>;
   /** Everything printed so far, stdout and stderr. */
   output(): string;
-  /** Exit code and everything printed, once it has exited. */
-  finished(): Promise<{ code: number | null; output: string }>;
+  /** Exit code, everything printed, and stdout alone (the command's output, without logs), once it has exited. */
+  finished(): Promise<{ code: number | null; output: string; stdout: string }>;
 }
 
 /** Run `runs-cdc <args>` with the given environment added to this process's. */
@@ -26,15 +26,17 @@ export function runCli(args: string[], env: Record<string, string>): CliProcess 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
+  let stdout = '';
   child.stdout?.on('data', (d) => {
     output += d;
+    stdout += d;
   });
   child.stderr?.on('data', (d) => {
     output += d;
   });
   // 'close', not 'exit': it comes once stdout and stderr are drained too, so output() is complete.
   const exit = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  return { child, exit, output: () => output, finished: async () => ({ code: await exit, output }) };
+  return { child, exit, output: () => output, finished: async () => ({ code: await exit, output, stdout }) };
 }
 
 export interface CliWorkspace {
