@@ -27,7 +27,6 @@ import { numberArg } from './args.ts';
 
 const ROWS = numberArg('--rows', 1_000_000);
 const tuning = {
-  ...BACKFILL_PROFILES.default,
   concurrency: numberArg('--concurrency', BACKFILL_PROFILES.default.concurrency),
   chunkRows: numberArg('--chunk-rows', BACKFILL_PROFILES.default.chunkRows),
 };

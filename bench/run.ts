@@ -90,6 +90,7 @@ function configFor(stack: Stack) {
   return loadConfig({ databaseUrl: stack.url, clickhouseDatabase: stack.database, slot: `${stack.database}_slot` }, {});
 }
 
+const mib = (bytes: number | bigint, decimals = 0) => Number((Number(bytes) / 2 ** 20).toFixed(decimals));
 const perSecond = (rows: number, ms: number) => Math.round((rows * 1000) / ms);
 /** Cores this process kept busy since `since` (all its threads: Node's and the engine's). */
 const coresUsed = (since: NodeJS.CpuUsage, ms: number) => {
@@ -105,14 +106,17 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   await stack.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
   await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_raw', 'pgoutput')`);
   const insertPrepared = await prepareGenerated(stack.sql, 2 * rows);
+  /** Runs from..to of the prepared ones, committed in transactions of TX_ROWS. */
+  const writeRange = async (from: number, to: number) => {
+    for (let first = from; first <= to; first += TX_ROWS) await insertPrepared(first, Math.min(first + TX_ROWS - 1, to));
+  };
   const table = RunsTable.fromConfig(ch, config, silentLogger);
   const replication = await startReplication(stack.url, config, table, silentLogger);
   const started = performance.now();
   const e2eCpu = process.cpuUsage();
-  for (let from = 1; from <= rows; from += TX_ROWS) await insertPrepared(from, Math.min(from + TX_ROWS - 1, rows));
+  await writeRange(1, rows);
   const written = performance.now();
-  const walEnd = await currentWalLsn(stack.sql);
-  await replication.daemon.waitForConfirmed(walEnd);
+  await replication.caughtUp(stack.sql);
   const e2eMs = performance.now() - started;
   const e2eCores = coresUsed(e2eCpu, e2eMs);
   await replication.stop();
@@ -137,8 +141,8 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
         if (item.message.tag === 'insert') decoded += 1;
         if (item.message.tag !== 'commit') return;
         decodedUpTo = parseLsn(item.message.commitEndLsn as string);
-        // Counted, not compared with walEnd: WAL written after the last commit (a checkpoint, a
-        // running-transactions record) put walEnd past every commit, and the read never ended.
+        // Counted, not compared with the WAL end: WAL written after the last commit (a checkpoint,
+        // a running-transactions record) put the WAL end past every commit, and the read never ended.
         if (decoded >= rows) void stream.stop().then(resolve, reject);
       },
     );
@@ -176,7 +180,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
 
   // Catch-up: the same number of rows written while the daemon is down, then drained. Live end to
   // end cannot beat the writer sharing these cores; this is what the pipeline itself sustains.
-  for (let from = rows + 1; from <= 2 * rows; from += TX_ROWS) await insertPrepared(from, Math.min(from + TX_ROWS - 1, 2 * rows));
+  await writeRange(rows + 1, 2 * rows);
   const backlogEnd = await currentWalLsn(stack.sql);
   const catchUpStarted = performance.now();
   const cpuBefore = process.cpuUsage();
@@ -289,7 +293,6 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
   const { highWaterRows } = replication.daemon.buffer.stats;
   await replication.stop();
   await stack.close();
-  const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
   return {
     scenario: 'huge-transaction',
     rows: SCALE.hugeRows,
@@ -318,7 +321,6 @@ async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
     );
     return Number(rows[0]?.bytes ?? 0);
   };
-  let walWritten = 0n;
   const before = await currentWalLsn(stack.sql);
   let maxRetained = 0;
   const deadline = performance.now() + SCALE.idleSeconds * 1000;
@@ -330,19 +332,18 @@ async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
       maxRetained = Math.max(maxRetained, await retained());
     }
   }
-  walWritten = (await currentWalLsn(stack.sql)) - before;
+  const walWritten = (await currentWalLsn(stack.sql)) - before;
   await new Promise((r) => setTimeout(r, config.statusIntervalMs + 500)); // one status round after the writes
   const finalRetained = await retained();
   const slotState = await readSlot(stack.sql, config.slot);
   await replication.stop();
   await stack.close();
-  const mib = (bytes: number | bigint) => Number((Number(bytes) / 2 ** 20).toFixed(1));
   return {
     scenario: 'idle-slot',
     seconds: SCALE.idleSeconds,
-    otherTableWalMiB: mib(walWritten),
-    maxRetainedMiB: mib(maxRetained),
-    retainedAfterMiB: mib(finalRetained),
+    otherTableWalMiB: mib(walWritten, 1),
+    maxRetainedMiB: mib(maxRetained, 1),
+    retainedAfterMiB: mib(finalRetained, 1),
     slotActive: slotState?.active ?? false,
   };
 }
