@@ -8,7 +8,7 @@ import parsePostgresArray from 'postgres-array';
 import type { Logger } from '../logger.ts';
 import { quoteIdent } from '../source/preflight.ts';
 import { SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
-import { buildRow, type ClickHouseRow, type Tuple } from '../transform/row.ts';
+import { buildRow, type ClickHouseRow, supersededLegacyTombstone, type Tuple } from '../transform/row.ts';
 import type { Coercion } from '../transform/values.ts';
 import type { Cursor } from './cursor.ts';
 
@@ -21,6 +21,15 @@ export interface TimeRange {
 /** Every mapped column, quoted, in mapping order: what a page (or any full-row read) selects. */
 export const SELECT_LIST = SOURCE_COLUMNS.map((c) => quoteIdent(c.source)).join(', ');
 const rawText = (value: string) => value;
+
+/** Set ('t') on a "TaskRun" row read while its run has a task_run_v2 copy: the copy is the run. */
+const MIGRATED = '__migrated';
+/** What a read of `table` selects besides the mapped columns: for "TaskRun", whether the run has
+ * a task_run_v2 copy (an index lookup on the v2 primary key per row), read in the same statement
+ * so the two tables are seen at one moment. */
+function migratedColumn(table: SourceTable): string {
+  return table === 'TaskRun' ? `, EXISTS (SELECT 1 FROM "task_run_v2" v2 WHERE v2."id" = "TaskRun"."id") AS "${MIGRATED}"` : '';
+}
 
 /** A connection whose results are raw text, with the timestamp format cursors are written in. */
 export async function connectReader(url: string): Promise<pg.Client> {
@@ -56,26 +65,31 @@ export async function readPage(
 ): Promise<Tuple[]> {
   const { where, params } = rangeConditions(range, cursor);
   const { rows } = await client.query<Record<string, string | null>>(
-    `SELECT ${SELECT_LIST} FROM ${quoteIdent(table)} ${where} ORDER BY "createdAt", "id" LIMIT ${Math.trunc(limit)}`,
+    `SELECT ${SELECT_LIST}${migratedColumn(table)} FROM ${quoteIdent(table)} ${where} ORDER BY "createdAt", "id" LIMIT ${Math.trunc(limit)}`,
     params,
   );
   return rows;
 }
 
 /** The ClickHouse rows of a page read here, at `version`; each value that had to be coerced is
- * logged, as the daemon does. */
+ * logged, as the daemon does. A legacy row read while its run had a task_run_v2 copy becomes a
+ * tombstone that keeps every legacy row on its key hidden (see transform/version.ts). */
 export function rowsOfPage(page: readonly Tuple[], table: SourceTable, version: bigint, log: Logger): ClickHouseRow[] {
   const coercions: Coercion[] = [];
-  const rows = page.map((tuple) => buildRow(tuple, table, version, false, coercions));
+  const rows = page.map((tuple) => {
+    const row = buildRow(tuple, table, version, false, coercions);
+    return tuple[MIGRATED] === 't' ? supersededLegacyTombstone(row) : row;
+  });
   for (const coercion of coercions) log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
   return rows;
 }
 
 /** The rows with these ids (any order), for re-copying single runs. */
 export async function readPageByIds(client: pg.ClientBase, table: SourceTable, ids: readonly string[]): Promise<Tuple[]> {
-  const { rows } = await client.query<Record<string, string | null>>(`SELECT ${SELECT_LIST} FROM ${quoteIdent(table)} WHERE id = ANY($1)`, [
-    ids,
-  ]);
+  const { rows } = await client.query<Record<string, string | null>>(
+    `SELECT ${SELECT_LIST}${migratedColumn(table)} FROM ${quoteIdent(table)} WHERE id = ANY($1)`,
+    [ids],
+  );
   return rows;
 }
 

@@ -15,7 +15,8 @@ import type { Config } from '../config.ts';
 import { RowRejectedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { TARGET_COLUMNS } from '../transform/columns.ts';
-import { type ClickHouseRow, tombstoneOf } from '../transform/row.ts';
+import { type ClickHouseRow, supersededLegacyTombstone, tombstoneOf } from '../transform/row.ts';
+import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from '../transform/version.ts';
 import { assertIdentifier } from './clickhouse.ts';
 import { DeadLetters } from './dead-letters.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from './retry.ts';
@@ -33,6 +34,7 @@ export interface EncodedRow {
   readonly line: string;
   readonly sourceTable: string;
   readonly deleted: boolean;
+  readonly runId: string;
 }
 
 export function encodeRow(row: ClickHouseRow): EncodedRow {
@@ -40,6 +42,7 @@ export function encodeRow(row: ClickHouseRow): EncodedRow {
     line: encodeTabSeparatedLine(row, TARGET_COLUMNS),
     sourceTable: String(row.source_table),
     deleted: Number(row._is_deleted) === 1,
+    runId: String(row.run_id),
   };
 }
 
@@ -110,6 +113,56 @@ export class RunsTable {
 
   /** `write` for rows already encoded (the daemon buffers them encoded). */
   async writeEncoded(rows: readonly EncodedRow[], signal?: AbortSignal): Promise<void> {
+    await this.writeSplitting(await this.supersedeMigratedLegacyRows(rows, signal), signal);
+  }
+
+  /**
+   * One run, two tables (see transform/version.ts): a live "TaskRun" row of a run that has a
+   * task_run_v2 copy (in ClickHouse, or earlier in this very write) becomes a tombstone at
+   * LEGACY_SUPERSEDED_VERSION, so a legacy row under a key the v2 copy does not share (a moved
+   * legacy copy, a legacy insert after the copy moved away) cannot show the run twice. Costs one
+   * lookup per write that holds live legacy rows; writes without any cost nothing.
+   */
+  private async supersedeMigratedLegacyRows(rows: readonly EncodedRow[], signal?: AbortSignal): Promise<readonly EncodedRow[]> {
+    const legacyIds = new Set<string>();
+    const inThisWrite = new Set<string>();
+    for (const row of rows) {
+      if (row.sourceTable === 'TaskRun') {
+        if (!row.deleted) legacyIds.add(row.runId);
+      } else inThisWrite.add(row.runId);
+    }
+    if (legacyIds.size === 0) return rows;
+    const migrated = await this.migratedRunIds(
+      [...legacyIds].filter((id) => !inThisWrite.has(id)),
+      signal,
+    );
+    for (const id of inThisWrite) migrated.add(id);
+    if (![...legacyIds].some((id) => migrated.has(id))) return rows;
+    return rows.map((row) =>
+      row.sourceTable === 'TaskRun' && !row.deleted && migrated.has(row.runId) ? encodeRow(supersededLegacyTombstone(decodeRow(row))) : row,
+    );
+  }
+
+  /** Which of these runs ClickHouse holds a task_run_v2 row (or a superseded legacy row) of,
+   * deleted or not: runs whose v2 copy is canonical. */
+  async migratedRunIds(runIds: readonly string[], signal?: AbortSignal): Promise<Set<string>> {
+    if (runIds.length === 0) return new Set();
+    return this.withRetry(
+      `looking up task_run_v2 copies of ${runIds.length} legacy runs`,
+      async () => {
+        const result = await this.client.query({
+          query: `SELECT DISTINCT run_id FROM ${this.qualifiedName} WHERE run_id IN {ids:Array(String)} AND _version >= {floor:UInt128}`,
+          query_params: { ids: runIds, floor: LEGACY_SUPERSEDED_VERSION.toString() },
+          format: 'JSONEachRow',
+          abort_signal: signal,
+        });
+        return new Set((await result.json<{ run_id: string }>()).map((r) => r.run_id));
+      },
+      signal,
+    );
+  }
+
+  private async writeSplitting(rows: readonly EncodedRow[], signal?: AbortSignal): Promise<void> {
     try {
       await this.insert(rows, signal);
     } catch (error) {
@@ -129,8 +182,8 @@ export class RunsTable {
         return;
       }
       const half = Math.ceil(rows.length / 2);
-      await this.writeEncoded(rows.slice(0, half), signal);
-      await this.writeEncoded(rows.slice(half), signal);
+      await this.writeSplitting(rows.slice(0, half), signal);
+      await this.writeSplitting(rows.slice(half), signal);
     }
   }
 
@@ -169,7 +222,7 @@ export class RunsTable {
       const rows = await this.liveRows(
         `live rows of ${sourceTable} for a TRUNCATE`,
         '_version < {version:UInt128} LIMIT {limit:UInt32}',
-        { table: sourceTable, version: version.toString(), limit: TOMBSTONE_PAGE_ROWS },
+        { table: sourceTable, version: rankedVersion(sourceTable, version).toString(), limit: TOMBSTONE_PAGE_ROWS },
         signal,
       );
       if (rows.length === 0) return total;

@@ -14,6 +14,7 @@ import {
   VERSION_COLUMN,
 } from './columns.ts';
 import { type ClickHouseValue, type Coercion, convertValue, emptyValue } from './values.ts';
+import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from './version.ts';
 
 /**
  * A row as pgoutput decoded it, with every value kept as Postgres text. `null` is SQL NULL;
@@ -44,7 +45,8 @@ export interface TransformResult {
  * then take less heap, and the GC and the insert encoding run faster (bench/run.ts throughput). */
 const EMPTY_ROW = nullTemplate<ClickHouseValue>(TARGET_COLUMNS.map((c) => c.name));
 
-/** Build one ClickHouse row from a full tuple. */
+/** Build one ClickHouse row from a full tuple. `version` is the change's (or the backfill's)
+ * version; the row carries it ranked by its table (see version.ts). */
 export function buildRow(
   tuple: Tuple,
   sourceTable: SourceTable,
@@ -75,14 +77,22 @@ export function buildRow(
     row[column.target] = value;
   }
   row[SOURCE_TABLE_COLUMN] = sourceTable;
-  row[VERSION_COLUMN] = version.toString(); // UInt128 travels as its decimal digits
+  row[VERSION_COLUMN] = rankedVersion(sourceTable, version).toString(); // UInt128 travels as its decimal digits
   row[DELETED_COLUMN] = deleted ? 1 : 0;
   return row;
 }
 
-/** A tombstone for a row as ClickHouse holds it: same sort key, newer version, deleted. */
+/** A tombstone for a row as ClickHouse holds it: same sort key, newer version (ranked by the
+ * row's table), deleted. */
 export function tombstoneOf(row: ClickHouseRow, version: bigint): ClickHouseRow {
-  return { ...row, [VERSION_COLUMN]: version.toString(), [DELETED_COLUMN]: 1 };
+  return { ...row, [VERSION_COLUMN]: rankedVersion(String(row[SOURCE_TABLE_COLUMN]), version).toString(), [DELETED_COLUMN]: 1 };
+}
+
+/** What a live "TaskRun" row becomes when its run has a task_run_v2 copy: a tombstone on its key
+ * at LEGACY_SUPERSEDED_VERSION, above every legacy version and below every v2 one, so no legacy
+ * row on that key shows again and the v2 copy, wherever it is, stays the run. */
+export function supersededLegacyTombstone(row: ClickHouseRow): ClickHouseRow {
+  return { ...row, [VERSION_COLUMN]: LEGACY_SUPERSEDED_VERSION.toString(), [DELETED_COLUMN]: 1 };
 }
 
 /** Fill columns an update did not carry from the old tuple (FULL identity sends the old row). */

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { SOURCE_COLUMNS, TARGET_COLUMNS } from '../../src/transform/columns.ts';
 import { type Tuple, transformChange } from '../../src/transform/row.ts';
-import { BACKFILL_VERSION, changeVersion, versionCommitLsn } from '../../src/transform/version.ts';
+import {
+  BACKFILL_VERSION,
+  changeVersion,
+  LEGACY_SUPERSEDED_VERSION,
+  rankedVersion,
+  snapshotVersion,
+  versionCommitLsn,
+} from '../../src/transform/version.ts';
 
 const base: Tuple = {
   id: 'run_1',
@@ -91,7 +98,22 @@ describe('versions', () => {
   it('order by commit LSN first, then by the change within the transaction', () => {
     expect(changeVersion(10n, 2)).toBeGreaterThan(changeVersion(10n, 1));
     expect(changeVersion(11n, 1)).toBeGreaterThan(changeVersion(10n, 1_000_000));
-    expect(versionCommitLsn(changeVersion(0xffff_ffff_ffff_ffffn, 3))).toBe(0xffff_ffff_ffff_ffffn);
+    expect(versionCommitLsn(changeVersion(0x7fff_ffff_ffff_ffffn, 3))).toBe(0x7fff_ffff_ffff_ffffn);
+    expect(versionCommitLsn(rankedVersion('task_run_v2', changeVersion(0x1234n, 3)))).toBe(0x1234n);
+  });
+
+  it('rank every task_run_v2 row above every "TaskRun" row, and keep the LSN order within a table', () => {
+    const legacyLatest = rankedVersion('TaskRun', changeVersion(0x7fff_ffff_ffff_ffffn, 1_000_000));
+    for (const v2 of [BACKFILL_VERSION, snapshotVersion(1n), changeVersion(1n, 1)]) {
+      expect(rankedVersion('task_run_v2', v2)).toBeGreaterThan(LEGACY_SUPERSEDED_VERSION);
+    }
+    expect(LEGACY_SUPERSEDED_VERSION).toBeGreaterThan(legacyLatest);
+    expect(rankedVersion('task_run_v2', changeVersion(11n, 1))).toBeGreaterThan(rankedVersion('task_run_v2', changeVersion(10n, 2)));
+    expect(rankedVersion('TaskRun', changeVersion(10n, 1))).toBe(changeVersion(10n, 1));
+  });
+
+  it('refuse an LSN that would reach the table rank', () => {
+    expect(() => changeVersion(1n << 63n, 1)).toThrow(RangeError);
   });
 
   it('every replicated version is above the backfill version', () => {
