@@ -45,8 +45,13 @@ it('names each differing run and how; --repair makes the tables equal', async ()
     (
       await queryRows<ClickHouseRow>(ch, `SELECT * FROM ${database}.task_runs_v2 FINAL WHERE run_id = {id:String}`, { id })
     )[0] as ClickHouseRow;
+  // One above the row's own version (a task_run_v2 row's version carries the table rank).
   const write = (row: ClickHouseRow) =>
-    ch.insert({ table: `${database}.task_runs_v2`, values: [{ ...row, _version: '5' }], format: 'JSONEachRow' });
+    ch.insert({
+      table: `${database}.task_runs_v2`,
+      values: [{ ...row, _version: (BigInt(String(row._version)) + 1n).toString() }],
+      format: 'JSONEachRow',
+    });
   await write({ ...(await current(deletedThere)), _is_deleted: 1 });
   await write({ ...(await current(stale)), status: 'CANCELED' });
   await write({ ...(await current(ghostTemplate)), run_id: 'ghost_run' });
