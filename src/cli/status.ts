@@ -45,6 +45,7 @@ function render(r: StatusReport, where: string): string {
     formatTable(
       r.tables.map((t) => ({ table: t.table, exists: t.exists, published: t.published, 'replica identity': t.replicaIdentity ?? '' })),
     ),
+    `runs in both tables (the task_run_v2 copy counts): ${r.migration.runsInBothTables ?? `unknown (${r.migration.note})`}`,
     '',
     `ClickHouse (${where}):`,
   ];

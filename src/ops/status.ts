@@ -1,7 +1,8 @@
 /**
  * `runs-cdc status`: the replication slot, the publication and its tables' replica identity,
  * ClickHouse row counts per source table (FINAL and raw, so merge debt shows) and the latest
- * backfill jobs, with the problems that need a person.
+ * backfill jobs, with the problems that need a person; and how far the "TaskRun" -> task_run_v2
+ * migration is (runs in both tables).
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type pg from 'pg';
@@ -35,6 +36,9 @@ export interface StatusReport {
   };
   publication: { name: string; exists: boolean };
   tables: Array<{ table: string; exists: boolean; published: boolean; replicaIdentity: string | null }>;
+  /** Runs with a copy in both tables (the v2 copy is the run): the migration's progress. The
+   * ClickHouse rows give the rest: live "TaskRun" runs there are the runs not migrated yet. */
+  migration: { runsInBothTables: number | null; note?: string };
   clickhouse: {
     available: boolean;
     note?: string;
@@ -93,13 +97,38 @@ export async function gatherStatus(
     const problem = identity === null ? missingTableProblem(table) : identityProblem(table, identity);
     if (problem) problems.push(problem);
   }
+  const bothExist = tables.length === 2 && tables.every((t) => t.exists);
   return {
     slot,
     publication: { name: names.publication, exists: pub !== undefined },
     tables,
+    migration: bothExist ? await migrationStatus(sql) : { runsInBothTables: null, note: 'a runs table is missing' },
     clickhouse: await clickhouseStatus(clickhouse, names.database),
     problems,
   };
+}
+
+/** Bounds the count of runs in both tables: status must stay quick on a primary under load. */
+const MIGRATION_COUNT_TIMEOUT_MS = 3_000;
+
+/**
+ * Runs in both tables, counted in Postgres (an index probe into task_run_v2's primary key per
+ * legacy row, given up after MIGRATION_COUNT_TIMEOUT_MS). ClickHouse cannot count them: both
+ * copies share one sort key there, and merges keep only the v2 row (see transform/version.ts).
+ */
+async function migrationStatus(sql: pg.ClientBase): Promise<StatusReport['migration']> {
+  try {
+    await sql.query('BEGIN READ ONLY');
+    await sql.query(`SET LOCAL statement_timeout = ${MIGRATION_COUNT_TIMEOUT_MS}`);
+    const { rows } = await sql.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM "TaskRun" t WHERE EXISTS (SELECT 1 FROM task_run_v2 v2 WHERE v2.id = t.id)`,
+    );
+    return { runsInBothTables: Number(rows[0]?.n ?? 0) };
+  } catch (error) {
+    return { runsInBothTables: null, note: firstLine(error) };
+  } finally {
+    await sql.query('ROLLBACK').catch(() => {});
+  }
 }
 
 async function clickhouseStatus(

@@ -12,6 +12,7 @@ import { beforeEach, expect, it, onTestFinished } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
 import { completeRuns, copyRunsToV2, deleteRuns, insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
+import { gatherStatus } from '../../src/ops/status.ts';
 import { RunQueries } from '../../src/queries/run-queries.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
@@ -158,6 +159,13 @@ it('TRUNCATE "TaskRun" after a partial migration deletes the legacy-only runs an
   // Late writes to stale legacy copies: the TRUNCATE must not take these runs' v2 copies along.
   await sql.query(`UPDATE "TaskRun" SET status = 'CRASHED' WHERE id = ANY($1)`, [migrated.slice(2, 8)]);
   await replication.caughtUp();
+  // What an operator following the migration sees.
+  const status = await gatherStatus(sql, { slot: replication.config.slot, publication: 'runs_cdc', database: env.database }, ch);
+  expect(status.migration).toEqual({ runsInBothTables: 12 });
+  expect(status.clickhouse.rows?.map((r) => [r.sourceTable, r.final])).toEqual([
+    ['TaskRun', 18],
+    ['task_run_v2', 12],
+  ]);
   await sql.query('TRUNCATE "TaskRun"');
   await replication.caughtUp();
   expect(await expectTheRule()).toBe(12);
