@@ -108,11 +108,13 @@ export async function deleteRuns(sql: pg.ClientBase, table: SourceTable, ids: re
 
 /**
  * The platform's migration of legacy runs: copy each into task_run_v2 with the same id (and every
- * column, so the same sort key), in one statement. From then on the v2 copy is the run.
+ * column, so the same sort key), in one statement; runs copied before are left as they are. From
+ * then on the v2 copy is the run.
  */
 export async function copyRunsToV2(sql: pg.ClientBase, ids: readonly string[]): Promise<void> {
   await sql.query(
-    `INSERT INTO task_run_v2 SELECT (json_populate_record(NULL::task_run_v2, row_to_json(t))).* FROM "TaskRun" t WHERE id = ANY($1)`,
+    `INSERT INTO task_run_v2 SELECT (json_populate_record(NULL::task_run_v2, row_to_json(t))).* FROM "TaskRun" t WHERE id = ANY($1)
+     ON CONFLICT (id) DO NOTHING`,
     [ids],
   );
 }

@@ -1,6 +1,8 @@
 /**
  * A seeded chaos run: a random workload on both tables (inserts of 1 to N rows per transaction,
- * updates of any column including large TOASTed payloads, sort-key moves, deletes) and a
+ * updates of any column including large TOASTed payloads, sort-key moves, deletes, the legacy ->
+ * task_run_v2 migration: copy, update the copy, delete the legacy row, in one transaction or
+ * several, while the stale legacy copies keep being written to) and a
  * concurrent backfill of the rows that predate the slot, while faults are injected: the daemon
  * killed (state lost, as by SIGKILL) and restarted, ClickHouse refusing inserts for a while, the
  * walsender terminated. Afterwards verify must find the tables equal and the slot must have
@@ -9,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { runBackfill } from '../../src/backfill/job.ts';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { copyRunsToV2, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
@@ -94,7 +96,18 @@ export async function runChaos(pgdb: TestPostgres, ch: ClickHouseClient, databas
       const table = pick(SOURCE_TABLES);
       const op = rand();
       const some = (n: number) => Array.from({ length: n }, () => pick(ids[table]));
-      if (op < 0.35) {
+      if (op < 0.06) {
+        // A migration step: the copies join task_run_v2's runs, their legacy ids stay for late writes.
+        const chosen = Array.from({ length: 1 + Math.floor(rand() * 10) }, () => pick(ids.TaskRun));
+        const oneTransaction = rand() < 0.5;
+        if (oneTransaction) await sql.query('BEGIN');
+        await copyRunsToV2(sql, chosen);
+        if (rand() < 0.5) await sql.query(`UPDATE task_run_v2 SET status = 'EXECUTING' WHERE id = ANY($1)`, [chosen]);
+        if (rand() < 0.7) await sql.query(`DELETE FROM "TaskRun" WHERE id = ANY($1)`, [chosen]);
+        if (oneTransaction) await sql.query('COMMIT');
+        ids.task_run_v2.push(...chosen);
+        stats.rowsChanged += chosen.length;
+      } else if (op < 0.35) {
         const n = rand() < 0.05 ? Math.ceil(rand() * options.maxTransactionRows) : 1 + Math.floor(rand() * 50);
         await insertRuns(sql, table, newRuns(table, n));
         stats.rowsChanged += n;
