@@ -1,7 +1,8 @@
 /**
  * The demo: a private Postgres (wal_level=logical) and in-process ClickHouse (chDB), the runs
- * schema, a few thousand runs written into both tables (inserts, updates, deletes), replicated by
- * the daemon, then read back from ClickHouse and compared with Postgres.
+ * schema, a few thousand runs written into both tables (inserts, updates, deletes), a slice of
+ * legacy runs migrated to task_run_v2, replicated by the daemon, then read back from ClickHouse
+ * and compared with Postgres.
  */
 
 import { backfillContextFor, backfillRequest, runBackfill } from '../backfill/job.ts';
@@ -13,13 +14,17 @@ import { formatLsn } from '../lsn.ts';
 import { RunQueries } from '../queries/run-queries.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 import { startEmbeddedStack } from './embedded-stack.ts';
-import { completeRuns, deleteRuns, insertRuns, makeRun } from './workload.ts';
+import { completeRuns, copyRunsToV2, deleteRuns, insertRuns, makeRun } from './workload.ts';
 
 export interface DemoReport {
   postgres: string;
   historyRuns: number;
   backfill: { status: string; rows: number; seconds: number };
   runsWritten: number;
+  /** Legacy runs copied to task_run_v2 (then updated there, their legacy row deleted). */
+  migratedRuns: number;
+  /** Of those, the ones ClickHouse shows once, as their task_run_v2 copy. */
+  migratedShownOnceAsV2: number;
   changes: number;
   replicationSeconds: number;
   rowsPerSecond: number;
@@ -30,6 +35,8 @@ export interface DemoReport {
 }
 
 const BATCH = 500;
+/** Legacy runs the demo migrates to task_run_v2, the way the platform does. */
+const MIGRATED_SLICE = 200;
 
 export async function runDemo(runsPerTable: number, log: Logger, out: (line: string) => void): Promise<DemoReport> {
   // History: runs from October, written before the slot exists, so only the backfill copies them.
@@ -70,8 +77,25 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
         );
       }
     }
+    // The platform's migration, on a slice of the legacy runs: copy to task_run_v2 with the same
+    // id, update the copy, then delete the legacy row. ClickHouse shows each run once throughout.
+    const slice = await sql.query<{ id: string }>(`SELECT id FROM "TaskRun" ORDER BY "createdAt" DESC LIMIT ${MIGRATED_SLICE}`);
+    const migrated = slice.rows.map((r) => r.id);
+    await copyRunsToV2(sql, migrated);
+    await sql.query(`UPDATE task_run_v2 SET engine = 'V2', "updatedAt" = now() WHERE id = ANY($1)`, [migrated]);
+    await deleteRuns(sql, 'TaskRun', migrated);
     await replication.caughtUp(sql);
     const seconds = (performance.now() - started) / 1000;
+    const shown = await ch.query({
+      query: `SELECT countIf(source_table = 'task_run_v2') AS v2, count() AS rows FROM ${table.qualifiedName} FINAL WHERE _is_deleted = 0 AND run_id IN {ids:Array(String)}`,
+      query_params: { ids: migrated },
+      format: 'JSONEachRow',
+    });
+    const [migratedRows] = await shown.json<{ v2: string; rows: string }>();
+    const migratedShownOnceAsV2 = Number(migratedRows?.v2) === Number(migratedRows?.rows) ? Number(migratedRows?.v2) : 0;
+    out(
+      `Migrated ${migrated.length} legacy runs to task_run_v2 (copied, updated, legacy row deleted): ClickHouse shows ${migratedShownOnceAsV2} of them, each once, as its v2 copy.`,
+    );
 
     // The backfill copies the history with version 0 while the daemon keeps running: it can never
     // overwrite what CDC wrote. Here a few history runs change while it copies.
@@ -105,7 +129,10 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     });
     const byStatus = await liveQuery.json<{ source_table: string; status: string; runs: string }>();
     const clickhouseLive = byStatus.reduce((sum, r) => sum + Number(r.runs), 0);
-    const pgCount = await sql.query<{ n: string }>(`SELECT (SELECT count(*) FROM "TaskRun") + (SELECT count(*) FROM task_run_v2) AS n`);
+    // A run in both tables is one run: its task_run_v2 copy.
+    const pgCount = await sql.query<{ n: string }>(
+      `SELECT (SELECT count(*) FROM "TaskRun" t WHERE NOT EXISTS (SELECT 1 FROM task_run_v2 v2 WHERE v2.id = t.id)) + (SELECT count(*) FROM task_run_v2) AS n`,
+    );
     const postgresLive = Number(pgCount.rows[0]?.n);
 
     // The run list as a web app reads it: the typed query library (FINAL, tombstones hidden).
@@ -135,13 +162,15 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
       historyRuns: historyPerTable * SOURCE_TABLES.length,
       backfill: { status: backfilled.status, rows: backfilled.rowsCopied, seconds: Number(backfilled.seconds.toFixed(2)) },
       runsWritten: written,
+      migratedRuns: migrated.length,
+      migratedShownOnceAsV2,
       changes: daemon.stats.changes,
       replicationSeconds: Number(seconds.toFixed(2)),
       rowsPerSecond: Math.round(daemon.stats.changes / seconds),
       peakBufferedRows: daemon.buffer.stats.highWaterRows,
       clickhouseLiveRuns: clickhouseLive,
       postgresLiveRuns: postgresLive,
-      equal: clickhouseLive === postgresLive && backfilled.status === 'SUCCESS',
+      equal: clickhouseLive === postgresLive && backfilled.status === 'SUCCESS' && migratedShownOnceAsV2 === migrated.length,
     };
     out(
       `\n${written} runs written, ${report.changes} changes replicated in ${report.replicationSeconds} s (${report.rowsPerSecond} changes/s, write to visible), ` +
