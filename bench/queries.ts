@@ -2,7 +2,9 @@
  * Run-list query latency on the embedded engine: N generated runs (default 5,000,000; a few
  * large organizations, many small; 17 statuses; tags) loaded straight into the ClickHouse table,
  * 10% of them updated and 1% deleted as separate inserts, with merges stopped (so FINAL has the
- * work a busy server has). Prints one JSON line with p50/p95 per query. `--rows N`, `--repeat N`.
+ * work a busy server has), and a migration in progress: 1 in 10 legacy runs also has its task_run_v2
+ * copy (same id and sort key, the v2 rank in `_version`), which FINAL must read through. Prints one
+ * JSON line with p50/p95 per query. `--rows N`, `--repeat N`, `--migrated 0` to leave out the copies.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,9 @@ import { numberArg } from './args.ts';
 
 const ROWS = numberArg('--rows', 5_000_000);
 const REPEAT = numberArg('--repeat', 20);
+const MIGRATED = numberArg('--migrated', 1) !== 0;
+/** A task_run_v2 version (src/transform/version.ts): the table rank bit over a small version. */
+const V2_VERSION = `toUInt128('${(1n << 127n) + 4n}')`;
 const NOW = Date.UTC(2026, 10, 23);
 const LARGE = { organizationId: 'org_big', projectId: 'proj_1', environmentId: 'env_prod' };
 
@@ -27,7 +32,7 @@ try {
   const statuses = `[${RUN_STATUSES.map((s) => `'${s}'`).join(',')}]`;
   // Skew: 40% of runs in one organization (its prod environment gets most), 20% in another, the
   // rest over 5,000 small ones. Statuses skewed toward the common ones. 30 days of history.
-  const runs = (version: string, extra: string, where: string) => `
+  const runs = (version: string, extra: string, where: 'all' | 'updated' | 'deleted' | 'migrated') => `
     INSERT INTO ${table} (run_id, friendly_id, organization_id, project_id, environment_id, status, task_identifier,
       task_version, queue, machine_preset, is_test, tags, created_at, started_at, completed_at, cost_in_cents, source_table,
       _version, _is_deleted)
@@ -41,12 +46,14 @@ try {
       [concat('user:', toString(number % 10000)), concat('tier:', toString(number % 3))],
       toDateTime64(${NOW / 1000} - (number * 7919 % ${30 * 86_400_000}) / 1000, 3, 'UTC') AS created,
       created + INTERVAL 1 SECOND, created + toIntervalMillisecond(1000 + number % 60000), (number % 100) / 10,
-      if(number % 3 = 0, 'TaskRun', 'task_run_v2'), ${version}, ${where === 'deleted' ? 1 : 0}
-    FROM numbers(${ROWS}) ${where === 'all' ? '' : where === 'updated' ? 'WHERE number % 10 = 0' : 'WHERE number % 100 = 1'}`;
+      ${where === 'migrated' ? `'task_run_v2'` : `if(number % 3 = 0, 'TaskRun', 'task_run_v2')`}, ${version}, ${where === 'deleted' ? 1 : 0}
+    FROM numbers(${ROWS}) ${{ all: '', updated: 'WHERE number % 10 = 0', deleted: 'WHERE number % 100 = 1', migrated: 'WHERE number % 30 = 0' }[where]}`;
   const started = performance.now();
   await ch.command({ query: runs('1', `${statuses}[1 + toUInt32(sqrt(number % 289))]`, 'all') });
   await ch.command({ query: runs('2', `'COMPLETED_SUCCESSFULLY'`, 'updated') });
   await ch.command({ query: runs('3', `'CANCELED'`, 'deleted') });
+  // Legacy runs (number % 3 = 0) copied to task_run_v2, 1 in 10: a second row on their key.
+  if (MIGRATED) await ch.command({ query: runs(V2_VERSION, `'EXECUTING'`, 'migrated') });
   const loadSeconds = (performance.now() - started) / 1000;
   const [parts] = await (
     await ch.query({
@@ -73,6 +80,7 @@ try {
   const figures = {
     scenario: 'queries',
     rows: ROWS,
+    migrated: MIGRATED,
     largeEnvRuns7d: await queries.count(LARGE),
     parts: Number(parts?.parts),
     storedRows: Number(parts?.rows),
