@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SOURCE_COLUMNS, TARGET_COLUMNS } from '../../src/transform/columns.ts';
-import { type Tuple, transformChange } from '../../src/transform/row.ts';
+import { type Tuple, tombstoneOf, transformChange } from '../../src/transform/row.ts';
 import {
   BACKFILL_VERSION,
   changeVersion,
@@ -110,6 +110,15 @@ describe('versions', () => {
     expect(LEGACY_SUPERSEDED_VERSION).toBeGreaterThan(legacyLatest);
     expect(rankedVersion('task_run_v2', changeVersion(11n, 1))).toBeGreaterThan(rankedVersion('task_run_v2', changeVersion(10n, 2)));
     expect(rankedVersion('TaskRun', changeVersion(10n, 1))).toBe(changeVersion(10n, 1));
+  });
+
+  it('are carried ranked by every row built for task_run_v2: live rows, moved-key and delete tombstones', () => {
+    const moved = transformChange({ kind: 'update', old: base, new: { ...base, createdAt: '2026-01-03 00:00:00' } }, 'task_run_v2', v1);
+    const deleted = transformChange({ kind: 'delete', old: base, key: null }, 'task_run_v2', v1);
+    for (const row of [...moved.rows, ...deleted.rows]) expect(row._version).toBe(rankedVersion('task_run_v2', v1).toString());
+    expect(tombstoneOf(moved.rows[1]!, changeVersion(0x2_0000_0000n, 1))._version).toBe(
+      rankedVersion('task_run_v2', changeVersion(0x2_0000_0000n, 1)).toString(),
+    );
   });
 
   it('refuse an LSN that would reach the table rank', () => {
