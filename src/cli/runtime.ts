@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Command } from 'commander';
-import pg from 'pg';
+import type pg from 'pg';
 import { CONFIG_SOURCES, type Config, type ConfigKey, loadConfig, redact } from '../config.ts';
 import { firstLine, RunsCdcError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
@@ -11,6 +11,7 @@ import { connectClickHouse } from '../sink/clickhouse.ts';
 import { pendingMigrations } from '../sink/migrations.ts';
 import { RunsTable, type RunsTableOptions } from '../sink/runs-table.ts';
 import type { Routing } from '../sink/targets.ts';
+import { connectPostgres } from '../source/connection.ts';
 
 const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity']);
 
@@ -173,8 +174,7 @@ export async function openTargets(
 
 /** A Postgres connection for the length of `use`, closed however it ends. */
 export async function withPostgres<T>(url: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {
-  const sql = new pg.Client({ connectionString: url });
-  await sql.connect();
+  const sql = await connectPostgres(url);
   try {
     return await use(sql);
   } finally {
