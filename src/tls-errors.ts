@@ -44,7 +44,9 @@ interface TlsFailure {
 export function tlsFailure(error: unknown): TlsFailure | undefined {
   for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as { code?: unknown }).code;
-    const reason = e.message.split('\n')[0] ?? '';
+    // OpenSSL errors carry a short `reason` ("tlsv13 alert certificate required") besides a long message.
+    const short = (e as { reason?: unknown }).reason;
+    const reason = typeof short === 'string' && /^ERR_SSL_/.test(String(code)) ? short : (e.message.split('\n')[0] ?? '');
     if (typeof code !== 'string') continue;
     if (UNTRUSTED.has(code)) return { kind: 'untrusted', reason };
     if (VALIDITY.has(code)) return { kind: 'validity', reason };
@@ -150,6 +152,11 @@ export function clickHouseTlsError(error: unknown, url: string, given: ClickHous
         `${where} presented a certificate outside its validity period (${failure.reason}): renew the server's certificate or correct this machine's clock`,
       );
     case 'handshake':
+      if (/certificate required/.test(failure.reason) && !given.clientCert) {
+        return new ClickHouseTlsError(
+          `${where} wants a client certificate (${failure.reason}): give --clickhouse-client-cert and --clickhouse-client-key (CLICKHOUSE_CLIENT_CERT, CLICKHOUSE_CLIENT_KEY)`,
+        );
+      }
       return new ClickHouseTlsError(
         `the TLS handshake with ${where} failed (${failure.reason}): check that CLICKHOUSE_URL says https:// for a TLS port${given.clientCert ? ' and that --clickhouse-client-cert/--clickhouse-client-key are a pair the server accepts' : ', and give --clickhouse-client-cert and --clickhouse-client-key if the server wants a client certificate'}`,
       );
