@@ -8,14 +8,16 @@
  */
 import { afterAll, expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
-import type { RunningPostgres } from '../../src/embedded/postgres.ts';
+import { freePort, type RunningPostgres } from '../../src/embedded/postgres.ts';
 import { parseLsn } from '../../src/lsn.ts';
+import { connectPostgres } from '../../src/source/connection.ts';
+import { PostgresTlsError } from '../../src/tls-errors.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { cliWorkspace } from '../support/cli.ts';
-import { freshPostgres, slotConfirmedLsn, unconfirmedInSlot, waitFor, waitForSlot } from '../support/databases.ts';
-import { makeCertificates, startTlsOnlyPostgres, withTls } from '../support/tls.ts';
+import { freshPostgres, slotConfirmedLsn, unconfirmedInSlot, waitFor, waitForSlot, withDatabase } from '../support/databases.ts';
+import { CLIENT_CERT_DATABASE, makeCertificates, startTlsOnlyPostgres, withTls } from '../support/tls.ts';
 
 const certs = makeCertificates();
 let server: RunningPostgres;
@@ -63,8 +65,29 @@ it('replicate, backfill (both modes), verify and status work through sslmode=ver
   };
   await cli(['migrate']);
 
-  const daemon = workspace.cli(['replicate'], { RUNS_CDC_HEARTBEAT_INTERVAL_MS: '50' });
+  const metricsPort = await freePort();
+  const daemon = workspace.cli(['replicate'], { RUNS_CDC_HEARTBEAT_INTERVAL_MS: '50', RUNS_CDC_METRICS_PORT: String(metricsPort) });
   await waitForSlot(sql, workspace.slot, true);
+  // The stream, the heartbeat and the metrics endpoint's connection (opened by a scrape) are all encrypted.
+  await waitFor('/metrics to answer', () =>
+    fetch(`http://127.0.0.1:${metricsPort}/metrics`).then(
+      (r) => r.ok,
+      () => false,
+    ),
+  );
+  const encrypted = async () =>
+    (
+      await sql.query<{ application_name: string; ssl: boolean }>(
+        `SELECT DISTINCT a.application_name, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+          WHERE a.datname = current_database() AND a.application_name LIKE 'runs-cdc%' ORDER BY 1`,
+      )
+    ).rows;
+  await waitFor('the heartbeat connection', async () => (await encrypted()).length === 3);
+  expect(await encrypted()).toEqual([
+    { application_name: 'runs-cdc', ssl: true },
+    { application_name: 'runs-cdc heartbeat', ssl: true },
+    { application_name: 'runs-cdc metrics', ssl: true },
+  ]);
   for (const table of SOURCE_TABLES) await insertRuns(sql, table, runs(table, 300, 200));
   const written = parseLsn((await sql.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn')).rows[0]?.lsn as string);
   await waitFor('replicate to confirm the new runs', async () => (await slotConfirmedLsn(sql, workspace.slot)) >= written);
@@ -98,7 +121,7 @@ it.each([['status'], ['replicate'], ['backfill'], ['verify']])(
     expect(code).not.toBe(0);
     expectOneSentence(
       output,
-      /Postgres at 127\.0\.0\.1:\d+ presented a certificate that the CA in DATABASE_URL's sslrootcert did not sign \(unable to verify the first certificate\): point sslrootcert at the CA/,
+      /Postgres at 127\.0\.0\.1:\d+ presented a certificate that the CA in DATABASE_URL's sslrootcert did not sign \([^)]+\): point sslrootcert at the CA/,
     );
   },
 );
@@ -129,4 +152,21 @@ it('an sslrootcert that cannot be read is named in one sentence, before any conn
     .finished();
   expect(code).not.toBe(0);
   expectOneSentence(output, new RegExp(`DATABASE_URL's sslrootcert file ${missing} cannot be read \\(ENOENT\\)`));
+});
+
+it('a server that wants a client certificate gets sslcert and sslkey; without them one sentence names both', async () => {
+  await workspace.pgdb.sql.query(`CREATE DATABASE ${CLIENT_CERT_DATABASE}`);
+  const url = withDatabase(databaseUrl({ sslmode: 'verify-full', sslrootcert: certs.ca }), CLIENT_CERT_DATABASE);
+  const client = await connectPostgres(withTls(url, { sslcert: certs.clientCert, sslkey: certs.clientKey }));
+  try {
+    const { rows } = await client.query<{ dn: string }>('SELECT client_dn AS dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+    expect(rows).toEqual([{ dn: '/CN=postgres' }]);
+  } finally {
+    await client.end();
+  }
+  const refused = connectPostgres(url);
+  await expect(refused).rejects.toThrow(PostgresTlsError);
+  await expect(refused).rejects.toThrow(
+    /^Postgres at 127\.0\.0\.1:\d+ wants a client certificate \(.+\): add sslcert=\/path\/to\/client\.pem&sslkey=\/path\/to\/client\.key to DATABASE_URL$/,
+  );
 });

@@ -77,16 +77,26 @@ export function makeCertificates(): TestCertificates {
   };
 }
 
+/** The database of a TLS-only server that also wants a client certificate naming the user. */
+export const CLIENT_CERT_DATABASE = 'runs_client_cert';
+
 /** Over TCP only TLS connections are accepted (no `hostnossl` rule: a plain one is refused). */
-const TLS_ONLY_HBA = ['local all all trust', 'hostssl all all 127.0.0.1/32 trust', 'hostssl replication all 127.0.0.1/32 trust', ''];
+const TLS_ONLY_HBA = [
+  'local all all trust',
+  `hostssl ${CLIENT_CERT_DATABASE} all 127.0.0.1/32 trust clientcert=verify-full`,
+  'hostssl all all 127.0.0.1/32 trust',
+  'hostssl replication all 127.0.0.1/32 trust',
+  '',
+];
 
 /** A private Postgres with `ssl = on` and hostssl-only rules; its `url` carries no TLS parameters. */
 export function startTlsOnlyPostgres(certs: TestCertificates): Promise<RunningPostgres> {
   return startPostgres({
-    settings: ['ssl=on', 'ssl_cert_file=server.crt', 'ssl_key_file=server.key'],
+    settings: ['ssl=on', 'ssl_cert_file=server.crt', 'ssl_key_file=server.key', 'ssl_ca_file=ca.crt'],
     dataFiles: {
       'server.crt': readFileSync(certs.serverCert, 'utf8'),
       'server.key': readFileSync(certs.serverKey, 'utf8'),
+      'ca.crt': readFileSync(certs.ca, 'utf8'),
       'pg_hba.conf': TLS_ONLY_HBA.join('\n'),
     },
   });
