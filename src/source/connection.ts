@@ -34,13 +34,9 @@ const FILE_PARAMETERS = ['sslrootcert', 'sslcert', 'sslkey'] as const;
  * node-postgres does not know or a certificate file that cannot be read.
  */
 export function postgresConfig(url: string, extra: pg.PoolConfig = {}): pg.PoolConfig {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new ConfigError('DATABASE_URL is not a valid URL: write it as postgres://user:password@host:5432/database');
-  }
-  const params = parsed.searchParams;
+  // The query string alone: pg-connection-string accepts URLs the URL class does not (a socket
+  // directory after `@/`), and the rest of the URL is its business.
+  const params = queryOf(url);
   const sslmode = params.get('sslmode');
   if (sslmode !== null && !SSL_MODES.has(sslmode)) {
     throw new ConfigError(
@@ -63,12 +59,14 @@ export function postgresConfig(url: string, extra: pg.PoolConfig = {}): pg.PoolC
   if (libpq && sslmode === 'verify-ca' && !params.has('sslrootcert')) {
     throw new ConfigError('sslmode=verify-ca checks the server against a CA you give: add sslrootcert=/path/to/ca.pem to DATABASE_URL');
   }
-  let connectionString = url;
-  if (!libpq && sslmode !== null && VERIFY_FULL_ALIASES.has(sslmode)) {
-    params.set('sslmode', 'verify-full');
-    connectionString = parsed.toString();
-  }
+  const connectionString =
+    !libpq && sslmode !== null && VERIFY_FULL_ALIASES.has(sslmode) ? url.replace(/([?&]sslmode=)[^&#]*/g, '$1verify-full') : url;
   return { ...parseIntoClientConfig(connectionString), ...extra };
+}
+
+function queryOf(url: string): URLSearchParams {
+  const start = url.indexOf('?');
+  return new URLSearchParams(start < 0 ? '' : url.slice(start + 1).split('#')[0]);
 }
 
 /**

@@ -62,3 +62,9 @@ it('an unknown sslmode, an unreadable file and libpq verify-ca without a CA are 
   expect(() => ssl('sslmode=verify-ca&uselibpqcompat=true')).toThrow('add sslrootcert=/path/to/ca.pem');
   expect(() => ssl('sslmode=verify-ca&uselibpqcompat=true')).not.toThrow(/SECURITY WARNING/);
 });
+
+it('a socket directory after @/ (which the URL class refuses) still works, with its TLS parameters read', () => {
+  const config = postgresConfig('postgres://u@/platform?host=/var/run/postgresql&sslmode=disable');
+  expect(config).toMatchObject({ host: '/var/run/postgresql', database: 'platform', user: 'u', ssl: false });
+  expect(() => postgresConfig('postgres://u@/platform?host=/tmp&sslmode=verify-everything')).toThrow(ConfigError);
+});
