@@ -25,7 +25,9 @@ export interface DaemonOpsOptions {
 export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServer> {
   const { metrics, daemon, clickhouse, log } = options;
   // One ordinary connection, opened when scraped, for the server's WAL end.
-  const pool = new pg.Pool(postgresConfig(options.databaseUrl, { max: 1, idleTimeoutMillis: 30_000, application_name: 'runs-cdc metrics' }));
+  const pool = new pg.Pool(
+    postgresConfig(options.databaseUrl, { max: 1, idleTimeoutMillis: 30_000, application_name: 'runs-cdc metrics' }),
+  );
   pool.on('error', () => {});
   const serverWalEnd = (): Promise<Lsn | undefined> => currentWalLsn(pool).catch(() => undefined);
   metrics.attach({ daemon, serverWalEnd });
