@@ -6,7 +6,7 @@
  * a wrong CA, node-postgres' strict `require` and a plain URL each fail in one sentence that names
  * the fix, with no stack trace and no "SECURITY WARNING".
  */
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, expect, inject, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort, type RunningPostgres } from '../../src/embedded/postgres.ts';
 import { parseLsn } from '../../src/lsn.ts';
@@ -169,4 +169,10 @@ it('a server that wants a client certificate gets sslcert and sslkey; without th
   await expect(refused).rejects.toThrow(
     /^Postgres at 127\.0\.0\.1:\d+ wants a client certificate \(.+\): add sslcert=\/path\/to\/client\.pem&sslkey=\/path\/to\/client\.key to DATABASE_URL$/,
   );
+});
+
+it('a server without TLS asked for TLS says so in one sentence', async () => {
+  const refused = connectPostgres(withTls(inject('databaseUrl'), { sslmode: 'verify-full', sslrootcert: certs.ca }));
+  await expect(refused).rejects.toThrow(PostgresTlsError);
+  await expect(refused).rejects.toThrow(/^Postgres at 127\.0\.0\.1:\d+ does not accept TLS connections but DATABASE_URL asks for TLS: /);
 });
