@@ -22,6 +22,11 @@ export const configSchema = z
       .optional(),
     /** ClickHouse server over HTTP. Absent: the embedded engine (chDB) at chdbPath. */
     clickhouseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).optional(),
+    /** TLS to an https:// ClickHouse: the CA that signed its certificate (PEM file; absent: the
+     * system's CAs), and a client certificate and key (PEM files) for servers that want one. */
+    clickhouseCaCert: z.string().min(1).optional(),
+    clickhouseClientCert: z.string().min(1).optional(),
+    clickhouseClientKey: z.string().min(1).optional(),
     /** chDB data directory when no CLICKHOUSE_URL is given; persistent so a restart resumes. */
     chdbPath: z.string().min(1).default('.runs-cdc/chdb'),
     clickhouseDatabase: identifier('the ClickHouse database').default('runs_cdc'),
@@ -140,6 +145,9 @@ export type ConfigKey = keyof Config;
 export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help: string }> = {
   databaseUrl: { flag: '--database-url', env: 'DATABASE_URL', help: 'Postgres URL (wal_level=logical)' },
   clickhouseUrl: { flag: '--clickhouse-url', env: 'CLICKHOUSE_URL', help: 'ClickHouse HTTP URL; omit for embedded chDB' },
+  clickhouseCaCert: { flag: '--clickhouse-ca-cert', env: 'CLICKHOUSE_CA_CERT', help: 'PEM file of the CA of an https:// ClickHouse' },
+  clickhouseClientCert: { flag: '--clickhouse-client-cert', env: 'CLICKHOUSE_CLIENT_CERT', help: 'PEM client certificate (mutual TLS)' },
+  clickhouseClientKey: { flag: '--clickhouse-client-key', env: 'CLICKHOUSE_CLIENT_KEY', help: 'PEM client key (mutual TLS)' },
   chdbPath: { flag: '--chdb-path', env: 'CHDB_PATH', help: 'chDB data directory (embedded ClickHouse)' },
   clickhouseDatabase: { flag: '--clickhouse-database', env: 'CLICKHOUSE_DATABASE', help: 'ClickHouse database' },
   clickhouseCluster: { flag: '--cluster', env: 'CLICKHOUSE_CLUSTER', help: 'migrate ON CLUSTER as replicated + Distributed tables' },

@@ -3,9 +3,10 @@
  * estimates and splits from the planner's statistics. Every value comes back as the text Postgres
  * prints (the same form pgoutput sends), so the backfill and the daemon share one transform.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import parsePostgresArray from 'postgres-array';
 import type { Logger } from '../logger.ts';
+import { connectPostgres } from '../source/connection.ts';
 import { quoteIdent } from '../source/preflight.ts';
 import { SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
 import { buildRow, type ClickHouseRow, supersededLegacyTombstone, type Tuple } from '../transform/row.ts';
@@ -33,8 +34,7 @@ function migratedColumn(table: SourceTable): string {
 
 /** A connection whose results are raw text, with the timestamp format cursors are written in. */
 export async function connectReader(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, types: { getTypeParser: () => rawText } });
-  await client.connect();
+  const client = await connectPostgres(url, { types: { getTypeParser: () => rawText } });
   await client.query(`SET application_name = 'runs-cdc backfill'; SET DateStyle = 'ISO, YMD'`);
   return client;
 }

@@ -14,10 +14,11 @@
  * rows snapshotVersion(consistent point): higher than every change committed before the point
  * (which the snapshot contains), lower than every change committed after it (which CDC delivers).
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { PreflightError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
+import { connectPostgres } from '../source/connection.ts';
 import { assertUsableSlot, checkWalLevel, ensurePublication, ensureSlot, quoteIdent, readSlot } from '../source/preflight.ts';
 import { BACKFILL_VERSION, snapshotVersion } from '../transform/version.ts';
 
@@ -63,8 +64,7 @@ export interface ExportedSnapshot {
 /** Repair mode: a temporary logical slot exporting its snapshot. The snapshot stays importable
  * while this connection is open and idle. */
 export async function exportSnapshot(databaseUrl: string, slotName: string): Promise<ExportedSnapshot> {
-  const replication = new pg.Client({ connectionString: databaseUrl, replication: 'database' } as pg.ClientConfig);
-  await replication.connect();
+  const replication = await connectPostgres(databaseUrl, { replication: 'database' } as pg.ClientConfig);
   try {
     await checkWalLevel(replication);
     const { rows } = await replication.query<{ consistent_point: string; snapshot_name: string }>(

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Command } from 'commander';
-import pg from 'pg';
+import type pg from 'pg';
 import { CONFIG_SOURCES, type Config, type ConfigKey, loadConfig, redact } from '../config.ts';
 import { firstLine, RunsCdcError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
@@ -11,6 +11,9 @@ import { connectClickHouse } from '../sink/clickhouse.ts';
 import { pendingMigrations } from '../sink/migrations.ts';
 import { RunsTable, type RunsTableOptions } from '../sink/runs-table.ts';
 import type { Routing } from '../sink/targets.ts';
+import { clickHouseTls } from '../sink/tls.ts';
+import { connectPostgres } from '../source/connection.ts';
+import { clickHouseTlsError } from '../tls-errors.ts';
 
 const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity']);
 
@@ -23,7 +26,15 @@ export function addConfigOptions(command: Command, keys: readonly ConfigKey[]): 
   return command;
 }
 
-export const CLICKHOUSE_SETTINGS: ConfigKey[] = ['clickhouseUrl', 'chdbPath', 'clickhouseDatabase', 'logLevel'];
+export const CLICKHOUSE_SETTINGS: ConfigKey[] = [
+  'clickhouseUrl',
+  'clickhouseCaCert',
+  'clickhouseClientCert',
+  'clickhouseClientKey',
+  'chdbPath',
+  'clickhouseDatabase',
+  'logLevel',
+];
 
 /** Commander's name for a flag's value: `--chunk-rows` (or `chunk-rows`) -> `chunkRows`. */
 export const attributeName = (flag: string) => flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -48,8 +59,9 @@ export class ChdbInUseError extends RunsCdcError {}
 /** Connect and check ClickHouse answers, with a message that says where it looked. */
 export async function openClickHouse(config: Config): Promise<ClickHouseClient> {
   let client: ClickHouseClient | undefined;
+  const tls = clickHouseTls(config, config.clickhouseUrl);
   try {
-    client = await connectClickHouse({ url: config.clickhouseUrl, chdbPath: config.chdbPath });
+    client = await connectClickHouse({ url: config.clickhouseUrl, chdbPath: config.chdbPath, tls });
     await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
   } catch (error) {
     await client?.close().catch(() => {});
@@ -60,6 +72,9 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
         `the chDB directory ${config.chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?): stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
       );
     }
+    const given = { caCert: config.clickhouseCaCert !== undefined, clientCert: config.clickhouseClientCert !== undefined };
+    const tlsError = config.clickhouseUrl ? clickHouseTlsError(error, config.clickhouseUrl, given) : undefined;
+    if (tlsError) throw tlsError;
     throw new RunsCdcError(
       `ClickHouse (${describeClickHouse(config)}) is not reachable: ${firstLine(error)} — check CLICKHOUSE_URL and that the server is up`,
     );
@@ -173,8 +188,7 @@ export async function openTargets(
 
 /** A Postgres connection for the length of `use`, closed however it ends. */
 export async function withPostgres<T>(url: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {
-  const sql = new pg.Client({ connectionString: url });
-  await sql.connect();
+  const sql = await connectPostgres(url);
   try {
     return await use(sql);
   } finally {

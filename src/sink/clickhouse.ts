@@ -5,6 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { type ClickHouseClient, ClickHouseLogLevel, type ClickHouseSettings, createClient } from '@clickhouse/client';
+import type { ClickHouseTls } from './tls.ts';
 
 type ChConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
 
@@ -15,6 +16,8 @@ export interface ClickHouseTarget {
   chdbPath: string;
   /** Per-request timeout for HTTP. */
   requestTimeoutMs?: number;
+  /** CA, and client certificate and key, for an https:// URL (see tls.ts). */
+  tls?: ClickHouseTls;
 }
 
 /** Settings every runs-cdc session uses, on a server and on chDB alike. */
@@ -40,6 +43,7 @@ export async function connectClickHouse(target: ClickHouseTarget): Promise<Click
       clickhouse_settings: SESSION_SETTINGS,
       log: CLIENT_LOG,
       request_timeout: target.requestTimeoutMs ?? 60_000,
+      tls: target.tls,
     });
   }
   if (target.chdbPath !== ':memory:') mkdirSync(target.chdbPath, { recursive: true });

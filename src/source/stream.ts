@@ -9,6 +9,7 @@
  */
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
+import { postgresConfig } from './connection.ts';
 import { readTuplesAsText } from './text-tuples.ts';
 
 export type StreamItem =
@@ -37,10 +38,10 @@ export class ReplicationStream {
     private readonly options: StreamOptions,
     onItem: (item: StreamItem) => void,
   ) {
-    this.service = new LogicalReplicationService(
-      { connectionString: options.connectionString, application_name: 'runs-cdc' },
-      { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: false } },
-    );
+    this.service = new LogicalReplicationService(postgresConfig(options.connectionString, { application_name: 'runs-cdc' }), {
+      acknowledge: { auto: false, timeoutSeconds: 0 },
+      flowControl: { enabled: false },
+    });
     this.service.on('data', (lsn: string, message: Pgoutput.Message) => {
       onItem({ kind: 'message', lsn: parseLsn(lsn), message });
     });

@@ -56,9 +56,14 @@ export interface CliWorkspace {
 
 /**
  * A database, a chDB directory and a slot name for one test file's `runs-cdc` child processes,
- * created before the file's tests and removed after them. `env` goes to every process.
+ * created before the file's tests and removed after them. `env` goes to every process; `postgres`
+ * makes the database (default: a fresh one on the run's server).
  */
-export function cliWorkspace(name: string, env: Record<string, string> = {}): CliWorkspace {
+export function cliWorkspace(
+  name: string,
+  env: Record<string, string> = {},
+  postgres: () => Promise<TestPostgres> = () => freshPostgres(),
+): CliWorkspace {
   const chdbPath = mkdtempSync(join(tmpdir(), `runs-cdc-${name}-`));
   const slot = uniqueName('slot');
   const workspace: CliWorkspace = {
@@ -76,7 +81,7 @@ export function cliWorkspace(name: string, env: Record<string, string> = {}): Cl
     },
   };
   beforeAll(async () => {
-    workspace.pgdb = await freshPostgres();
+    workspace.pgdb = await postgres();
   });
   afterAll(async () => {
     await workspace.pgdb?.close();
