@@ -218,7 +218,7 @@ export class RunQueries {
     const window = timeWindow(filters, this.now());
     const backward = cursor?.d === 'prev';
     let keyset = '';
-    if (cursor) keyset = ` AND (created_at, run_id) ${backward ? '>' : '<'} ({cursorTime:DateTime64(3)}, {cursorId:String})`;
+    if (cursor) keyset = ` AND (created_at, run_id) ${backward ? '>' : '<'} ({cursorTime:DateTime64(3, 'UTC')}, {cursorId:String})`;
     const order = backward ? 'ASC' : 'DESC';
     const cursorMs = cursor ? Date.parse(`${cursor.t.replace(' ', 'T')}Z`) : undefined;
     const rows: ListRow[] = [];
