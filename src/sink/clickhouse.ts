@@ -27,6 +27,11 @@ export const SESSION_SETTINGS: ClickHouseSettings = {
   // On a cluster (migrate --cluster) inserts go through Distributed tables: forward them to the
   // shards before the INSERT returns, or an acked row could die in a node's send queue.
   insert_distributed_sync: 1,
+  // An INSERT returns only once its rows are written, whatever the server's profile says: with
+  // async_insert=1 and wait_for_async_insert=0 it would return once buffered, and the slot would be
+  // confirmed for rows a crash of the server could still lose. (26.x engines default async_insert=1.)
+  async_insert: 0,
+  wait_for_async_insert: 1,
 };
 
 /** The client's own logger is off: failures surface as errors to runs-cdc, which logs each one once
