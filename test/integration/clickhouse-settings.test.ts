@@ -18,24 +18,21 @@ const row = (id: string) =>
     false,
   );
 
-it.skipIf(usingClickHouseServer())(
-  'inserts are synchronous under a profile with async_insert=1, wait_for_async_insert=0',
-  async () => {
-    const ch = await testClickHouse();
-    const database = await freshClickHouseDatabase(ch);
-    // A materialized view runs inside the INSERT, with its settings: it records what was in force.
-    await ch.command({ query: `CREATE TABLE ${database}.insert_settings (async UInt8, wait UInt8) ENGINE = Memory` });
-    await ch.command({
-      query: `CREATE MATERIALIZED VIEW ${database}.insert_settings_mv TO ${database}.insert_settings AS
+it.skipIf(usingClickHouseServer())('inserts are synchronous under a profile with async_insert=1, wait_for_async_insert=0', async () => {
+  const ch = await testClickHouse();
+  const database = await freshClickHouseDatabase(ch);
+  // A materialized view runs inside the INSERT, with its settings: it records what was in force.
+  await ch.command({ query: `CREATE TABLE ${database}.insert_settings (async UInt8, wait UInt8) ENGINE = Memory` });
+  await ch.command({
+    query: `CREATE MATERIALIZED VIEW ${database}.insert_settings_mv TO ${database}.insert_settings AS
               SELECT getSetting('async_insert') AS async, getSetting('wait_for_async_insert') AS wait FROM ${database}.task_runs_v2`,
-    });
-    const writer = await anotherClickHouse();
-    try {
-      await writer.command({ query: 'SET async_insert = 1, wait_for_async_insert = 0' }); // the "profile"
-      await new RunsTable(writer, database, { initialDelayMs: 10, maxDelayMs: 10, maxRetries: 0 }, silentLogger).write([row('run_1')]);
-    } finally {
-      await writer.close();
-    }
-    expect(await queryRows(ch, `SELECT async, wait FROM ${database}.insert_settings`)).toEqual([{ async: 0, wait: 1 }]);
-  },
-);
+  });
+  const writer = await anotherClickHouse();
+  try {
+    await writer.command({ query: 'SET async_insert = 1, wait_for_async_insert = 0' }); // the "profile"
+    await new RunsTable(writer, database, { initialDelayMs: 10, maxDelayMs: 10, maxRetries: 0 }, silentLogger).write([row('run_1')]);
+  } finally {
+    await writer.close();
+  }
+  expect(await queryRows(ch, `SELECT async, wait FROM ${database}.insert_settings`)).toEqual([{ async: 0, wait: 1 }]);
+});
