@@ -23,7 +23,13 @@ export function addConfigOptions(command: Command, keys: readonly ConfigKey[]): 
   return command;
 }
 
-export const CLICKHOUSE_SETTINGS: ConfigKey[] = ['clickhouseUrl', 'chdbPath', 'clickhouseDatabase', 'logLevel'];
+export const CLICKHOUSE_SETTINGS: ConfigKey[] = [
+  'clickhouseUrl',
+  'chdbPath',
+  'clickhouseDatabase',
+  'clickhouseRequestTimeoutSeconds',
+  'logLevel',
+];
 
 /** Commander's name for a flag's value: `--chunk-rows` (or `chunk-rows`) -> `chunkRows`. */
 export const attributeName = (flag: string) => flag.replace(/^--/, '').replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -49,7 +55,11 @@ export class ChdbInUseError extends RunsCdcError {}
 export async function openClickHouse(config: Config): Promise<ClickHouseClient> {
   let client: ClickHouseClient | undefined;
   try {
-    client = await connectClickHouse({ url: config.clickhouseUrl, chdbPath: config.chdbPath });
+    client = await connectClickHouse({
+      url: config.clickhouseUrl,
+      chdbPath: config.chdbPath,
+      requestTimeoutMs: config.clickhouseRequestTimeoutSeconds * 1000,
+    });
     await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
   } catch (error) {
     await client?.close().catch(() => {});

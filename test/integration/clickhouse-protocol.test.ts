@@ -1,0 +1,68 @@
+/**
+ * What runs-cdc does with a server's (or its proxy's) answers that chDB never gives: an exception
+ * in a 200 body, old servers, auth refused by a proxy, reset keep-alive connections, errors in the
+ * middle of a result, long parameter lists. Against a fake HTTP endpoint (test/support), since
+ * only the client side is under test.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { connectClickHouse } from '../../src/sink/clickhouse.ts';
+import { MigrationError, migrate } from '../../src/sink/migrations.ts';
+import { type FakeAnswer, type FakeClickHouse, type FakeRequest, jsonRows, startFakeClickHouse } from '../support/fake-clickhouse.ts';
+
+let fake: FakeClickHouse | undefined;
+afterEach(async () => {
+  await fake?.close();
+  fake = undefined;
+});
+
+async function clientFor(answer: (request: FakeRequest) => FakeAnswer) {
+  fake = await startFakeClickHouse(answer);
+  return connectClickHouse({ url: fake.url, chdbPath: ':memory:', requestTimeoutMs: 20_000 });
+}
+
+/** A server of `version` with no tables yet, answering DDL with `ddl`. */
+const server =
+  (version: string, ddl: (query: string) => FakeAnswer = () => ({})) =>
+  ({ query }: FakeRequest): FakeAnswer => {
+    if (query.includes('version()')) return { body: jsonRows({ version }) };
+    if (query.includes('system.tables')) return { body: jsonRows({ n: '0' }) };
+    if (/^\s*(CREATE|ALTER)/.test(query)) return ddl(query);
+    return {};
+  };
+
+const ON_CLUSTER_FAILURE =
+  'host-1\t9000\t0\t\t1\t0\nCode: 159. DB::Exception: Watching task /clickhouse/task_queue/ddl/query-0000000007 is executing longer than distributed_ddl_task_timeout (=170) seconds. (TIMEOUT_EXCEEDED) (version 24.8.4.13)\n';
+
+describe('migrate', () => {
+  it('stops at an exception in a 200 body and never records that migration', async () => {
+    const client = await clientFor(server('24.8.4.13', (q) => (q.includes('backfill_jobs') ? { body: ON_CLUSTER_FAILURE } : {})));
+    await expect(migrate(client, 'runs_cdc')).rejects.toThrow(
+      /^ClickHouse did not complete migration 002_backfill_jobs \(Code: 159\. DB::Exception: Watching task .* \(TIMEOUT_EXCEEDED\).*it is not recorded as applied/,
+    );
+    const ledgerInserts = (fake as FakeClickHouse).requests.filter((r) => r.query.startsWith('INSERT INTO runs_cdc.runs_cdc_migrations'));
+    expect(ledgerInserts.map((r) => JSON.parse(r.body).name)).toEqual(['001_task_runs_v2']);
+  });
+
+  it('asks the server to answer each DDL only once it ended, within the request timeout', async () => {
+    const client = await clientFor(server('25.8.1.1'));
+    await migrate(client, 'runs_cdc');
+    const ddl = (fake as FakeClickHouse).requests.filter((r) => r.query.startsWith('CREATE'));
+    expect(ddl.length).toBeGreaterThan(4);
+    for (const request of ddl) {
+      const params = new URL(request.url, 'http://x').searchParams;
+      expect(params.get('wait_end_of_query')).toBe('1');
+      expect(params.get('distributed_ddl_output_mode')).toBe('throw');
+      expect(Number(params.get('distributed_ddl_task_timeout'))).toBe(10); // 20 s request timeout - 10 s
+    }
+  });
+
+  it.each([
+    ['22.8.21.38', /^ClickHouse 22\.8\.21\.38 is older than 23\.2, the first with ReplacingMergeTree's is_deleted .*: upgrade the server/],
+    ['23.1.7.30', /is older than 23\.2/],
+  ])('refuses server %s before running anything', async (version, message) => {
+    const client = await clientFor(server(version));
+    await expect(migrate(client, 'runs_cdc')).rejects.toThrow(MigrationError);
+    await expect(migrate(client, 'runs_cdc')).rejects.toThrow(message);
+    expect((fake as FakeClickHouse).requests.filter((r) => r.query.startsWith('CREATE'))).toEqual([]);
+  });
+});
