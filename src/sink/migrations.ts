@@ -8,6 +8,7 @@ import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { firstLine, RunsCdcError } from '../errors.ts';
 import { assertIdentifier } from './clickhouse.ts';
 import { clusterStatements, createDatabaseStatement } from './cluster.ts';
+import { readRows } from './read.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../clickhouse/', import.meta.url));
 export const LEDGER_TABLE = 'runs_cdc_migrations';
@@ -33,18 +34,13 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
 }
 
 async function appliedMigrations(client: ClickHouseClient, database: string): Promise<Set<number>> {
-  const exists = await client.query({
+  const [{ n } = { n: '0' }] = await readRows<{ n: string }>(client, {
     query: 'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {table:String}',
     query_params: { db: database, table: LEDGER_TABLE },
-    format: 'JSONEachRow',
   });
-  const [{ n } = { n: '0' }] = await exists.json<{ n: string }>();
   if (Number(n) === 0) return new Set();
-  const result = await client.query({
-    query: `SELECT version FROM ${database}.${LEDGER_TABLE}`,
-    format: 'JSONEachRow',
-  });
-  return new Set((await result.json<{ version: number }>()).map((r) => Number(r.version)));
+  const rows = await readRows<{ version: number }>(client, { query: `SELECT version FROM ${database}.${LEDGER_TABLE}` });
+  return new Set(rows.map((r) => Number(r.version)));
 }
 
 const LEDGER_DDL = `CREATE TABLE IF NOT EXISTS {{database}}.${LEDGER_TABLE}
@@ -86,8 +82,7 @@ function versionAtLeast(version: string, minimum: string): boolean {
  * between that floor and SUPPORTED_SERVER_VERSION (it works, but nothing tests it there).
  */
 export async function checkServerVersion(client: ClickHouseClient): Promise<{ version: string; supported: boolean }> {
-  const result = await client.query({ query: 'SELECT version() AS version', format: 'JSONEachRow' });
-  const [{ version } = { version: '0' }] = await result.json<{ version: string }>();
+  const [{ version } = { version: '0' }] = await readRows<{ version: string }>(client, { query: 'SELECT version() AS version' });
   if (!versionAtLeast(version, MIN_SERVER_VERSION)) {
     throw new MigrationError(
       `ClickHouse ${version} is older than ${MIN_SERVER_VERSION}, the first with ReplacingMergeTree's is_deleted that runs-cdc's tables need: upgrade the server (${SUPPORTED_SERVER_VERSION} LTS or later is supported)`,

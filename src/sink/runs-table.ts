@@ -18,6 +18,7 @@ import { TARGET_COLUMNS } from '../transform/columns.ts';
 import { type ClickHouseRow, tombstoneOf } from '../transform/row.ts';
 import { assertIdentifier } from './clickhouse.ts';
 import { DeadLetters } from './dead-letters.ts';
+import { parseJsonEachRow } from './read.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from './retry.ts';
 import { decodeTabSeparatedLine, encodeTabSeparatedLine } from './tab-separated.ts';
 
@@ -191,7 +192,7 @@ export class RunsTable {
           query_params: params,
           format: 'JSONEachRow',
         });
-        return result.json<ClickHouseRow>();
+        return parseJsonEachRow<ClickHouseRow>(await result.text()); // an error mid-result is a ClickHouseError
       },
       signal,
     );

@@ -5,6 +5,7 @@
  * only the client side is under test.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { QueryError, RunQueries } from '../../src/queries/run-queries.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { MigrationError, migrate } from '../../src/sink/migrations.ts';
 import { type FakeAnswer, type FakeClickHouse, type FakeRequest, jsonRows, startFakeClickHouse } from '../support/fake-clickhouse.ts';
@@ -64,5 +65,46 @@ describe('migrate', () => {
     await expect(migrate(client, 'runs_cdc')).rejects.toThrow(MigrationError);
     await expect(migrate(client, 'runs_cdc')).rejects.toThrow(message);
     expect((fake as FakeClickHouse).requests.filter((r) => r.query.startsWith('CREATE'))).toEqual([]);
+  });
+});
+
+const SCOPE = { organizationId: 'o1', projectId: 'p1', environmentId: 'e1' };
+const queriesOn = (client: Awaited<ReturnType<typeof clientFor>>) =>
+  new RunQueries(client, 'runs_cdc', { timeoutSeconds: 10, maxMemoryBytes: 2 ** 31 }, () => Date.UTC(2026, 10, 8));
+
+describe('reads', () => {
+  it('a reset keep-alive connection is retried (a read is idempotent), a bounded number of times', async () => {
+    let resets = 1;
+    const queries = queriesOn(await clientFor(() => (resets-- > 0 ? 'reset' : { body: jsonRows({ n: '12' }) })));
+    expect(await queries.count(SCOPE)).toBe(12);
+
+    resets = 100;
+    await expect(queries.count(SCOPE)).rejects.toThrow(QueryError);
+    expect((fake as FakeClickHouse).requests.length).toBe(2 + 3); // 2 above, then READ_ATTEMPTS
+  });
+
+  it.each([
+    [
+      'Code: 159. DB::Exception: Timeout exceeded: elapsed 10.001 seconds, maximum: 10. (TIMEOUT_EXCEEDED) (version 24.8.4.13)',
+      /^the query ran longer than 10 s \(max_execution_time\): narrow the period or the filters$/,
+    ],
+    [
+      'Code: 241. DB::Exception: Memory limit (for query) exceeded: would use 2.00 GiB (attempt to allocate chunk of 4 MiB), maximum: 2.00 GiB. (MEMORY_LIMIT_EXCEEDED) (version 24.8.4.13)',
+      /^the query needed more than 2147483648 bytes \(max_memory_usage\): narrow the period or the filters$/,
+    ],
+  ])('an error in the middle of a result (server before 25.11) is the same sentence: %s', async (exception, sentence) => {
+    const row = { run_id: 'r1', created_at: '2026-11-07 10:00:00.000', tags: [] };
+    const queries = queriesOn(await clientFor(() => ({ body: `${jsonRows(row, row)}${exception}\n` })));
+    await expect(queries.list(SCOPE)).rejects.toThrow(sentence);
+  });
+
+  it('a long parameter list travels in a multipart body, not the URL', async () => {
+    const queries = queriesOn(await clientFor(() => ({ body: jsonRows({ n: '0' }) })));
+    const runIds = Array.from({ length: 1000 }, (_, i) => `run_${String(i).padStart(25, '0')}`);
+    await queries.count({ ...SCOPE, runIds });
+    const [request] = (fake as FakeClickHouse).requests;
+    expect(request?.url.length).toBeLessThan(4096);
+    expect(request?.headers['content-type']).toMatch(/^multipart\/form-data/);
+    expect(request?.body).toContain(runIds[999]);
   });
 });

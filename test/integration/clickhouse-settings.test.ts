@@ -5,6 +5,7 @@
  */
 import { expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.ts';
+import { QueryError, RunQueries } from '../../src/queries/run-queries.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { buildRow } from '../../src/transform/row.ts';
 import { anotherClickHouse, usingClickHouseServer } from '../support/backends.ts';
@@ -36,3 +37,30 @@ it.skipIf(usingClickHouseServer())('inserts are synchronous under a profile with
   }
   expect(await queryRows(ch, `SELECT async, wait FROM ${database}.insert_settings`)).toEqual([{ async: 0, wait: 1 }]);
 });
+
+it.skipIf(usingClickHouseServer())(
+  'the run-list reader works under a readonly=2 profile; under readonly=1 it says what to change',
+  async () => {
+    const database = await freshClickHouseDatabase(await testClickHouse());
+    const scope = { organizationId: 'o1', projectId: 'p1', environmentId: 'e1' };
+    for (const [readonly, outcome] of [
+      [2, 'works'],
+      [1, 'refused'],
+    ] as const) {
+      const reader = await anotherClickHouse();
+      try {
+        await reader.command({ query: `SET readonly = ${readonly}` }); // the reading user's profile
+        const queries = new RunQueries(reader, database, { timeoutSeconds: 10, maxMemoryBytes: 1e9 });
+        if (outcome === 'works') expect(await queries.count(scope)).toBe(0);
+        else {
+          await expect(queries.count(scope)).rejects.toThrow(QueryError);
+          await expect(queries.count(scope)).rejects.toThrow(
+            /^the ClickHouse user has readonly=1, which forbids the per-query limits runs-cdc sets .*: give the reading user a profile with readonly=2$/,
+          );
+        }
+      } finally {
+        await reader.close();
+      }
+    }
+  },
+);
