@@ -50,7 +50,13 @@ export interface ErrorClass {
   /** Transient, but only a few times: past that, the write's rows are refused (split, and a single
    * row goes to dead letters). MEMORY_LIMIT_EXCEEDED: pressure passes, a 50 MB row does not. */
   rowLevelAfterRetries?: number;
+  /** Transient, but only a few times: past that, fatal (with `fix`). TIMEOUT_EXCEEDED: a load
+   * spike passes, a read too large for the request timeout does not. */
+  fatalAfterRetries?: number;
 }
+
+/** Retries of TIMEOUT_EXCEEDED (max_execution_time, see timeoutSettings) before giving up. */
+export const TIMEOUT_RETRIES = 3;
 
 /** Retries of MEMORY_LIMIT_EXCEEDED before the rows are blamed. */
 export const MEMORY_RETRIES = 3;
@@ -79,6 +85,14 @@ export function classifyClickHouseError(error: unknown): ErrorClass {
         rowLevel: false,
         reason: 'TOO_MANY_PARTITIONS',
         fix: "one insert spans more monthly partitions (months of created_at) than the server's max_partitions_per_insert_block allows: raise it in the writer's profile, or lower --batch-rows / --chunk-rows",
+      };
+    }
+    if (server.code === '159') {
+      return {
+        transient: true,
+        reason: server.type ?? 'TIMEOUT_EXCEEDED',
+        fatalAfterRetries: TIMEOUT_RETRIES,
+        fix: 'it ran into max_execution_time, 10 s under the request timeout: raise --clickhouse-request-timeout (CLICKHOUSE_REQUEST_TIMEOUT)',
       };
     }
     if (server.code === '241')

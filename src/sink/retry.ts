@@ -43,10 +43,12 @@ export async function withClickHouseRetry<T>(
         try {
           return await operation();
         } catch (error) {
-          const { transient, rowLevel, reason, fix, rowLevelAfterRetries } = classifyClickHouseError(error);
-          failures[reason] = (failures[reason] ?? 0) + 1;
-          const blameRows = rowLevelAfterRetries !== undefined && (failures[reason] ?? 0) > rowLevelAfterRetries;
-          if (transient && !blameRows) throw error;
+          const { transient, rowLevel, reason, fix, rowLevelAfterRetries, fatalAfterRetries } = classifyClickHouseError(error);
+          const failed = (failures[reason] ?? 0) + 1;
+          failures[reason] = failed;
+          const blameRows = rowLevelAfterRetries !== undefined && failed > rowLevelAfterRetries;
+          const giveUp = fatalAfterRetries !== undefined && failed > fatalAfterRetries;
+          if (transient && !blameRows && !giveUp) throw error;
           if (rowLevel || blameRows) {
             throw new AbortError(
               new RowRejectedError(

@@ -2,7 +2,7 @@ import { ClickHouseError } from '@clickhouse/client';
 import { describe, expect, it } from 'vitest';
 import { RowRejectedError, SinkFatalError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { classifyClickHouseError, MEMORY_RETRIES } from '../../src/sink/errors.ts';
+import { classifyClickHouseError, MEMORY_RETRIES, TIMEOUT_RETRIES } from '../../src/sink/errors.ts';
 import { withClickHouseRetry } from '../../src/sink/retry.ts';
 
 const serverError = (code: string, type: string) => new ClickHouseError({ message: type, code, type });
@@ -101,6 +101,18 @@ describe('withClickHouseRetry', () => {
     let attempts = 0;
     const passing = () => (++attempts < 3 ? Promise.reject(serverError('241', 'MEMORY_LIMIT_EXCEEDED')) : Promise.resolve('ok'));
     await expect(withClickHouseRetry(context(), 'an insert', passing)).resolves.toBe('ok');
+  });
+
+  it('a read that keeps running into max_execution_time stops with what to raise, instead of retrying forever', async () => {
+    let attempts = 0;
+    const slow = () => {
+      attempts += 1;
+      return Promise.reject(serverError('159', 'TIMEOUT_EXCEEDED'));
+    };
+    await expect(withClickHouseRetry(context(), 'reading live rows for a TRUNCATE', slow)).rejects.toThrow(
+      /TIMEOUT_EXCEEDED.*raise --clickhouse-request-timeout/,
+    );
+    expect(attempts).toBe(TIMEOUT_RETRIES + 1);
   });
 
   it('a proxy’s 401 stops at once, even without a retry limit', async () => {
