@@ -101,8 +101,8 @@ const DDL_SETTINGS: ClickHouseSettings = { wait_end_of_query: 1, distributed_ddl
 const BODY_EXCEPTION = /(?:Code|Error): (\d+)\. DB::Exception: ([^\n]*)/;
 
 /** Run one DDL statement and read its whole answer; any exception in it rejects. */
-async function runDdl(client: ClickHouseClient, statement: string): Promise<void> {
-  const result = await client.exec({ query: statement, clickhouse_settings: DDL_SETTINGS });
+export async function runDdl(client: ClickHouseClient, statement: string, settings: ClickHouseSettings = {}): Promise<void> {
+  const result = await client.exec({ query: statement, clickhouse_settings: { ...DDL_SETTINGS, ...settings } });
   let body = '';
   for await (const chunk of result.stream) body += String(chunk);
   const exception = BODY_EXCEPTION.exec(body);

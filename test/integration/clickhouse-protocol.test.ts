@@ -5,9 +5,11 @@
  * only the client side is under test.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/logger.ts';
 import { QueryError, RunQueries } from '../../src/queries/run-queries.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { MigrationError, migrate } from '../../src/sink/migrations.ts';
+import { RunsTable } from '../../src/sink/runs-table.ts';
 import { type FakeAnswer, type FakeClickHouse, type FakeRequest, jsonRows, startFakeClickHouse } from '../support/fake-clickhouse.ts';
 
 let fake: FakeClickHouse | undefined;
@@ -106,5 +108,29 @@ describe('reads', () => {
     expect(request?.url.length).toBeLessThan(4096);
     expect(request?.headers['content-type']).toMatch(/^multipart\/form-data/);
     expect(request?.body).toContain(runIds[999]);
+  });
+});
+
+describe('replicas (migrate --cluster)', () => {
+  const ids = ['run_1', 'run_2'];
+  const read = async (cluster: string | undefined) => {
+    const client = await clientFor(() => ({ body: '' }));
+    const table = new RunsTable(client, 'runs_cdc', { initialDelayMs: 1, maxDelayMs: 1, maxRetries: 0 }, silentLogger);
+    table.cluster = cluster;
+    await table.currentRows('TaskRun', ids);
+    return (fake as FakeClickHouse).requests.map((r) => ({ query: r.query, url: r.url }));
+  };
+
+  it('a read of own writes first makes every active replica fetch what was written', async () => {
+    const [sync, select, ...rest] = await read('prod');
+    expect(sync?.query).toBe('SYSTEM SYNC REPLICA ON CLUSTER prod runs_cdc.task_runs_v2_local LIGHTWEIGHT');
+    expect(new URL(sync?.url ?? '', 'http://x').searchParams.get('distributed_ddl_output_mode')).toBe('throw_only_active');
+    expect(select?.query).toMatch(/^SELECT \* FROM runs_cdc\.task_runs_v2 FINAL WHERE/);
+    expect(rest).toEqual([]);
+  });
+
+  it('a single server reads as before', async () => {
+    const requests = await read(undefined);
+    expect(requests.map((r) => r.query.split(' ')[0])).toEqual(['SELECT']);
   });
 });
