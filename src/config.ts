@@ -32,6 +32,10 @@ export const configSchema = z
     clickhouseDatabase: identifier('the ClickHouse database').default('runs_cdc'),
     /** Create the tables ON CLUSTER (replicated, behind Distributed tables sharded by organization). */
     clickhouseCluster: identifier('the ClickHouse cluster').optional(),
+    /** How long the client waits for one ClickHouse HTTP request. The server is told to stop a
+     * query (max_execution_time, distributed_ddl_task_timeout) 10 s before this, so it gives up
+     * first and nothing keeps running unseen; 300 s covers verify's and status' full FINAL scans. */
+    clickhouseRequestTimeoutSeconds: z.coerce.number().int().min(20).default(300),
     slot: identifier('the slot name').default('runs_cdc'),
     publication: identifier('the publication name').default('runs_cdc'),
     /** Flush when this many rows are buffered: ClickHouse prefers few large inserts. */
@@ -134,6 +138,10 @@ export const configSchema = z
     /** Address the API and the metrics endpoint listen on: loopback unless told otherwise. */
     listenHost: z.string().min(1).default('127.0.0.1'),
   })
+  .refine((c) => c.queryTimeoutSeconds < c.clickhouseRequestTimeoutSeconds, {
+    message: '--query-timeout must be shorter than --clickhouse-request-timeout, so ClickHouse stops a read before the client gives up',
+    path: ['queryTimeoutSeconds'],
+  })
   .refine((c) => !(c.fixReplicaIdentity && c.allowPartialIdentity), {
     message: '--fix-replica-identity and --allow-partial-identity contradict each other: pick one',
   });
@@ -151,6 +159,11 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   chdbPath: { flag: '--chdb-path', env: 'CHDB_PATH', help: 'chDB data directory (embedded ClickHouse)' },
   clickhouseDatabase: { flag: '--clickhouse-database', env: 'CLICKHOUSE_DATABASE', help: 'ClickHouse database' },
   clickhouseCluster: { flag: '--cluster', env: 'CLICKHOUSE_CLUSTER', help: 'migrate ON CLUSTER as replicated + Distributed tables' },
+  clickhouseRequestTimeoutSeconds: {
+    flag: '--clickhouse-request-timeout',
+    env: 'CLICKHOUSE_REQUEST_TIMEOUT',
+    help: 'seconds to wait for one ClickHouse request (the server stops queries 10 s sooner)',
+  },
   slot: { flag: '--slot', env: 'RUNS_CDC_SLOT', help: 'logical replication slot name' },
   publication: { flag: '--publication', env: 'RUNS_CDC_PUBLICATION', help: 'publication name' },
   batchRows: { flag: '--batch-rows', env: 'RUNS_CDC_BATCH_ROWS', help: 'flush at this many buffered rows' },

@@ -33,6 +33,7 @@ export const CLICKHOUSE_SETTINGS: ConfigKey[] = [
   'clickhouseClientKey',
   'chdbPath',
   'clickhouseDatabase',
+  'clickhouseRequestTimeoutSeconds',
   'logLevel',
 ];
 
@@ -61,7 +62,12 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
   let client: ClickHouseClient | undefined;
   const tls = clickHouseTls(config, config.clickhouseUrl);
   try {
-    client = await connectClickHouse({ url: config.clickhouseUrl, chdbPath: config.chdbPath, tls });
+    client = await connectClickHouse({
+      url: config.clickhouseUrl,
+      chdbPath: config.chdbPath,
+      requestTimeoutMs: config.clickhouseRequestTimeoutSeconds * 1000,
+      tls,
+    });
     await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
   } catch (error) {
     await client?.close().catch(() => {});

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { CheckpointStore } from '../backfill/checkpoints.ts';
 import { firstLine } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
+import { readRows } from '../sink/read.ts';
 import { RUNS_TABLE } from '../sink/runs-table.ts';
 import {
   IDENTITY_NAMES,
@@ -138,11 +139,10 @@ async function clickhouseStatus(
   if ('unavailable' in clickhouse) return { available: false, note: clickhouse.unavailable };
   try {
     const count = async (from: string) => {
-      const result = await clickhouse.query({
+      const rows = await readRows<{ source_table: string; n: string }>(clickhouse, {
         query: `SELECT source_table, count() AS n FROM ${database}.${RUNS_TABLE} ${from} GROUP BY source_table`,
-        format: 'JSONEachRow',
       });
-      return new Map((await result.json<{ source_table: string; n: string }>()).map((r) => [r.source_table, Number(r.n)]));
+      return new Map(rows.map((r) => [r.source_table, Number(r.n)]));
     };
     // Raw counts every stored version and tombstone; FINAL the live runs. The difference is merge debt.
     const raw = await count('');

@@ -139,8 +139,8 @@ export function whereClause(filters: RunFilters, window: TimeWindow): Where {
     'organization_id = {organizationId:String}',
     'project_id = {projectId:String}',
     'environment_id = {environmentId:String}',
-    'created_at >= {from:DateTime64(3)}',
-    'created_at < {to:DateTime64(3)}',
+    "created_at >= {from:DateTime64(3, 'UTC')}",
+    "created_at < {to:DateTime64(3, 'UTC')}",
     '_is_deleted = 0',
   ];
   const params: Record<string, unknown> = {

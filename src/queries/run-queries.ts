@@ -14,6 +14,7 @@ import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { z } from 'zod';
 import { firstLine, RunsCdcError } from '../errors.ts';
 import { assertIdentifier } from '../sink/clickhouse.ts';
+import { readRows } from '../sink/read.ts';
 import { RUNS_TABLE } from '../sink/runs-table.ts';
 import { utcTimestamp } from '../utc.ts';
 import {
@@ -218,7 +219,7 @@ export class RunQueries {
     const window = timeWindow(filters, this.now());
     const backward = cursor?.d === 'prev';
     let keyset = '';
-    if (cursor) keyset = ` AND (created_at, run_id) ${backward ? '>' : '<'} ({cursorTime:DateTime64(3)}, {cursorId:String})`;
+    if (cursor) keyset = ` AND (created_at, run_id) ${backward ? '>' : '<'} ({cursorTime:DateTime64(3, 'UTC')}, {cursorId:String})`;
     const order = backward ? 'ASC' : 'DESC';
     const cursorMs = cursor ? Date.parse(`${cursor.t.replace(' ', 'T')}Z`) : undefined;
     const rows: ListRow[] = [];
@@ -336,16 +337,22 @@ export class RunQueries {
   private async select<T>(query: string, params: Record<string, unknown>): Promise<T[]> {
     const bound = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined));
     try {
-      const result = await this.client.query({ query, query_params: bound, format: 'JSONEachRow', clickhouse_settings: this.settings });
-      return await result.json<T>();
+      return await readRows<T>(this.client, { query, query_params: bound, clickhouse_settings: this.settings });
     } catch (error) {
       const message = firstLine(error);
-      if (/TIMEOUT_EXCEEDED|Timeout exceeded/i.test(message)) {
+      // The type as well: a server's message may not name it ("Memory limit (for query) exceeded").
+      const typed = `${(error as { type?: string }).type ?? ''} ${message}`;
+      if (/READONLY|Cannot modify '\w+' setting in readonly mode/.test(typed)) {
+        throw new QueryError(
+          'the ClickHouse user has readonly=1, which forbids the per-query limits runs-cdc sets (max_execution_time, max_memory_usage): give the reading user a profile with readonly=2',
+        );
+      }
+      if (/TIMEOUT_EXCEEDED|Timeout exceeded/i.test(typed)) {
         throw new QueryError(
           `the query ran longer than ${this.settings.max_execution_time} s (max_execution_time): narrow the period or the filters`,
         );
       }
-      if (/MEMORY_LIMIT_EXCEEDED|memory limit exceeded/i.test(message)) {
+      if (/MEMORY_LIMIT_EXCEEDED|memory limit exceeded/i.test(typed)) {
         throw new QueryError(
           `the query needed more than ${this.settings.max_memory_usage} bytes (max_memory_usage): narrow the period or the filters`,
         );

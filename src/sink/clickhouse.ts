@@ -14,10 +14,33 @@ export interface ClickHouseTarget {
   url?: string;
   /** chDB data directory (`:memory:` for a temporary one). One per process. */
   chdbPath: string;
-  /** Per-request timeout for HTTP. */
+  /** Per-request timeout for HTTP (default DEFAULT_REQUEST_TIMEOUT_MS). */
   requestTimeoutMs?: number;
   /** CA, and client certificate and key, for an https:// URL (see tls.ts). */
   tls?: ClickHouseTls;
+}
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
+/** The server is told to stop this much sooner than the client gives up on a request. */
+export const SERVER_STOPS_SOONER_SECONDS = 10;
+/** Node refuses a response whose headers pass 16 KiB; a progress header is about 200 bytes. */
+const MAX_PROGRESS_HEADERS = 50;
+
+/**
+ * Limits tying the server to the client's request timeout (HTTP only): the server stops a query
+ * or an ON CLUSTER wait before the client gives up, a read the client abandons is cancelled rather
+ * than left running, and long reads (verify's and status' FINAL scans, TRUNCATE pages) send
+ * progress headers every 10 s so a load balancer's idle timeout does not cut them.
+ */
+export function timeoutSettings(requestTimeoutMs: number): ClickHouseSettings {
+  const serverSeconds = Math.max(1, Math.floor(requestTimeoutMs / 1000) - SERVER_STOPS_SOONER_SECONDS);
+  return {
+    max_execution_time: serverSeconds,
+    distributed_ddl_task_timeout: String(serverSeconds),
+    cancel_http_readonly_queries_on_client_close: 1,
+    send_progress_in_http_headers: 1,
+    http_headers_progress_interval_ms: String(Math.max(10_000, Math.ceil((serverSeconds * 1000) / MAX_PROGRESS_HEADERS))),
+  };
 }
 
 /** Settings every runs-cdc session uses, on a server and on chDB alike. */
@@ -30,6 +53,11 @@ export const SESSION_SETTINGS: ClickHouseSettings = {
   // On a cluster (migrate --cluster) inserts go through Distributed tables: forward them to the
   // shards before the INSERT returns, or an acked row could die in a node's send queue.
   insert_distributed_sync: 1,
+  // An INSERT returns only once its rows are written, whatever the server's profile says: with
+  // async_insert=1 and wait_for_async_insert=0 it would return once buffered, and the slot would be
+  // confirmed for rows a crash of the server could still lose. (26.x engines default async_insert=1.)
+  async_insert: 0,
+  wait_for_async_insert: 1,
 };
 
 /** The client's own logger is off: failures surface as errors to runs-cdc, which logs each one once
@@ -38,11 +66,16 @@ const CLIENT_LOG = { level: ClickHouseLogLevel.OFF };
 
 export async function connectClickHouse(target: ClickHouseTarget): Promise<ClickHouseClient> {
   if (target.url) {
+    const requestTimeoutMs = target.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     return createClient({
       url: target.url,
-      clickhouse_settings: SESSION_SETTINGS,
+      clickhouse_settings: { ...SESSION_SETTINGS, ...timeoutSettings(requestTimeoutMs) },
       log: CLIENT_LOG,
-      request_timeout: target.requestTimeoutMs ?? 60_000,
+      request_timeout: requestTimeoutMs,
+      // A socket a load balancer closed while idle is dropped before reuse, not discovered by a reset.
+      keep_alive: { eagerly_destroy_stale_sockets: true },
+      // Long parameter lists (verify --repair's 1,000 ids) go in the body: proxies refuse long URLs.
+      use_multipart_params_auto: true,
       tls: target.tls,
     });
   }

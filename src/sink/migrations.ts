@@ -4,9 +4,11 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
+import { firstLine, RunsCdcError } from '../errors.ts';
 import { assertIdentifier } from './clickhouse.ts';
 import { clusterStatements, createDatabaseStatement } from './cluster.ts';
+import { readRows } from './read.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../clickhouse/', import.meta.url));
 export const LEDGER_TABLE = 'runs_cdc_migrations';
@@ -32,18 +34,13 @@ export function loadMigrations(dir: string = MIGRATIONS_DIR): Migration[] {
 }
 
 async function appliedMigrations(client: ClickHouseClient, database: string): Promise<Set<number>> {
-  const exists = await client.query({
+  const [{ n } = { n: '0' }] = await readRows<{ n: string }>(client, {
     query: 'SELECT count() AS n FROM system.tables WHERE database = {db:String} AND name = {table:String}',
     query_params: { db: database, table: LEDGER_TABLE },
-    format: 'JSONEachRow',
   });
-  const [{ n } = { n: '0' }] = await exists.json<{ n: string }>();
   if (Number(n) === 0) return new Set();
-  const result = await client.query({
-    query: `SELECT version FROM ${database}.${LEDGER_TABLE}`,
-    format: 'JSONEachRow',
-  });
-  return new Set((await result.json<{ version: number }>()).map((r) => Number(r.version)));
+  const rows = await readRows<{ version: number }>(client, { query: `SELECT version FROM ${database}.${LEDGER_TABLE}` });
+  return new Set(rows.map((r) => Number(r.version)));
 }
 
 const LEDGER_DDL = `CREATE TABLE IF NOT EXISTS {{database}}.${LEDGER_TABLE}
@@ -64,14 +61,74 @@ export function migrationStatements(database: string, migrations: readonly Migra
   ];
 }
 
-/** Apply what is not applied yet. Returns the names of the migrations applied now. */
+/** A migration statement ClickHouse did not complete; the migration is not recorded. */
+export class MigrationError extends RunsCdcError {
+  override name = 'MigrationError';
+}
+
+/** The oldest server runs-cdc's tables work on: ReplacingMergeTree's is_deleted argument came in 23.2. */
+export const MIN_SERVER_VERSION = '23.2';
+/** The oldest runs-cdc is supported on (and @clickhouse/client's own floor): 24.8 LTS. */
+export const SUPPORTED_SERVER_VERSION = '24.8';
+
+function versionAtLeast(version: string, minimum: string): boolean {
+  const [major = 0, minor = 0] = version.split('.').map((n) => Number.parseInt(n, 10));
+  const [wantMajor = 0, wantMinor = 0] = minimum.split('.').map(Number);
+  return major > wantMajor || (major === wantMajor && minor >= wantMinor);
+}
+
+/**
+ * The server's version, refused with a sentence below MIN_SERVER_VERSION. `supported` is false
+ * between that floor and SUPPORTED_SERVER_VERSION (it works, but nothing tests it there).
+ */
+export async function checkServerVersion(client: ClickHouseClient): Promise<{ version: string; supported: boolean }> {
+  const [{ version } = { version: '0' }] = await readRows<{ version: string }>(client, { query: 'SELECT version() AS version' });
+  if (!versionAtLeast(version, MIN_SERVER_VERSION)) {
+    throw new MigrationError(
+      `ClickHouse ${version} is older than ${MIN_SERVER_VERSION}, the first with ReplacingMergeTree's is_deleted that runs-cdc's tables need: upgrade the server (${SUPPORTED_SERVER_VERSION} LTS or later is supported)`,
+    );
+  }
+  return { version, supported: versionAtLeast(version, SUPPORTED_SERVER_VERSION) };
+}
+
+/** DDL waits for its end before answering (a failure then comes as an HTTP error, not in a 200
+ * body), ON CLUSTER raises a failure on any host, and within the client's request timeout (see
+ * timeoutSettings, which sets distributed_ddl_task_timeout below it). */
+const DDL_SETTINGS: ClickHouseSettings = { wait_end_of_query: 1, distributed_ddl_output_mode: 'throw' };
+
+/** An exception ClickHouse wrote into a response body after it had answered 200 (ON CLUSTER DDL
+ * streams one row per host, then the exception when a host failed). */
+const BODY_EXCEPTION = /(?:Code|Error): (\d+)\. DB::Exception: ([^\n]*)/;
+
+/** Run one DDL statement and read its whole answer; any exception in it rejects. */
+export async function runDdl(client: ClickHouseClient, statement: string, settings: ClickHouseSettings = {}): Promise<void> {
+  const result = await client.exec({ query: statement, clickhouse_settings: { ...DDL_SETTINGS, ...settings } });
+  let body = '';
+  for await (const chunk of result.stream) body += String(chunk);
+  const exception = BODY_EXCEPTION.exec(body);
+  if (exception) throw new Error(`Code: ${exception[1]}. DB::Exception: ${exception[2]}`);
+}
+
+async function runStep(client: ClickHouseClient, step: string, statement: string): Promise<void> {
+  try {
+    await runDdl(client, statement);
+  } catch (error) {
+    throw new MigrationError(
+      `ClickHouse did not complete ${step} (${firstLine(error)}); it is not recorded as applied: fix the cause and run runs-cdc migrate again (each statement is IF NOT EXISTS)`,
+    );
+  }
+}
+
+/** Apply what is not applied yet, after checking the server's version. Returns the names of the
+ * migrations applied now. A migration is recorded only once every statement of it completed. */
 export async function migrate(client: ClickHouseClient, database: string, cluster?: string): Promise<string[]> {
   assertIdentifier(database, 'ClickHouse database');
-  for (const statement of migrationStatements(database, [], cluster)) await client.command({ query: statement });
+  await checkServerVersion(client);
+  for (const statement of migrationStatements(database, [], cluster)) await runStep(client, 'creating the database and ledger', statement);
   const applied: string[] = [];
   for (const migration of await unappliedMigrations(client, database)) {
     for (const statement of migration.statements.flatMap((s) => forTarget(s, database, cluster))) {
-      await client.command({ query: statement });
+      await runStep(client, `migration ${migration.name}`, statement);
     }
     await client.insert({
       table: `${database}.${LEDGER_TABLE}`,

@@ -36,15 +36,20 @@ export async function withClickHouseRetry<T>(
 ): Promise<T> {
   const { policy, log, stats, target } = context;
   const retries = policy.maxRetries ?? Number.POSITIVE_INFINITY;
+  const failures: Record<string, number> = {};
   try {
     return await pRetry(
       async () => {
         try {
           return await operation();
         } catch (error) {
-          const { transient, rowLevel, reason } = classifyClickHouseError(error);
-          if (transient) throw error;
-          if (rowLevel) {
+          const { transient, rowLevel, reason, fix, rowLevelAfterRetries, fatalAfterRetries } = classifyClickHouseError(error);
+          const failed = (failures[reason] ?? 0) + 1;
+          failures[reason] = failed;
+          const blameRows = rowLevelAfterRetries !== undefined && failed > rowLevelAfterRetries;
+          const giveUp = fatalAfterRetries !== undefined && failed > fatalAfterRetries;
+          if (transient && !blameRows && !giveUp) throw error;
+          if (rowLevel || blameRows) {
             throw new AbortError(
               new RowRejectedError(
                 `ClickHouse rejected rows of ${what} (${target}, ${reason}): ${firstLine(error)}`,
@@ -55,7 +60,7 @@ export async function withClickHouseRetry<T>(
           }
           throw new AbortError(
             new SinkFatalError(
-              `ClickHouse rejected ${what} (${target}, ${reason}): ${firstLine(error)} — fix the table or the data (runs-cdc migrate creates the expected schema) and restart`,
+              `ClickHouse rejected ${what} (${target}, ${reason}): ${firstLine(error)} — ${fix ?? 'fix the table or the data (runs-cdc migrate creates the expected schema)'} and restart`,
             ),
           );
         }

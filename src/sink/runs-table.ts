@@ -10,7 +10,7 @@
  * fix rejects with SinkFatalError, and nothing of that call may be treated as written.
  */
 import { Readable } from 'node:stream';
-import type { ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import type { Config } from '../config.ts';
 import { RowRejectedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -19,6 +19,8 @@ import { type ClickHouseRow, supersededLegacyTombstone, tombstoneOf } from '../t
 import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from '../transform/version.ts';
 import { assertIdentifier } from './clickhouse.ts';
 import { DeadLetters } from './dead-letters.ts';
+import { runDdl } from './migrations.ts';
+import { parseJsonEachRow } from './read.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from './retry.ts';
 import { decodeTabSeparatedLine, encodeTabSeparatedLine } from './tab-separated.ts';
 
@@ -50,6 +52,24 @@ export function decodeRow(encoded: EncodedRow): ClickHouseRow {
   return decodeTabSeparatedLine(encoded.line, TARGET_COLUMNS);
 }
 
+/**
+ * Read-after-write on a cluster (`migrate --cluster`). An insert returns once one replica of each
+ * shard has its rows (insert_distributed_sync); the other replicas fetch them later, and a read
+ * through the Distributed table may be answered by one of those. So before a read that must see
+ * runs-cdc's own writes (a TRUNCATE's pages, which read until their own tombstones hide every
+ * row; degraded-identity lookups; verify --repair's tombstones), every active replica is made to
+ * fetch the parts written so far: SYSTEM SYNC REPLICA ... LIGHTWEIGHT (fetches only, not merges),
+ * ON CLUSTER, waiting for the active replicas only (a down replica answers no reads either).
+ * Chosen over insert_quorum + select_sequential_consistency, which would slow every insert and
+ * serialize the backfill's parallel ones; this costs only those reads, which are rare. The writer
+ * needs the SYSTEM SYNC REPLICA privilege. Without a cluster nothing changes.
+ */
+export function syncReplicasStatement(database: string, cluster: string): string {
+  return `SYSTEM SYNC REPLICA ON CLUSTER ${assertIdentifier(cluster, 'ClickHouse cluster')} ${database}.${RUNS_TABLE}_local LIGHTWEIGHT`;
+}
+// cast: the client's type of this setting predates the *_only_active modes (ClickHouse 23.x)
+export const SYNC_REPLICAS_SETTINGS = { distributed_ddl_output_mode: 'throw_only_active' } as unknown as ClickHouseSettings;
+
 /** Rows tombstoned per round trip when replicating a TRUNCATE. */
 const TOMBSTONE_PAGE_ROWS = 10_000;
 
@@ -78,13 +98,14 @@ export class RunsTable {
   /** The runs table of `config.clickhouseDatabase`, retrying as the config says. */
   static fromConfig(
     client: ClickHouseClient,
-    config: Pick<Config, 'clickhouseDatabase' | 'retryInitialMs' | 'retryMaxMs'>,
+    config: Pick<Config, 'clickhouseDatabase' | 'retryInitialMs' | 'retryMaxMs'> & Partial<Pick<Config, 'clickhouseCluster'>>,
     log: Logger,
     { maxRetries, deadLetters = true }: RunsTableOptions = {},
   ): RunsTable {
     const policy = { initialDelayMs: config.retryInitialMs, maxDelayMs: config.retryMaxMs, maxRetries };
     const table = new RunsTable(client, config.clickhouseDatabase, policy, log);
     if (deadLetters) table.deadLetters = new DeadLetters(client, config.clickhouseDatabase);
+    table.cluster = config.clickhouseCluster;
     return table;
   }
 
@@ -99,6 +120,9 @@ export class RunsTable {
     this.qualifiedName = `${assertIdentifier(database, 'ClickHouse database')}.${RUNS_TABLE}`;
     this.retryContext = { policy: retry, log, stats: this.stats, target: this.qualifiedName };
   }
+
+  /** The cluster the tables were migrated ON (reads of own writes then sync the replicas first). */
+  cluster: string | undefined;
 
   /** Where rows ClickHouse refuses for their content go; without it such a write fails. */
   deadLetters: DeadLetters | undefined;
@@ -239,12 +263,13 @@ export class RunsTable {
     return this.withRetry(
       `reading ${what}`,
       async () => {
+        if (this.cluster) await runDdl(this.client, syncReplicasStatement(this.database, this.cluster), SYNC_REPLICAS_SETTINGS);
         const result = await this.client.query({
           query: `SELECT * FROM ${this.qualifiedName} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${condition}`,
           query_params: params,
           format: 'JSONEachRow',
         });
-        return result.json<ClickHouseRow>();
+        return parseJsonEachRow<ClickHouseRow>(await result.text()); // an error mid-result is a ClickHouseError
       },
       signal,
     );

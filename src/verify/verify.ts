@@ -16,6 +16,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type pg from 'pg';
 import { assertIdentifier } from '../sink/clickhouse.ts';
+import { readRows } from '../sink/read.ts';
 import { RUNS_TABLE } from '../sink/runs-table.ts';
 import { quoteIdent } from '../source/preflight.ts';
 import type { SourceTable } from '../transform/columns.ts';
@@ -217,8 +218,7 @@ export class Verifier {
   }
 
   private async chQuery<T>(query: string, params: Record<string, unknown>): Promise<T[]> {
-    const result = await this.clickhouse.query({ query, query_params: { ...params, ...this.chParams }, format: 'JSONEachRow' });
-    return result.json<T>();
+    return readRows<T>(this.clickhouse, { query, query_params: { ...params, ...this.chParams } });
   }
 }
 

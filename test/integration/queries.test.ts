@@ -171,6 +171,30 @@ describe('list', () => {
     expect(back.hasPreviousPage).toBe(false);
   });
 
+  // A server reads a time without a zone in its own `timezone`; chDB in the session's. The CI
+  // also runs this file with TZ=Asia/Kolkata (.ci/run) and against a non-UTC server.
+  it.skipIf(usingClickHouseServer())('counts and pages the same when the engine is not in UTC (Asia/Kolkata)', async () => {
+    const zoned = await anotherClickHouse();
+    try {
+      await zoned.command({ query: "SET session_timezone = 'Asia/Kolkata'" });
+      const kolkata = new RunQueries(zoned, database, { timeoutSeconds: 10, maxMemoryBytes: 1e9 }, () => NOW);
+      const window = { ...SCOPE, from: '2026-11-05T06:00:00Z', to: '2026-11-05T12:00:01Z' }; // with the runs at TIED_AT
+      expect(expected(window).length).toBeGreaterThan(10);
+      expect(await kolkata.count(window)).toBe(expected(window).length);
+      const want = expected({ ...SCOPE, period: '24h' }).sort(newestFirst);
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await kolkata.list({ ...SCOPE, period: '24h' }, { limit: 6, cursor });
+        ids.push(...page.runs.map((r) => r.runId));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      expect(ids).toEqual(want.map((r) => r.id));
+    } finally {
+      await zoned.close();
+    }
+  });
+
   it('returns what a run list shows', async () => {
     const [run] = (await queries.list({ ...SCOPE, tasks: 'task-1' }, { limit: 1 })).runs;
     const source = runs.find((r) => r.id === run?.runId) as Run;

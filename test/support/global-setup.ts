@@ -6,6 +6,19 @@ import { startPostgres } from '../../src/embedded/postgres.ts';
  * Docker with `RUNS_CDC_TESTCONTAINERS=1`; otherwise a private Postgres and, per test file,
  * in-process chDB. The choice is printed, so a run says which paths it did not take.
  */
+/** The ClickHouse server versions runs-cdc supports and CI runs the suite on (README, "Against
+ * real servers"); docker-compose.yml pins the newest. 24.8 is also @clickhouse/client's floor. */
+export const SUPPORTED_CLICKHOUSE_SERVERS = ['24.8', '25.8'] as const;
+
+/** RUNS_CDC_CLICKHOUSE_VERSION picks one of them for the container (default the oldest). */
+function clickhouseServerVersion(): string {
+  const wanted = process.env.RUNS_CDC_CLICKHOUSE_VERSION ?? SUPPORTED_CLICKHOUSE_SERVERS[0];
+  if (!(SUPPORTED_CLICKHOUSE_SERVERS as readonly string[]).includes(wanted)) {
+    throw new Error(`RUNS_CDC_CLICKHOUSE_VERSION=${wanted} is not one of the supported ${SUPPORTED_CLICKHOUSE_SERVERS.join(', ')}`);
+  }
+  return wanted;
+}
+
 export default async function setup(project: TestProject) {
   const stops: Array<() => Promise<unknown>> = [];
   let databaseUrl = process.env.DATABASE_URL;
@@ -23,8 +36,13 @@ export default async function setup(project: TestProject) {
       databaseUrl = `postgres://postgres:postgres@${postgres.getHost()}:${postgres.getMappedPort(5432)}/postgres`;
     }
     if (!clickhouseUrl) {
-      const clickhouse = await new GenericContainer('clickhouse/clickhouse-server:24.8')
-        .withEnvironment({ CLICKHOUSE_PASSWORD: 'test', CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT: '1' })
+      const clickhouse = await new GenericContainer(`clickhouse/clickhouse-server:${clickhouseServerVersion()}`)
+        // TZ: the server's time zone (RUNS_CDC_CLICKHOUSE_TZ, e.g. Asia/Kolkata), UTC by default.
+        .withEnvironment({
+          CLICKHOUSE_PASSWORD: 'test',
+          CLICKHOUSE_DEFAULT_ACCESS_MANAGEMENT: '1',
+          TZ: process.env.RUNS_CDC_CLICKHOUSE_TZ ?? 'UTC',
+        })
         .withExposedPorts(8123)
         .withWaitStrategy(Wait.forHttp('/ping', 8123))
         .start();
