@@ -29,7 +29,7 @@ const REPAIR_RETRIES = 5;
  */
 function verifyTargets(
   defaultTable: RunsTable,
-  routing: Routing | undefined,
+  routing: Routing<RunsTable> | undefined,
 ): Array<{ name: string; table: RunsTable; scope?: OrganizationScope }> {
   if (!routing) return [{ name: DEFAULT_TARGET, table: defaultTable }];
   const routed = Object.entries(routing.organizations); // every one to a named target, never "default" (config)
@@ -92,7 +92,7 @@ interface VerifyResult {
 /** Verify every target for its organizations; with `repairFrom` (the Postgres URL), repair each differing one. */
 async function verifyEachTarget(
   sql: pg.Client,
-  routes: { sink: RunsTable; routing: Routing | undefined },
+  routes: { sink: RunsTable; routing: Routing<RunsTable> | undefined },
   options: VerifyOptions,
   repairFrom: string | undefined,
 ): Promise<VerifyResult> {

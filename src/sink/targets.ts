@@ -5,22 +5,22 @@
  */
 import { groupBy } from '../objects.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
-import type { RunsTable } from './runs-table.ts';
+import type { RunsStore } from './runs-sink.ts';
 
 export const DEFAULT_TARGET = 'default';
 
-export interface Routing {
+export interface Routing<Store extends RunsStore = RunsStore> {
   /** Extra targets by name (the default target is the daemon's own table). */
-  targets: ReadonlyMap<string, RunsTable>;
+  targets: ReadonlyMap<string, Store>;
   /** Organization id -> target name. */
   organizations: Readonly<Record<string, string>>;
 }
 
 export class RunsTargets {
-  private readonly tables: Map<string, RunsTable>;
+  private readonly tables: Map<string, RunsStore>;
 
   constructor(
-    defaultTable: RunsTable,
+    defaultTable: RunsStore,
     private readonly routing: Routing = { targets: new Map(), organizations: {} },
   ) {
     this.tables = new Map([[DEFAULT_TARGET, defaultTable], ...routing.targets]);
@@ -33,7 +33,7 @@ export class RunsTargets {
     return this.routing.organizations[String(row.organization_id)] ?? DEFAULT_TARGET;
   }
 
-  table(target: string): RunsTable {
+  table(target: string): RunsStore {
     const table = this.tables.get(target);
     if (!table) throw new Error(`no ClickHouse target ${target}`);
     return table;
@@ -45,7 +45,7 @@ export class RunsTargets {
   }
 
   /** Every target, default first, with its name. */
-  get all(): Array<[string, RunsTable]> {
+  get all(): Array<[string, RunsStore]> {
     return [...this.tables];
   }
 }
