@@ -4,9 +4,9 @@ import { RunsCdcError } from '../errors.ts';
 import { startApi } from '../queries/http-api.ts';
 import { QUERY_PARAMS, QUERY_PATHS, type QueryKind, queryInput, runQuery } from '../queries/params.ts';
 import type { RunListPage, RunStats, TagsPage } from '../queries/run-queries.ts';
+import { formatTable } from '../report.ts';
 import { openQueries } from './query-api.ts';
 import { addConfigOptions, attributeName, ChdbInUseError, CLICKHOUSE_SETTINGS, configFrom, loggerFor } from './runtime.ts';
-import { formatTable } from './table.ts';
 
 const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSeconds', 'queryMaxMemoryBytes', 'routes'];
 const LIST_FLAGS = new Set(['status', 'task', 'version', 'tag', 'tag-all', 'run-id', 'queue', 'region', 'machine']);

@@ -5,35 +5,20 @@
  * the DurableBuffer (durable-buffer.ts), which says which LSN is confirmable; the supervisor tells
  * Postgres that LSN. So Postgres is told an LSN only when the sink holds every change up to it.
  */
-import pg from 'pg';
 import type { Config } from '../config.ts';
 import { RunsCdcError, StreamError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
+import { formatLsn, type Lsn } from '../lsn.ts';
 import type { EncodedRow, RunsStore } from '../sink/runs-sink.ts';
 import { type Routing, RunsTargets } from '../sink/targets.ts';
-import { assertUsableSlot, preflightPostgres, readSlot } from '../source/preflight.ts';
-import { ReplicationStream } from '../source/stream.ts';
 import { TransactionApplier } from './applier.ts';
+import { ConnectionLostError, ReplicationConnection, SlotInUseError } from './connection.ts';
 import { DurableBuffer } from './durable-buffer.ts';
-import { startHeartbeat } from './heartbeat.ts';
+import { type DaemonState, Lifecycle } from './lifecycle.ts';
 import { type DaemonObserver, type DaemonStats, emptyDaemonStats, type ReplicationSnapshot, type SnapshotSource } from './snapshot.ts';
+import { checkBeforeStreaming, sleepUnless, waitForFreeSlot } from './startup.ts';
 
 export type { DaemonObserver, DaemonStats } from './snapshot.ts';
-
-/** SQLSTATE of "replication slot ... is active for PID ...". */
-const OBJECT_IN_USE = '55006';
-
-class SlotInUseError extends StreamError {}
-
-/** The replication connection dropped (walsender terminated, server restarted, network). */
-class ConnectionLostError extends StreamError {}
-
-/**
- * Where the daemon is in its life. `stopping` and `killed` are halting: nothing more is read or
- * confirmed; `stopped` and `failed` are final (run() resolved or rejected).
- */
-export type DaemonState = 'created' | 'preflight' | 'standby' | 'streaming' | 'reconnecting' | 'stopping' | 'killed' | 'stopped' | 'failed';
 
 export type DaemonSettings = Pick<
   Config,
@@ -61,11 +46,10 @@ export class ReplicationDaemon implements SnapshotSource {
   /** Where rows go: the default table, and others by organization (--routes). */
   readonly targets: RunsTargets;
   private readonly applier: TransactionApplier;
-  private state: DaemonState = 'created';
+  private readonly lifecycle = new Lifecycle();
   /** The error that ends replication (a write, an item, a kill); undefined while none. */
   private failure: Error | undefined;
-  private stream: ReplicationStream | undefined;
-  private failStream: ((error: Error) => void) | undefined;
+  private connection: ReplicationConnection | undefined;
   private started: (() => void) | undefined;
   /** Failed connection attempts since the stream last started; sets the reconnect backoff. */
   private reconnectAttempt = 0;
@@ -97,22 +81,17 @@ export class ReplicationDaemon implements SnapshotSource {
       onTruncate: settings.onTruncate,
       stats: this.stats,
       log,
-      source: () => this.stream,
+      source: () => this.connection,
       onFailure: (error) => this.die(error),
     });
   }
 
-  get lifecycle(): DaemonState {
-    return this.state;
+  get state(): DaemonState {
+    return this.lifecycle.state;
   }
 
   private get halting(): boolean {
-    return this.state === 'stopping' || this.state === 'killed';
-  }
-
-  /** Move to `next` unless halting or ended: those states are left only by run() ending. */
-  private enter(next: DaemonState): void {
-    if (!this.halting && this.state !== 'stopped' && this.state !== 'failed') this.state = next;
+    return this.lifecycle.halting;
   }
 
   /** The LSN confirmed to Postgres so far. */
@@ -134,10 +113,10 @@ export class ReplicationDaemon implements SnapshotSource {
     try {
       await this.preflightAndStream();
       ended = new StreamError(`stopped at ${formatLsn(this.confirmedLsn)}`);
-      this.state = 'stopped';
+      this.lifecycle.become('stopped');
     } catch (error) {
       ended = error as Error;
-      this.state = 'failed';
+      this.lifecycle.become('failed');
       throw error;
     } finally {
       this.buffer.end(ended);
@@ -145,22 +124,12 @@ export class ReplicationDaemon implements SnapshotSource {
   }
 
   private async preflightAndStream(): Promise<void> {
-    this.enter('preflight');
-    await this.withSql(async (sql) => {
-      await preflightPostgres(sql, this.settings, this.log);
-      for (const [, table] of this.targets.all) {
-        const mismatches = await table.schemaMismatches();
-        if (mismatches.length > 0) {
-          throw new StreamError(
-            `ClickHouse table ${table.qualifiedName} does not match runs-cdc's column mapping (${mismatches.slice(0, 3).join('; ')}): run runs-cdc migrate`,
-          );
-        }
-      }
-    });
+    this.lifecycle.enter('preflight');
+    await checkBeforeStreaming(this.databaseUrl, this.settings, this.targets, this.log);
     let reconnecting = false;
     for (;;) {
       try {
-        await this.withSql((sql) => this.waitForFreeSlot(sql, reconnecting));
+        await this.waitForFreeSlot(reconnecting);
       } catch (error) {
         // While reconnecting, Postgres may still be restarting: keep trying, with backoff.
         if (!reconnecting || error instanceof RunsCdcError || this.halting) throw error;
@@ -204,8 +173,8 @@ export class ReplicationDaemon implements SnapshotSource {
    * the same versions, so anything written twice is one row under FINAL.
    */
   private async recoverFromLostConnection(): Promise<void> {
-    this.enter('reconnecting');
-    this.stream = undefined;
+    this.lifecycle.enter('reconnecting');
+    this.connection?.forget();
     await this.applier.discardReceived();
     await this.buffer.flushAll();
     if (this.failure) throw this.failure;
@@ -216,21 +185,18 @@ export class ReplicationDaemon implements SnapshotSource {
    * rows are discarded (a flush already in flight may still land). Nothing is confirmed any more.
    */
   async kill(): Promise<void> {
-    this.state = 'killed';
+    this.lifecycle.become('killed');
     this.failure ??= new StreamError('killed');
     this.applier.halt();
     this.buffer.discard();
-    const stream = this.stream;
-    this.stream = undefined;
-    await stream?.stop();
-    this.failStream?.(this.failure);
+    await this.connection?.close(this.failure);
   }
 
   /** Graceful stop: stop reading, flush what was received, confirm it, close the connection. */
   async stop(): Promise<void> {
     if (this.halting) return;
-    this.state = 'stopping';
-    this.stream?.pause();
+    this.lifecycle.become('stopping');
+    this.connection?.pause();
     this.applier.halt(); // received but unhandled: never confirmed, so Postgres sends it again
     await this.applier.discardReceived();
     this.buffer.close();
@@ -239,22 +205,10 @@ export class ReplicationDaemon implements SnapshotSource {
     } catch {
       // The failure is already the daemon's fatal error; nothing more is confirmed.
     }
-    this.stream?.sendStatus(this.confirmedLsn);
+    this.connection?.sendStatus(this.confirmedLsn);
     // Let the status update reach the socket before the connection closes.
     await new Promise((resolve) => setImmediate(resolve));
-    await this.stream?.stop();
-    this.failStream?.(new StreamError('stopped'));
-  }
-
-  /** A short-lived ordinary connection for startup checks (the stream has its own). */
-  private async withSql<T>(use: (sql: pg.Client) => Promise<T>): Promise<T> {
-    const sql = new pg.Client({ connectionString: this.databaseUrl, application_name: 'runs-cdc startup' });
-    await sql.connect();
-    try {
-      return await use(sql);
-    } finally {
-      await sql.end();
-    }
+    await this.connection?.close(new StreamError('stopped'));
   }
 
   /**
@@ -262,87 +216,59 @@ export class ReplicationDaemon implements SnapshotSource {
    * reconnect the buffer's position is kept: it may be ahead of the slot by a status update the
    * lost connection did not deliver, and the next status update sends it.
    */
-  private async waitForFreeSlot(sql: pg.Client, reconnecting: boolean): Promise<void> {
-    for (;;) {
-      const slot = await readSlot(sql, this.settings.slot);
-      if (!slot) throw new StreamError(`replication slot ${this.settings.slot} disappeared`);
-      // On a reconnect too: the slot may have been invalidated while the connection was down.
-      await assertUsableSlot(sql, slot, this.settings.slot);
-      if (!reconnecting) this.buffer.startAt(slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : 0n);
-      if (!slot.active) return;
-      this.enter('standby');
-      this.log.warn(
-        { slot: this.settings.slot, pid: slot.activePid },
-        `slot ${this.settings.slot} is in use by another process (pid ${slot.activePid}); standing by, retrying every ${this.settings.standbyRetryMs} ms`,
-      );
-      if (await this.sleepUnlessHalting(this.settings.standbyRetryMs)) return;
-    }
+  private async waitForFreeSlot(reconnecting: boolean): Promise<void> {
+    await waitForFreeSlot({
+      databaseUrl: this.databaseUrl,
+      slot: this.settings.slot,
+      standbyRetryMs: this.settings.standbyRetryMs,
+      log: this.log,
+      halted: () => this.halting,
+      onSlot: (confirmed) => {
+        if (!reconnecting) this.buffer.startAt(confirmed);
+      },
+      onStandby: () => this.lifecycle.enter('standby'),
+    });
   }
 
-  private async sleepUnlessHalting(ms: number): Promise<boolean> {
-    const step = Math.min(ms, 100);
-    for (let waited = 0; waited < ms && !this.halting; waited += step) await new Promise((r) => setTimeout(r, step));
-    return this.halting;
+  private sleepUnlessHalting(ms: number): Promise<boolean> {
+    return sleepUnless(() => this.halting, ms);
   }
 
   private async streamUntilStopped(): Promise<void> {
-    const stream = new ReplicationStream(
-      {
-        connectionString: this.databaseUrl,
-        slot: this.settings.slot,
-        publication: this.settings.publication,
-        confirmedLsn: () => this.confirmedLsn,
-        statusIntervalMs: this.settings.statusIntervalMs,
-        onStart: () => {
-          this.enter('streaming');
-          this.reconnectAttempt = 0;
-          this.started?.();
-        },
+    this.connection = new ReplicationConnection({
+      databaseUrl: this.databaseUrl,
+      settings: this.settings,
+      log: this.log,
+      confirmedLsn: () => this.confirmedLsn,
+      onStart: () => {
+        this.lifecycle.enter('streaming');
+        this.reconnectAttempt = 0;
+        this.started?.();
       },
-      (item) => {
+      onItem: (item) => {
         if (!this.halting && !this.failure) this.applier.receive(item);
       },
-    );
-    this.stream = stream;
-    const failed = new Promise<never>((_, reject) => {
-      this.failStream = reject;
+      onHeartbeat: () => {
+        this.stats.heartbeats += 1;
+      },
+      halting: () => this.halting,
+      failure: () => this.failure,
     });
-    this.log.info(
-      { slot: this.settings.slot, publication: this.settings.publication, from: formatLsn(this.confirmedLsn) },
-      'streaming changes',
-    );
-    const streaming = stream.run();
-    const heartbeat = startHeartbeat(this.databaseUrl, this.settings.heartbeatIntervalMs, this.log, () => {
-      this.stats.heartbeats += 1;
-    });
-    try {
-      await Promise.race([streaming, failed]);
-    } catch (error) {
-      if (this.failure) throw this.failure;
-      if (this.halting) return;
-      if ((error as { code?: string }).code === OBJECT_IN_USE) throw new SlotInUseError((error as Error).message);
-      throw new ConnectionLostError(`replication connection failed: ${(error as Error).message}`);
-    } finally {
-      await heartbeat.stop();
-    }
-    if (this.failure) throw this.failure;
-    // The stream ended without being asked to: the server closed the connection.
-    if (!this.halting) throw new ConnectionLostError('the replication connection was closed by the server');
+    await this.connection.run();
   }
 
   private die(error: Error): void {
     if (this.failure) return;
     this.failure = error;
     this.applier.halt();
-    this.stream?.pause();
+    this.connection?.pause();
     this.log.error({ err: error.message, confirmedLsn: formatLsn(this.confirmedLsn) }, 'replication stopped');
-    void this.stream?.stop();
-    this.failStream?.(error);
+    this.connection?.abort(error);
   }
 
   /** Subscribed to the slot and not ended: what /readyz reports. */
   get streaming(): boolean {
-    return this.state === 'streaming';
+    return this.lifecycle.state === 'streaming';
   }
 
   /** Whether every received transaction is confirmed (nothing is waiting for the sink). */
@@ -372,6 +298,6 @@ export class ReplicationDaemon implements SnapshotSource {
 
   private confirm(lsn: Lsn): void {
     this.stats.acks += 1;
-    this.stream?.sendStatus(lsn);
+    this.connection?.sendStatus(lsn);
   }
 }
