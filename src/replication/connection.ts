@@ -15,10 +15,15 @@ import { startHeartbeat } from './heartbeat.ts';
 /** SQLSTATE of "replication slot ... is active for PID ...". */
 const OBJECT_IN_USE = '55006';
 
-export class SlotInUseError extends StreamError {}
+/** Another process took the slot between the check and START_REPLICATION: stand by and retry. */
+export class SlotInUseError extends StreamError {
+  override readonly retryable = true;
+}
 
 /** The replication connection dropped (walsender terminated, server restarted, network). */
-export class ConnectionLostError extends StreamError {}
+export class ConnectionLostError extends StreamError {
+  override readonly retryable = true;
+}
 
 export interface ConnectionOptions {
   databaseUrl: string;

@@ -6,7 +6,7 @@
  * Postgres that LSN. So Postgres is told an LSN only when the sink holds every change up to it.
  */
 import type { Config } from '../config.ts';
-import { RunsCdcError, StreamError } from '../errors.ts';
+import { isRetryable, StreamError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn, type Lsn } from '../lsn.ts';
 import type { EncodedRow, RunsStore } from '../sink/runs-sink.ts';
@@ -132,7 +132,7 @@ export class ReplicationDaemon implements SnapshotSource {
         await this.waitForFreeSlot(reconnecting);
       } catch (error) {
         // While reconnecting, Postgres may still be restarting: keep trying, with backoff.
-        if (!reconnecting || error instanceof RunsCdcError || this.halting) throw error;
+        if (!reconnecting || !isRetryable(error) || this.halting) throw error;
         this.reconnectAttempt += 1;
         this.log.warn({ attempt: this.reconnectAttempt, err: (error as Error).message }, 'Postgres not reachable yet; retrying');
         if (await this.sleepUnlessHalting(this.backoffMs())) return;

@@ -3,6 +3,7 @@
  * a named target; everything else goes to the default target. A flush writes one group per
  * target (sequentially unless --flush-groups parallel) and is acknowledged only when all landed.
  */
+import { ConfigError } from '../errors.ts';
 import { groupBy } from '../objects.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
 import type { RunsStore } from './runs-sink.ts';
@@ -25,7 +26,9 @@ export class RunsTargets {
   ) {
     this.tables = new Map([[DEFAULT_TARGET, defaultTable], ...routing.targets]);
     for (const [org, target] of Object.entries(routing.organizations)) {
-      if (!this.tables.has(target)) throw new Error(`organization ${org} is routed to unknown target ${target}`);
+      if (!this.tables.has(target)) {
+        throw new ConfigError(`organization ${org} is routed to unknown target ${target}: add ${target} to the targets of --routes`);
+      }
     }
   }
 
