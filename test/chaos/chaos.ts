@@ -9,7 +9,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { runBackfill } from '../../src/backfill/job.ts';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
@@ -18,6 +17,7 @@ import { Verifier, type VerifyReport } from '../../src/verify/verify.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
 import { refuseInserts, slotConfirmedLsn, type TestPostgres, terminateWalsender, uniqueName, waitFor } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 export interface ChaosOptions {
   seed: number;

@@ -6,13 +6,13 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
-import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { startPostgres } from '../../src/embedded/postgres.ts';
 import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
 import type { Tuple } from '../../src/transform/row.ts';
 import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, withFailpoint } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
 import { freshPostgres, queryRows, testClickHouse, waitFor } from '../support/databases.ts';
+import { completeRuns, deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
 

@@ -7,7 +7,6 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../src/backfill/checkpoints.ts';
 import { planBackfill, resumeBackfill, runBackfill } from '../../src/backfill/job.ts';
 import { silentProgress } from '../../src/backfill/progress.ts';
-import { insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { BackfillMetrics } from '../../src/ops/backfill-metrics.ts';
 import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
@@ -21,6 +20,7 @@ import {
   testClickHouse,
   uniqueName,
 } from '../support/databases.ts';
+import { insertRuns, makeRun, type RunRow } from '../support/fixtures.ts';
 
 /** Ids whose order differs between the C and en_US collations. */
 const TRICKY = ['a_b', 'a-c', 'ab', 'aB', 'AB', 'A_b', 'a.b', 'a b', 'Ab-', 'ä'];

@@ -3,13 +3,13 @@
  * /readyz before and after it stops.
  */
 import { expect, it } from 'vitest';
-import { deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { refuseInserts, testClickHouse, waitFor } from '../support/databases.ts';
+import { deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 
 /** The value of one series in Prometheus text, e.g. `name{a="b"}`. */
 function value(text: string, series: string): number {

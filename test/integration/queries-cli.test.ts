@@ -4,11 +4,11 @@
  * directory, the same answers through its API (`--api-port`, `--api-url`).
  */
 import { beforeAll, expect, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
 import { usingClickHouseServer } from '../support/backends.ts';
 import { type CliProcess, cliWorkspace } from '../support/cli.ts';
 import { waitFor, waitForSlot } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const workspace = cliWorkspace('queries', { LOG_LEVEL: 'warn' });
 const { slot } = workspace;
