@@ -2,7 +2,8 @@
  * Named failpoints: the few places where a test steps into production code to make a fault or a
  * race happen at an exact point (as Supabase etl's failpoints do), all named in this one module
  * with what they pass. Production code calls `failpoint(name, ...)`, which does nothing unless a
- * test armed that name; no production class carries a hook of its own for tests.
+ * test armed that name. The one fault that is not a point in the code, a crash, is `crash()`
+ * here too: components implement it under the CRASH symbol, outside their public API.
  */
 import type { SourceTable } from './transform/columns.ts';
 import type { Tuple } from './transform/row.ts';
@@ -29,4 +30,20 @@ export function armFailpoint<Name extends FailpointName>(name: Name, action: Fai
   return () => {
     if (armed.get(name) === action) armed.delete(name);
   };
+}
+
+/** The key under which a component simulates its process dying (see `crash`). */
+export const CRASH: unique symbol = Symbol('runs-cdc crash');
+
+export interface Crashable {
+  [CRASH](): void | Promise<void>;
+}
+
+/**
+ * What a SIGKILL leaves behind, for tests that run the daemon in their own process: connections
+ * drop with no flush and no status update, buffered rows are lost (a write already in flight may
+ * still land), nothing more is confirmed.
+ */
+export async function crash(target: Crashable): Promise<void> {
+  await target[CRASH]();
 }

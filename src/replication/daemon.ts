@@ -7,6 +7,7 @@
  */
 import type { Config } from '../config.ts';
 import { isRetryable, StreamError } from '../errors.ts';
+import { CRASH, type Crashable } from '../failpoints.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn, type Lsn } from '../lsn.ts';
 import type { EncodedRow, RunsStore } from '../sink/runs-sink.ts';
@@ -40,7 +41,7 @@ export type DaemonSettings = Pick<
   | 'heartbeatIntervalMs'
 >;
 
-export class ReplicationDaemon implements SnapshotSource {
+export class ReplicationDaemon implements SnapshotSource, Crashable {
   readonly stats: DaemonStats = emptyDaemonStats();
   readonly buffer: DurableBuffer<EncodedRow>;
   /** Where rows go: the default table, and others by organization (--routes). */
@@ -180,15 +181,12 @@ export class ReplicationDaemon implements SnapshotSource {
     if (this.failure) throw this.failure;
   }
 
-  /**
-   * What a SIGKILL leaves behind, for chaos tests in one process: the connection drops with no flush and no status update; buffered
-   * rows are discarded (a flush already in flight may still land). Nothing is confirmed any more.
-   */
-  async kill(): Promise<void> {
+  /** A crash (failpoints.ts): the connection drops unflushed and unconfirmed, buffered rows are lost. */
+  async [CRASH](): Promise<void> {
     this.lifecycle.become('killed');
     this.failure ??= new StreamError('killed');
     this.applier.halt();
-    this.buffer.discard();
+    this.buffer[CRASH]();
     await this.connection?.close(this.failure);
   }
 

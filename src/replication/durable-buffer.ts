@@ -15,6 +15,7 @@
  * A failed write is final: `onFailure` is called once, nothing after the last confirmable LSN
  * ever becomes confirmable, and waiters for it reject when the owner calls `end`.
  */
+import { CRASH } from '../failpoints.ts';
 import type { Lsn } from '../lsn.ts';
 import { AckTracker } from './ack-tracker.ts';
 import { type FlushStats, RowBuffer, type RowBufferLimits, type WriteGroup } from './row-buffer.ts';
@@ -124,9 +125,9 @@ export class DurableBuffer<Row> {
     this.rows.close();
   }
 
-  /** Drop every buffered row unwritten and flush nothing more (see failpoints.ts: a crash). */
-  discard(): void {
-    this.rows.abandon();
+  /** Drop every buffered row unwritten and flush nothing more (failpoints.ts's crash). */
+  [CRASH](): void {
+    this.rows[CRASH]();
   }
 
   /** Resolves once `target` is confirmable; rejects with the reason if `end` comes first. */

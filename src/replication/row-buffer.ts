@@ -8,6 +8,7 @@
  * the limit, and the high-water marks record the most ever held, so tests can check the bound.
  */
 import PQueue from 'p-queue';
+import { CRASH } from '../failpoints.ts';
 import { groupBy } from '../objects.ts';
 
 export interface RowBufferLimits {
@@ -122,9 +123,9 @@ export class RowBuffer<Row> {
     if (this.failure) throw this.failure;
   }
 
-  /** Drop every buffered row and flush nothing more, as a killed process would (chaos tests).
-   * A flush already in flight may still complete. */
-  abandon(): void {
+  /** Drop every buffered row and flush nothing more, as a killed process would (failpoints.ts's
+   * crash). A flush already in flight may still complete. */
+  [CRASH](): void {
     this.close();
     this.failure ??= new Error('abandoned');
     this.pending = [];
