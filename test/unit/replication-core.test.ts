@@ -4,6 +4,7 @@
  * Postgres and no ClickHouse.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Lifecycle } from '../../src/replication/lifecycle.ts';
 import { MemorySink } from '../../src/sink/memory-sink.ts';
 import { changeVersion } from '../../src/transform/version.ts';
 import { replicationCore } from '../support/core.ts';
@@ -106,6 +107,40 @@ describe('the ack promise', () => {
     core.receive([idle.item]);
     await core.settle();
     expect(core.confirmed).toEqual([tx.endLsn, open.endLsn, idle.walEnd]);
+  });
+});
+
+describe('waiting for a confirmed LSN', () => {
+  it('resolves once the LSN is confirmable, and rejects every waiter still waiting when replication ends', async () => {
+    const core = replicationCore();
+    const wal = new FakeWal();
+    const tx = wal.transaction([insert('a')]);
+    const reached = core.buffer.whenConfirmable(tx.endLsn);
+    const beyond = core.buffer.whenConfirmable(tx.endLsn + 1_000n);
+    core.receive(tx.items);
+    await core.settle();
+    await expect(reached).resolves.toBeUndefined();
+    core.buffer.end(new Error('stopped'));
+    await expect(beyond).rejects.toThrow('stopped');
+    await expect(core.buffer.whenConfirmable(tx.endLsn + 2_000n)).rejects.toThrow('stopped'); // asked after the end
+    await expect(core.buffer.whenConfirmable(tx.endLsn)).resolves.toBeUndefined(); // already reached
+  });
+});
+
+describe('the supervisor lifecycle', () => {
+  it('a stop or kill is never overwritten by a late start, standby or reconnect; only the end replaces it', () => {
+    const life = new Lifecycle();
+    life.enter('preflight');
+    life.enter('streaming');
+    expect(life.state).toBe('streaming');
+    life.become('stopping');
+    for (const late of ['streaming', 'standby', 'reconnecting'] as const) life.enter(late);
+    expect(life.state).toBe('stopping');
+    expect(life.halting).toBe(true);
+    life.become('stopped');
+    life.enter('streaming');
+    expect(life.state).toBe('stopped');
+    expect(life.ended).toBe(true);
   });
 });
 
