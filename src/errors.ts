@@ -7,8 +7,22 @@ export function firstLine(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
 }
 
+/**
+ * An error runs-cdc raises on purpose. Two separate questions about it: can a person act on it
+ * (every RunsCdcError: its message says what to do), and may trying again succeed without anyone
+ * acting (`retryable`; false unless a subclass says otherwise). Ask `isRetryable`, never
+ * `instanceof RunsCdcError`, to decide whether to retry.
+ */
 export class RunsCdcError extends Error {
   override name = 'RunsCdcError';
+  /** Trying again later may succeed without anyone acting (a dropped connection, a taken slot). */
+  readonly retryable: boolean = false;
+}
+
+/** Whether trying again may succeed: a RunsCdcError says so itself; anything else (a refused
+ * connection, a dropped socket, a server restarting) is presumed transient. */
+export function isRetryable(error: unknown): boolean {
+  return error instanceof RunsCdcError ? error.retryable : true;
 }
 
 /** Invalid configuration (env or flags). */

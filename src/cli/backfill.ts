@@ -2,21 +2,14 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { Command } from 'commander';
 import type pg from 'pg';
 import type { JobRecord } from '../backfill/checkpoints.ts';
-import {
-  type BackfillPlan,
-  type BackfillResult,
-  backfillContextFor,
-  checkpointStoreFor,
-  planBackfill,
-  resumeBackfill,
-  runBackfill,
-} from '../backfill/job.ts';
+import { type BackfillPlan, backfillContextFor, checkpointStoreFor, planBackfill, resumeBackfill, runBackfill } from '../backfill/job.ts';
 import { progressReporter } from '../backfill/progress.ts';
 import { parseBackfillOptions } from '../backfill/request.ts';
 import { BACKFILL_PROFILES, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { BackfillMetrics } from '../ops/backfill-metrics.ts';
 import { type OpsServer, startOpsServer } from '../ops/server.ts';
+import { backfillSummary, formatTable } from '../report.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/preflight.ts';
 import {
@@ -29,7 +22,6 @@ import {
   openTargets,
   withPostgres,
 } from './runtime.ts';
-import { formatTable } from './table.ts';
 
 const BACKFILL_SETTINGS = [
   'databaseUrl',
@@ -123,7 +115,7 @@ export async function backfill(
     const result = await withPostgres(databaseUrl, (sql) =>
       action.kind === 'resume' ? resumeBackfill(sql, action.jobId, action.createSlot, context) : runBackfill(sql, action.request, context),
     );
-    out(summary(result));
+    out(backfillSummary(result));
     return result.status === 'FAILURE' ? 1 : 0;
   } catch (error) {
     // Anything that stops the job before it could record a status is still a FAILURE.
@@ -135,11 +127,6 @@ export async function backfill(
     await ops?.close();
     await client?.close();
   }
-}
-
-export function summary(result: BackfillResult): string {
-  const perTable = result.tables.map((t) => `${t.table} ${t.copied}`).join(', ');
-  return `backfill ${result.jobId} ${result.status}: ${result.message} (${perTable}; ${result.rowsCopied} by this run in ${result.seconds.toFixed(1)} s)`;
 }
 
 async function describePlan(sql: pg.Client, request: Parameters<typeof planBackfill>[1], config: Config): Promise<string> {

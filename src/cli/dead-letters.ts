@@ -1,8 +1,8 @@
 /** `runs-cdc dead-letters list|replay`: rows ClickHouse refused, and trying them again. */
 import { Command } from 'commander';
+import { formatTable } from '../report.ts';
 import { DeadLetters, replayDeadLetters } from '../sink/dead-letters.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
-import { formatTable } from './table.ts';
 
 export function deadLettersCommand(): Command {
   const command = new Command('dead-letters').description('rows ClickHouse refused for their content (poison rows)');

@@ -5,7 +5,7 @@ import { formatLsn } from '../lsn.ts';
 import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
 import { ReplicationDaemon } from '../replication/daemon.ts';
-import { maybeStartApi } from './runs.ts';
+import { maybeStartApi } from './query-api.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
 
 const REPLICATE_SETTINGS = [
@@ -87,16 +87,17 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   let lastAt = performance.now();
   const summary = setInterval(() => {
     const now = performance.now();
-    const changesPerSecond = Math.round(((daemon.stats.changes - lastChanges) * 1000) / (now - lastAt));
-    lastChanges = daemon.stats.changes;
+    const { stats, lagSeconds, bufferedRows, confirmedLsn } = daemon.snapshot();
+    const changesPerSecond = Math.round(((stats.changes - lastChanges) * 1000) / (now - lastAt));
+    lastChanges = stats.changes;
     lastAt = now;
     log.info(
       {
         changesPerSecond,
-        lagSeconds: Math.round(daemon.lagSeconds * 10) / 10,
-        ...daemon.stats,
-        buffered: daemon.buffer.bufferedRows,
-        confirmedLsn: formatLsn(daemon.confirmedLsn),
+        lagSeconds: Math.round(lagSeconds * 10) / 10,
+        ...stats,
+        buffered: bufferedRows,
+        confirmedLsn: formatLsn(confirmedLsn),
       },
       'replication progress',
     );
@@ -104,7 +105,8 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   summary.unref();
   try {
     await daemon.run();
-    log.info({ confirmedLsn: formatLsn(daemon.confirmedLsn), ...daemon.stats }, 'stopped cleanly');
+    const { confirmedLsn, stats } = daemon.snapshot();
+    log.info({ confirmedLsn: formatLsn(confirmedLsn), ...stats }, 'stopped cleanly');
   } finally {
     clearInterval(summary);
     await closeApi();

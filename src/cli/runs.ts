@@ -1,23 +1,12 @@
-/** `runs-cdc runs list|count|stats|tags` and `runs-cdc serve`: the run-list queries from a shell. */
-import type { ClickHouseClient } from '@clickhouse/client';
 import { Command } from 'commander';
 import type { Config, ConfigKey } from '../config.ts';
 import { RunsCdcError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
 import { startApi } from '../queries/http-api.ts';
-import { oneTarget, QUERY_PARAMS, QUERY_PATHS, type QueryKind, type QueryRouter, queryInput, runQuery } from '../queries/params.ts';
-import { type RunListPage, RunQueries, type RunStats, type TagsPage } from '../queries/run-queries.ts';
-import {
-  addConfigOptions,
-  attributeName,
-  ChdbInUseError,
-  CLICKHOUSE_SETTINGS,
-  configFrom,
-  loggerFor,
-  openClickHouse,
-  openRouteTargets,
-} from './runtime.ts';
-import { formatTable } from './table.ts';
+import { QUERY_PARAMS, QUERY_PATHS, type QueryKind, queryInput, runQuery } from '../queries/params.ts';
+import type { RunListPage, RunStats, TagsPage } from '../queries/run-queries.ts';
+import { formatTable } from '../report.ts';
+import { openQueries } from './query-api.ts';
+import { addConfigOptions, attributeName, ChdbInUseError, CLICKHOUSE_SETTINGS, configFrom, loggerFor } from './runtime.ts';
 
 const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSeconds', 'queryMaxMemoryBytes', 'routes'];
 const LIST_FLAGS = new Set(['status', 'task', 'version', 'tag', 'tag-all', 'run-id', 'queue', 'region', 'machine']);
@@ -78,47 +67,6 @@ export function serveCommand(): Command {
     await queries.close();
   });
   return command;
-}
-
-function queriesOn(client: ClickHouseClient, config: Config, database: string): RunQueries {
-  return new RunQueries(client, database, { timeoutSeconds: config.queryTimeoutSeconds, maxMemoryBytes: config.queryMaxMemoryBytes });
-}
-
-/**
- * The queries of every ClickHouse target, on connections of their own (on the embedded engine a
- * query's readonly settings would otherwise stay on a writer's session). With --routes a query
- * goes to the target of its organization; a target without a URL is another database on the
- * default connection.
- */
-async function openQueries(config: Config, log: Logger): Promise<{ router: QueryRouter; close(): Promise<void> }> {
-  const client = await openClickHouse(config);
-  const fallback = queriesOn(client, config, config.clickhouseDatabase);
-  if (!config.routes) return { router: oneTarget(fallback), close: () => client.close() };
-  const routed = await openRouteTargets(config, client).catch(async (error: unknown) => {
-    await client.close();
-    throw error;
-  });
-  const byTarget = new Map(routed.targets.map((t) => [t.name, queriesOn(t.client, config, t.config.clickhouseDatabase)]));
-  const organizations = config.routes.organizations;
-  log.debug({ targets: [...byTarget.keys()] }, 'queries go to the target of their organization');
-  return {
-    router: (organizationId) => byTarget.get(organizations[organizationId ?? ''] ?? '') ?? fallback,
-    close: async () => {
-      await routed.close();
-      await client.close();
-    },
-  };
-}
-
-/** Start the API beside another job (replicate) when --api-port is set; returns its closer. */
-export async function maybeStartApi(config: Config, log: Logger): Promise<() => Promise<void>> {
-  if (config.apiPort === undefined) return async () => {};
-  const queries = await openQueries(config, log);
-  const api = await startApi(queries.router, config.apiPort, config.listenHost, log);
-  return async () => {
-    await api.close();
-    await queries.close();
-  };
 }
 
 async function direct(config: Config, name: Subcommand, input: Record<string, unknown>): Promise<unknown> {

@@ -174,7 +174,7 @@ export async function openTargets(
   defaultClient: ClickHouseClient,
   log: Logger,
   maxRetries?: number,
-): Promise<{ sink: RunsTable; routing: Routing | undefined; close(): Promise<void> }> {
+): Promise<{ sink: RunsTable; routing: Routing<RunsTable> | undefined; close(): Promise<void> }> {
   const sink = await openRunsTable(defaultClient, config, log, { maxRetries });
   if (!config.routes) return { sink, routing: undefined, close: async () => {} };
   const routed = await openRouteTargets(config, defaultClient);

@@ -2,8 +2,8 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { Command } from 'commander';
 import { requireDatabaseUrl } from '../config.ts';
 import { gatherStatus, type StatusReport } from '../ops/status.ts';
+import { formatTable } from '../report.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, describeClickHouse, openClickHouse, withPostgres } from './runtime.ts';
-import { formatTable } from './table.ts';
 
 export function statusCommand(): Command {
   const command = new Command('status')

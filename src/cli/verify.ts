@@ -4,13 +4,13 @@ import type pg from 'pg';
 import { parseTableList, parseUtcTime } from '../backfill/request.ts';
 import { requireDatabaseUrl } from '../config.ts';
 import { ConfigError } from '../errors.ts';
+import { formatTable } from '../report.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
 import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { type OrganizationScope, Verifier, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets, withPostgres } from './runtime.ts';
-import { formatTable } from './table.ts';
 
 const positive = (flag: string, text: string) => {
   const n = Number(text);
@@ -29,7 +29,7 @@ const REPAIR_RETRIES = 5;
  */
 function verifyTargets(
   defaultTable: RunsTable,
-  routing: Routing | undefined,
+  routing: Routing<RunsTable> | undefined,
 ): Array<{ name: string; table: RunsTable; scope?: OrganizationScope }> {
   if (!routing) return [{ name: DEFAULT_TARGET, table: defaultTable }];
   const routed = Object.entries(routing.organizations); // every one to a named target, never "default" (config)
@@ -92,7 +92,7 @@ interface VerifyResult {
 /** Verify every target for its organizations; with `repairFrom` (the Postgres URL), repair each differing one. */
 async function verifyEachTarget(
   sql: pg.Client,
-  routes: { sink: RunsTable; routing: Routing | undefined },
+  routes: { sink: RunsTable; routing: Routing<RunsTable> | undefined },
   options: VerifyOptions,
   repairFrom: string | undefined,
 ): Promise<VerifyResult> {

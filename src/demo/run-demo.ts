@@ -6,12 +6,11 @@
  */
 
 import { backfillContextFor, backfillRequest, runBackfill } from '../backfill/job.ts';
-import { summary } from '../cli/backfill.ts';
-import { formatTable } from '../cli/table.ts';
 import { redact } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
 import { RunQueries } from '../queries/run-queries.ts';
+import { backfillSummary, formatTable } from '../report.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 import { startEmbeddedStack } from './embedded-stack.ts';
 import { completeRuns, copyRunsToV2, deleteRuns, insertRuns, makeRun } from './workload.ts';
@@ -121,7 +120,7 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     const backfilled = await backfill;
     await replication.caughtUp(sql);
     await replication.stop();
-    out(`\nBackfill of the history (runs created before 2026-11-01, older than the slot): ${summary(backfilled)}`);
+    out(`\nBackfill of the history (runs created before 2026-11-01, older than the slot): ${backfillSummary(backfilled)}`);
 
     const liveQuery = await ch.query({
       query: `SELECT source_table, status, count() AS runs FROM ${table.qualifiedName} FINAL WHERE _is_deleted = 0 GROUP BY ALL ORDER BY source_table, status`,
@@ -157,6 +156,7 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     out(formatTable(stats.tasks));
     out('\nLive runs per table and status:');
     out(formatTable(byStatus));
+    const replicated = daemon.snapshot();
     const report: DemoReport = {
       postgres: server.kind,
       historyRuns: historyPerTable * SOURCE_TABLES.length,
@@ -164,17 +164,17 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
       runsWritten: written,
       migratedRuns: migrated.length,
       migratedShownOnceAsV2,
-      changes: daemon.stats.changes,
+      changes: replicated.stats.changes,
       replicationSeconds: Number(seconds.toFixed(2)),
-      rowsPerSecond: Math.round(daemon.stats.changes / seconds),
-      peakBufferedRows: daemon.buffer.stats.highWaterRows,
+      rowsPerSecond: Math.round(replicated.stats.changes / seconds),
+      peakBufferedRows: replicated.peakBufferedRows,
       clickhouseLiveRuns: clickhouseLive,
       postgresLiveRuns: postgresLive,
       equal: clickhouseLive === postgresLive && backfilled.status === 'SUCCESS' && migratedShownOnceAsV2 === migrated.length,
     };
     out(
       `\n${written} runs written, ${report.changes} changes replicated in ${report.replicationSeconds} s (${report.rowsPerSecond} changes/s, write to visible), ` +
-        `peak buffer ${report.peakBufferedRows} rows, confirmed LSN ${formatLsn(daemon.confirmedLsn)}.`,
+        `peak buffer ${report.peakBufferedRows} rows, confirmed LSN ${formatLsn(replicated.confirmedLsn)}.`,
     );
     out(`Live runs: Postgres ${postgresLive}, ClickHouse ${clickhouseLive} — ${report.equal ? 'equal' : 'DIFFERENT'}.`);
     return report;

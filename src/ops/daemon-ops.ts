@@ -4,7 +4,7 @@ import pg from 'pg';
 import { firstLine } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Lsn } from '../lsn.ts';
-import type { ReplicationDaemon } from '../replication/daemon.ts';
+import type { SnapshotSource } from '../replication/snapshot.ts';
 import { postgresConfig } from '../source/connection.ts';
 import { currentWalLsn } from '../source/preflight.ts';
 import type { DaemonMetrics } from './metrics.ts';
@@ -14,7 +14,7 @@ const CLICKHOUSE_PING_MS = 2_000;
 
 export interface DaemonOpsOptions {
   metrics: DaemonMetrics;
-  daemon: ReplicationDaemon;
+  daemon: SnapshotSource;
   clickhouse: ClickHouseClient;
   databaseUrl: string;
   port: number;
@@ -30,11 +30,11 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
   );
   pool.on('error', () => {});
   const serverWalEnd = (): Promise<Lsn | undefined> => currentWalLsn(pool).catch(() => undefined);
-  metrics.attach({ daemon, serverWalEnd });
+  metrics.attach({ replication: daemon, serverWalEnd });
   const readiness = {
     problems: async () => {
       const problems: string[] = [];
-      if (!daemon.streaming) problems.push('not streaming from the replication slot');
+      if (!daemon.snapshot().streaming) problems.push('not streaming from the replication slot');
       const ping = clickhouse.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
       const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 2 s')), CLICKHOUSE_PING_MS).unref());
       try {

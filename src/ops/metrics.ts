@@ -1,20 +1,27 @@
 /**
  * Prometheus metrics of the replication daemon (prom-client, a registry per daemon). Totals are
- * read from the daemon's, buffer's and sink's own counters at scrape time; flush duration and
- * batch size are observed as flushes complete.
+ * read from a snapshot of the replication (its counters, buffer and sinks) at scrape time; flush
+ * duration and batch size are observed as flushes complete.
  */
 import client from 'prom-client';
 import type { Lsn } from '../lsn.ts';
-import type { DaemonObserver, ReplicationDaemon } from '../replication/daemon.ts';
+import type { DaemonObserver, ReplicationSnapshot, SnapshotSource } from '../replication/snapshot.ts';
 
 export interface MetricsSources {
-  daemon: ReplicationDaemon;
+  /** What the metrics read: a snapshot taken at each scrape. */
+  replication: SnapshotSource;
   /** The server's current WAL end, for lag in bytes; undefined when it cannot be read. */
   serverWalEnd(): Promise<Lsn | undefined>;
 }
 
+/** What one metric reads: the snapshot, and the server's WAL end when it needs it. */
+interface Scrape {
+  snapshot: ReplicationSnapshot;
+  serverWalEnd(): Promise<Lsn | undefined>;
+}
+
 /** The sink counters of every ClickHouse target, added up. */
-function sinkTotals(sources: MetricsSources): {
+function sinkTotals({ snapshot }: Scrape): {
   rowsByTable: Record<string, number>;
   retriesByReason: Record<string, number>;
   deadLetters: number;
@@ -23,10 +30,10 @@ function sinkTotals(sources: MetricsSources): {
   const add = (into: Record<string, number>, from: Record<string, number>) => {
     for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
   };
-  for (const [, table] of sources.daemon.targets.all) {
-    add(totals.rowsByTable, table.stats.rowsByTable);
-    add(totals.retriesByReason, table.stats.retriesByReason);
-    totals.deadLetters += table.stats.deadLetters;
+  for (const stats of snapshot.sinks) {
+    add(totals.rowsByTable, stats.rowsByTable);
+    add(totals.retriesByReason, stats.retriesByReason);
+    totals.deadLetters += stats.deadLetters;
   }
   return totals;
 }
@@ -72,7 +79,7 @@ export class DaemonMetrics {
       async (s) => {
         const walEnd = await s.serverWalEnd();
         if (walEnd === undefined) return undefined;
-        const lag = walEnd - s.daemon.confirmedLsn;
+        const lag = walEnd - s.snapshot.confirmedLsn;
         return Number(lag > 0n ? lag : 0n);
       },
     );
@@ -81,21 +88,21 @@ export class DaemonMetrics {
       'runs_cdc_replication_lag_seconds',
       'Now minus the commit time of the last confirmed transaction; 0 when every received transaction is confirmed',
       [],
-      ({ daemon }) => daemon.lagSeconds,
+      ({ snapshot }) => snapshot.lagSeconds,
     );
     this.reading(
       'counter',
       'runs_cdc_changes_received_total',
       'Changes received from the slot, per source table and operation',
       ['table', 'operation'],
-      (s) => s.daemon.stats.received,
+      (s) => s.snapshot.stats.received,
     );
     this.reading(
       'counter',
       'runs_cdc_transactions_received_total',
       'Transactions received from the slot (commits)',
       [],
-      (s) => s.daemon.stats.transactions,
+      (s) => s.snapshot.stats.transactions,
     );
     this.reading(
       'counter',
@@ -111,13 +118,13 @@ export class DaemonMetrics {
       ['reason'],
       (s) => sinkTotals(s).retriesByReason,
     );
-    this.reading('gauge', 'runs_cdc_buffered_rows', 'Rows buffered or in flight to ClickHouse', [], (s) => s.daemon.buffer.bufferedRows);
+    this.reading('gauge', 'runs_cdc_buffered_rows', 'Rows buffered or in flight to ClickHouse', [], (s) => s.snapshot.bufferedRows);
     this.reading(
       'gauge',
       'runs_cdc_buffered_bytes',
       'Estimated bytes buffered or in flight to ClickHouse',
       [],
-      (s) => s.daemon.buffer.bufferedBytes,
+      (s) => s.snapshot.bufferedBytes,
     );
     this.reading(
       'counter',
@@ -131,19 +138,19 @@ export class DaemonMetrics {
       'runs_cdc_reconnects_total',
       'Times the replication connection was lost and opened again',
       [],
-      (s) => s.daemon.stats.reconnects,
+      (s) => s.snapshot.stats.reconnects,
     );
     this.reading(
       'counter',
       'runs_cdc_value_coercions_total',
       'Values stored as NULL or empty because ClickHouse could not hold them (each is logged)',
       [],
-      (s) => s.daemon.stats.coercions,
+      (s) => s.snapshot.stats.coercions,
     );
   }
 
   /**
-   * A metric read at each scrape from figures the daemon, buffer and sinks keep anyway (totals only
+   * A metric read at each scrape from figures the replication's snapshot holds anyway (totals only
    * grow, so a counter is reset and set to them): one value, or one series per key.
    */
   private reading(
@@ -151,7 +158,7 @@ export class DaemonMetrics {
     name: string,
     help: string,
     labelNames: string[],
-    read: (sources: MetricsSources) => Reading | Promise<Reading>,
+    read: (scrape: Scrape) => Reading | Promise<Reading>,
   ): void {
     const metrics = this;
     const Metric = kind === 'counter' ? client.Counter : client.Gauge;
@@ -162,7 +169,7 @@ export class DaemonMetrics {
       registers: [this.registry],
       async collect() {
         const sources = metrics.sources;
-        const value = sources && (await read(sources));
+        const value = sources && (await read({ snapshot: sources.replication.snapshot(), serverWalEnd: sources.serverWalEnd }));
         if (value === undefined) return;
         const metric = this as unknown as client.Gauge<string>;
         metric.reset();

@@ -8,6 +8,7 @@
  * the limit, and the high-water marks record the most ever held, so tests can check the bound.
  */
 import PQueue from 'p-queue';
+import { CRASH } from '../failpoints.ts';
 import { groupBy } from '../objects.ts';
 
 export interface RowBufferLimits {
@@ -29,6 +30,18 @@ export interface BufferedRow<Row> {
 
 export type WriteGroup<Row> = (target: string, rows: Row[]) => Promise<void>;
 
+export interface RowBufferOptions<Row> {
+  limits: RowBufferLimits;
+  /** Writes one target's rows of a batch; resolves when they are durable (RunsSink contract). */
+  write: WriteGroup<Row>;
+  /** Called after each flush with the sequence number of its last row. */
+  onWritten: (seq: number) => void;
+  /** Called once when a flush fails for good; nothing after the last written row is durable. */
+  onFailure: (error: Error) => void;
+  /** Told of every completed flush: its rows and how long it took (for metrics). */
+  onFlushed?: (rows: number, seconds: number) => void;
+}
+
 export interface FlushStats {
   flushes: number;
   rowsFlushed: number;
@@ -48,16 +61,11 @@ export class RowBuffer<Row> {
   private roomWaiters: Array<() => void> = [];
   readonly stats: FlushStats = { flushes: 0, rowsFlushed: 0, highWaterRows: 0, highWaterBytes: 0 };
 
-  constructor(
-    private readonly limits: RowBufferLimits,
-    private readonly writeGroup: WriteGroup<Row>,
-    /** Called after each flush with the sequence number of its last row. */
-    private readonly onWritten: (seq: number) => void,
-    /** Called once when a flush fails for good; nothing after the last written row is durable. */
-    private readonly onFailure: (error: Error) => void,
-    /** Told of every completed flush: its rows and how long it took (for metrics). */
-    private readonly onFlushed: (rows: number, seconds: number) => void = () => {},
-  ) {}
+  private readonly limits: RowBufferLimits;
+
+  constructor(private readonly options: RowBufferOptions<Row>) {
+    this.limits = options.limits;
+  }
 
   /** Sequence number of the last appended row (0 before any). */
   get lastSeq(): number {
@@ -115,9 +123,9 @@ export class RowBuffer<Row> {
     if (this.failure) throw this.failure;
   }
 
-  /** Drop every buffered row and flush nothing more, as a killed process would (chaos tests).
-   * A flush already in flight may still complete. */
-  abandon(): void {
+  /** Drop every buffered row and flush nothing more, as a killed process would (failpoints.ts's
+   * crash). A flush already in flight may still complete. */
+  [CRASH](): void {
     this.close();
     this.failure ??= new Error('abandoned');
     this.pending = [];
@@ -163,18 +171,18 @@ export class RowBuffer<Row> {
         [...groups].map(
           ([target, rows]) =>
             () =>
-              this.writeGroup(target, rows),
+              this.options.write(target, rows),
         ),
       );
       this.stats.flushes += 1;
       this.stats.rowsFlushed += batch.length;
-      this.onFlushed(batch.length, (performance.now() - started) / 1000);
+      this.options.onFlushed?.(batch.length, (performance.now() - started) / 1000);
       this.inFlightRows = 0;
       this.inFlightBytes = 0;
-      this.onWritten(lastSeq);
+      this.options.onWritten(lastSeq);
     } catch (error) {
       this.failure = error as Error;
-      this.onFailure(this.failure);
+      this.options.onFailure(this.failure);
     }
   }
 

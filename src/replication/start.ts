@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from '../logger.ts';
-import type { RunsTable } from '../sink/runs-table.ts';
+import type { RunsStore } from '../sink/runs-sink.ts';
 import type { Routing } from '../sink/targets.ts';
 import { currentWalLsn } from '../source/preflight.ts';
 import { type DaemonObserver, type DaemonSettings, ReplicationDaemon } from './daemon.ts';
@@ -23,7 +23,7 @@ export interface Replication {
 export async function startReplication(
   databaseUrl: string,
   settings: DaemonSettings,
-  table: RunsTable,
+  table: RunsStore,
   log: Logger,
   observer?: DaemonObserver,
   routing?: Routing,

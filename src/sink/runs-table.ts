@@ -1,13 +1,9 @@
 /**
- * Writes rows into the runs table, and reads back what replication needs to know about it.
- *
- * Contract of `write(rows)`: when it resolves, ClickHouse has accepted every row (synchronous
- * inserts, not async_insert), so they survive a crash of this process; with dead letters on, a
- * batch ClickHouse refuses for its content is split, and the rows it refuses are in
- * `dead_letters` instead. Delivery is at-least-once: after a crash the same changes are sent
- * again with the same `_version`, and ReplacingMergeTree keeps one of them. Transient failures
- * are retried (see retry.ts: without limit unless the policy sets one); a failure no retry can
- * fix rejects with SinkFatalError, and nothing of that call may be treated as written.
+ * The runs table in ClickHouse: the `RunsSink` and `RunsReader` of runs-sink.ts (read its
+ * contract there). `write` resolves once ClickHouse has accepted every row with a synchronous
+ * insert; with dead letters on, a batch ClickHouse refuses for its content is split, and the rows
+ * it refuses are in `dead_letters` instead. Transient failures are retried (see retry.ts: without
+ * limit unless the policy sets one); a failure no retry can fix rejects with SinkFatalError.
  */
 import { Readable } from 'node:stream';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
@@ -22,35 +18,12 @@ import { DeadLetters } from './dead-letters.ts';
 import { runDdl } from './migrations.ts';
 import { parseJsonEachRow } from './read.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from './retry.ts';
-import { decodeTabSeparatedLine, encodeTabSeparatedLine } from './tab-separated.ts';
+import { decodeRow, type EncodedRow, emptySinkStats, encodeRow, type RunsReader, type RunsSink, type SinkStats } from './runs-sink.ts';
+
+export { decodeRow, type EncodedRow, encodeRow, type SinkStats } from './runs-sink.ts';
 
 export const RUNS_TABLE = 'task_runs_v2';
 const INSERT_COLUMNS = TARGET_COLUMNS.map((c) => c.name);
-
-/**
- * A row as the insert carries it: its TabSeparated line, and what the sink's stats need. The
- * daemon buffers rows encoded: one flat string per row takes a fraction of the heap of a row
- * object and its values, and the garbage collector copies one object instead of dozens.
- */
-export interface EncodedRow {
-  readonly line: string;
-  readonly sourceTable: string;
-  readonly deleted: boolean;
-  readonly runId: string;
-}
-
-export function encodeRow(row: ClickHouseRow): EncodedRow {
-  return {
-    line: encodeTabSeparatedLine(row, TARGET_COLUMNS),
-    sourceTable: String(row.source_table),
-    deleted: Number(row._is_deleted) === 1,
-    runId: String(row.run_id),
-  };
-}
-
-export function decodeRow(encoded: EncodedRow): ClickHouseRow {
-  return decodeTabSeparatedLine(encoded.line, TARGET_COLUMNS);
-}
 
 /**
  * Read-after-write on a cluster (`migrate --cluster`). An insert returns once one replica of each
@@ -73,17 +46,6 @@ export const SYNC_REPLICAS_SETTINGS = { distributed_ddl_output_mode: 'throw_only
 /** Rows tombstoned per round trip when replicating a TRUNCATE. */
 const TOMBSTONE_PAGE_ROWS = 10_000;
 
-export interface SinkStats {
-  rowsWritten: number;
-  /** Rows refused by ClickHouse and kept in dead_letters. */
-  deadLetters: number;
-  /** Rows written per `source_table/live|tombstone`. */
-  rowsByTable: Record<string, number>;
-  inserts: number;
-  retries: number;
-  retriesByReason: Record<string, number>;
-}
-
 export interface RunsTableOptions {
   /** Retries of each write before it fails; absent: without limit. */
   maxRetries?: number;
@@ -91,9 +53,9 @@ export interface RunsTableOptions {
   deadLetters?: boolean;
 }
 
-export class RunsTable {
+export class RunsTable implements RunsSink, RunsReader {
   readonly qualifiedName: string;
-  readonly stats: SinkStats = { rowsWritten: 0, deadLetters: 0, rowsByTable: {}, inserts: 0, retries: 0, retriesByReason: {} };
+  readonly stats: SinkStats = emptySinkStats();
 
   /** The runs table of `config.clickhouseDatabase`, retrying as the config says. */
   static fromConfig(

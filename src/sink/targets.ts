@@ -3,29 +3,32 @@
  * a named target; everything else goes to the default target. A flush writes one group per
  * target (sequentially unless --flush-groups parallel) and is acknowledged only when all landed.
  */
+import { ConfigError } from '../errors.ts';
 import { groupBy } from '../objects.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
-import type { RunsTable } from './runs-table.ts';
+import type { RunsStore } from './runs-sink.ts';
 
 export const DEFAULT_TARGET = 'default';
 
-export interface Routing {
+export interface Routing<Store extends RunsStore = RunsStore> {
   /** Extra targets by name (the default target is the daemon's own table). */
-  targets: ReadonlyMap<string, RunsTable>;
+  targets: ReadonlyMap<string, Store>;
   /** Organization id -> target name. */
   organizations: Readonly<Record<string, string>>;
 }
 
 export class RunsTargets {
-  private readonly tables: Map<string, RunsTable>;
+  private readonly tables: Map<string, RunsStore>;
 
   constructor(
-    defaultTable: RunsTable,
+    defaultTable: RunsStore,
     private readonly routing: Routing = { targets: new Map(), organizations: {} },
   ) {
     this.tables = new Map([[DEFAULT_TARGET, defaultTable], ...routing.targets]);
     for (const [org, target] of Object.entries(routing.organizations)) {
-      if (!this.tables.has(target)) throw new Error(`organization ${org} is routed to unknown target ${target}`);
+      if (!this.tables.has(target)) {
+        throw new ConfigError(`organization ${org} is routed to unknown target ${target}: add ${target} to the targets of --routes`);
+      }
     }
   }
 
@@ -33,7 +36,7 @@ export class RunsTargets {
     return this.routing.organizations[String(row.organization_id)] ?? DEFAULT_TARGET;
   }
 
-  table(target: string): RunsTable {
+  table(target: string): RunsStore {
     const table = this.tables.get(target);
     if (!table) throw new Error(`no ClickHouse target ${target}`);
     return table;
@@ -45,7 +48,7 @@ export class RunsTargets {
   }
 
   /** Every target, default first, with its name. */
-  get all(): Array<[string, RunsTable]> {
+  get all(): Array<[string, RunsStore]> {
     return [...this.tables];
   }
 }

@@ -6,8 +6,7 @@
  * so running this beside the daemon cannot undo a newer change.
  */
 import { randomBytes } from 'node:crypto';
-import { connectReader, readPageByIds, rowsOfPage } from '../backfill/source.ts';
-import { exportSnapshot, importSnapshot } from '../backfill/version-rule.ts';
+import { withSnapshotCopy } from '../backfill/snapshot-copy.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
 import { tombstoneOf } from '../transform/row.ts';
 import type { Difference } from './verify.ts';
@@ -25,21 +24,17 @@ export async function repairDifferences(
   runsTable: RunsTable,
   differences: readonly Difference[],
 ): Promise<RepairResult> {
-  const snapshot = await exportSnapshot(databaseUrl, `runs_cdc_verify_${randomBytes(4).toString('hex')}`);
-  const reader = await connectReader(databaseUrl);
-  const result: RepairResult = { copied: 0, tombstoned: 0, version: snapshot.version };
-  try {
-    await importSnapshot(reader, snapshot.name);
-    await snapshot.close();
+  return withSnapshotCopy(databaseUrl, `runs_cdc_verify_${randomBytes(4).toString('hex')}`, async (snapshot) => {
+    const result: RepairResult = { copied: 0, tombstoned: 0, version: snapshot.version };
     for (const table of new Set(differences.map((d) => d.table))) {
       const ofTable = differences.filter((d) => d.table === table);
       const copy = ofTable.filter((d) => d.kind !== 'extra').map((d) => d.runId);
       const remove = ofTable.filter((d) => d.kind === 'extra').map((d) => d.runId);
       for (let i = 0; i < copy.length; i += IDS_PER_ROUND) {
-        const tuples = await readPageByIds(reader, table, copy.slice(i, i + IDS_PER_ROUND));
         // Coerced values are logged with the table's logger, as the backfill and the daemon do.
-        await runsTable.write(rowsOfPage(tuples, table, snapshot.version, runsTable.retryContext.log));
-        result.copied += tuples.length;
+        const rows = await snapshot.rowsOf(table, copy.slice(i, i + IDS_PER_ROUND), runsTable.retryContext.log);
+        await runsTable.write(rows);
+        result.copied += rows.length;
       }
       for (let i = 0; i < remove.length; i += IDS_PER_ROUND) {
         const current = await runsTable.currentRows(table, remove.slice(i, i + IDS_PER_ROUND));
@@ -47,10 +42,6 @@ export async function repairDifferences(
         result.tombstoned += current.size;
       }
     }
-    await reader.query('COMMIT');
-  } finally {
-    await snapshot.close().catch(() => {});
-    await reader.end();
-  }
-  return result;
+    return result;
+  });
 }

@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { runBackfill } from '../../src/backfill/job.ts';
-import { copyRunsToV2, insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { crash } from '../../src/failpoints.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
@@ -20,6 +20,7 @@ import { Verifier, type VerifyReport } from '../../src/verify/verify.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
 import { refuseInserts, slotConfirmedLsn, type TestPostgres, terminateWalsender, uniqueName, waitFor } from '../support/databases.ts';
+import { copyRunsToV2, insertRuns, makeRun } from '../support/fixtures.ts';
 
 export interface ChaosOptions {
   seed: number;
@@ -159,13 +160,13 @@ export async function runChaos(pgdb: TestPostgres, ch: ClickHouseClient, databas
         // Killed while ClickHouse refuses inserts: rows received but unwritten die with it.
         await refuseInserts(ch, database, true);
         await sleep(300 + rand() * 700);
-        await daemon.daemon.kill();
+        await crash(daemon.daemon);
         stats.faults.kills += 1;
         stats.faults.clickhouseOutages += 1;
         await refuseInserts(ch, database, false);
         daemon = await startDaemon(pgdb, ch, database, overrides);
       } else if (fault < 0.45) {
-        await daemon.daemon.kill();
+        await crash(daemon.daemon);
         stats.faults.kills += 1;
         await sleep(rand() * 300);
         daemon = await startDaemon(pgdb, ch, database, overrides);

@@ -10,7 +10,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { completeRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
+import { completeRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 
 const cli = (args: string[]) => spawnSync('node', ['bin/runs-cdc.js', ...args], { stdio: 'inherit', env: process.env }).status;
 

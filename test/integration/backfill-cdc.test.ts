@@ -6,13 +6,13 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
-import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { startPostgres } from '../../src/embedded/postgres.ts';
 import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
 import type { Tuple } from '../../src/transform/row.ts';
-import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres } from '../support/backfill.ts';
+import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, withFailpoint } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
 import { freshPostgres, queryRows, testClickHouse, waitFor } from '../support/databases.ts';
+import { completeRuns, deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
 
@@ -33,7 +33,12 @@ describe('default mode beside a live daemon', () => {
     await seedBeforeTheSlot(1500); // committed before the slot: only the backfill can bring these
     const ch = await testClickHouse();
     const replication = await env.start();
-    const sql = env.pgdb.sql;
+    // One connection per concurrent actor (a pg.Client runs one query at a time): the backfill's
+    // planning uses env.pgdb.sql, its two workers' page-read failpoints share a pool of their own,
+    // and the workload below has its own client.
+    const racers = new pg.Pool({ connectionString: env.pgdb.url, max: 2 });
+    const workloadSql = new pg.Client({ connectionString: env.pgdb.url });
+    await workloadSql.connect();
     let deletedAfterRead = 0;
     let movedAfterRead = 0;
 
@@ -43,14 +48,21 @@ describe('default mode beside a live daemon', () => {
     const afterRead = async (table: SourceTable, page: readonly Tuple[]) => {
       const [first, second, third] = page;
       if (first) {
-        await deleteRuns(sql, table, [String(first.id)]);
+        await racers.query(`DELETE FROM "${table}" WHERE id = $1`, [first.id]);
         deletedAfterRead += 1;
       }
       if (second) {
-        await sql.query(`UPDATE "${table}" SET "createdAt" = "createdAt" + interval '1 day' WHERE id = $1`, [second.id]);
+        await racers.query(`UPDATE "${table}" SET "createdAt" = "createdAt" + interval '1 day' WHERE id = $1`, [second.id]);
         movedAfterRead += 1;
       }
-      if (third) await completeRuns(sql, table, [String(third.id)], new Date());
+      if (third) {
+        const client = await racers.connect();
+        try {
+          await completeRuns(client, table, [String(third.id)], new Date());
+        } finally {
+          client.release();
+        }
+      }
     };
 
     // Meanwhile, an unrelated workload: new runs, updates and deletes of old ones.
@@ -58,21 +70,29 @@ describe('default mode beside a live daemon', () => {
     const workload = (async () => {
       for (let round = 0; !stopWorkload; round++) {
         const table = SOURCE_TABLES[round % 2] as SourceTable;
-        await insertRuns(sql, table, [makeRun({ table, index: 10_000 + round })]);
-        const { rows } = await sql.query<{ id: string }>(`SELECT id FROM "${table}" ORDER BY random() LIMIT 3`);
+        await insertRuns(workloadSql, table, [makeRun({ table, index: 10_000 + round })]);
+        const { rows } = await workloadSql.query<{ id: string }>(`SELECT id FROM "${table}" ORDER BY random() LIMIT 3`);
         const [a, b] = rows.map((r) => r.id);
-        if (a) await completeRuns(sql, table, [a], new Date());
-        if (b && round % 2 === 0) await deleteRuns(sql, table, [b]);
+        if (a) await completeRuns(workloadSql, table, [a], new Date());
+        if (b && round % 2 === 0) await deleteRuns(workloadSql, table, [b]);
       }
     })();
 
-    const result = await runBackfill(
-      sql,
-      backfillRequest(),
-      backfillContext(env.pgdb, ch, env.database, { slot: replication.config.slot, tuning: { chunkRows: 100, concurrency: 2 }, afterRead }),
-    );
-    stopWorkload = true;
-    await workload;
+    let result: Awaited<ReturnType<typeof runBackfill>>;
+    try {
+      result = await withFailpoint('backfill.page-read', afterRead, () =>
+        runBackfill(
+          env.pgdb.sql,
+          backfillRequest(),
+          backfillContext(env.pgdb, ch, env.database, { slot: replication.config.slot, tuning: { chunkRows: 100, concurrency: 2 } }),
+        ),
+      );
+    } finally {
+      stopWorkload = true;
+      await workload;
+      await workloadSql.end();
+      await racers.end();
+    }
     expect(result.status, result.message).toBe('SUCCESS');
     expect(deletedAfterRead).toBeGreaterThanOrEqual(30);
     expect(movedAfterRead).toBeGreaterThanOrEqual(30);
@@ -161,15 +181,11 @@ describe('repair mode', () => {
       )[0]?.status;
     expect(await statusOf(wrongId)).toBe('CORRUPTED');
 
-    const context = (mode: 'default' | 'repair', afterRead?: (t: SourceTable, p: readonly Tuple[]) => Promise<void>) =>
+    const context = (mode: 'default' | 'repair') =>
       runBackfill(
         sql,
         backfillRequest({ tables: [table], mode }),
-        backfillContext(env.pgdb, ch, env.database, {
-          slot: replication.config.slot,
-          tuning: { chunkRows: 50, concurrency: 2 },
-          afterRead,
-        }),
+        backfillContext(env.pgdb, ch, env.database, { slot: replication.config.slot, tuning: { chunkRows: 50, concurrency: 2 } }),
       );
 
     // Version 0 cannot beat what CDC wrote: this is what repair mode is for.
@@ -178,13 +194,20 @@ describe('repair mode', () => {
 
     // In repair mode, a change committed after the snapshot (made right after its page was read)
     // must survive the copy of the older state.
+    // The two workers' failpoint has a client of its own (only one of them makes the change).
     let changed = false;
-    const repaired = await context('repair', async (_table, page) => {
-      if (!changed && page.some((t) => t.id === laterId)) {
-        await sql.query(`UPDATE task_run_v2 SET status = 'CANCELED' WHERE id = $1`, [laterId]);
-        changed = true;
-      }
-    });
+    const racer = new pg.Client({ connectionString: env.pgdb.url });
+    await racer.connect();
+    const repaired = await withFailpoint(
+      'backfill.page-read',
+      async (_table, page) => {
+        if (!changed && page.some((t) => t.id === laterId)) {
+          changed = true;
+          await racer.query(`UPDATE task_run_v2 SET status = 'CANCELED' WHERE id = $1`, [laterId]);
+        }
+      },
+      () => context('repair'),
+    ).finally(() => racer.end());
     expect(repaired.status, repaired.message).toBe('SUCCESS');
     expect(changed).toBe(true);
     await replication.caughtUp();

@@ -4,13 +4,13 @@
  * processes on a persistent chDB directory, which this process opens only once they are gone.
  */
 import { beforeAll, expect, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { CLI_DATABASE, cliClickHouse, usingClickHouseServer } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
 import { type CliProcess, cliWorkspace } from '../support/cli.ts';
 import { waitFor, waitForSlot } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const workspace = cliWorkspace('backfill');
 const { slot, chdbPath } = workspace;

@@ -7,11 +7,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../src/backfill/checkpoints.ts';
 import { planBackfill, resumeBackfill, runBackfill } from '../../src/backfill/job.ts';
 import { silentProgress } from '../../src/backfill/progress.ts';
-import { insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { BackfillMetrics } from '../../src/ops/backfill-metrics.ts';
 import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
-import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
+import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, maxRowsPerRun, withFailpoint } from '../support/backfill.ts';
 import {
   freshClickHouseDatabase,
   freshPostgres,
@@ -21,6 +20,7 @@ import {
   testClickHouse,
   uniqueName,
 } from '../support/databases.ts';
+import { insertRuns, makeRun, type RunRow } from '../support/fixtures.ts';
 
 /** Ids whose order differs between the C and en_US collations. */
 const TRICKY = ['a_b', 'a-c', 'ab', 'aB', 'AB', 'A_b', 'a.b', 'a b', 'Ab-', 'ä'];
@@ -118,17 +118,13 @@ describe('one database', () => {
     const ch = chClient;
     const abort = new AbortController();
     let pages = 0;
-    const first = await runBackfill(
-      db.sql,
-      backfillRequest(),
-      context(db, {
-        tuning: { chunkRows: 100, concurrency: 2 },
-        signal: abort.signal,
-        afterRead: async () => {
-          pages += 1;
-          if (pages === 8) abort.abort();
-        },
-      }),
+    const first = await withFailpoint(
+      'backfill.page-read',
+      async () => {
+        pages += 1;
+        if (pages === 8) abort.abort();
+      },
+      () => runBackfill(db.sql, backfillRequest(), context(db, { tuning: { chunkRows: 100, concurrency: 2 }, signal: abort.signal })),
     );
     expect(first.status).toBe('FAILURE');
     expect(first.message).toContain(`--resume ${first.jobId}`);
@@ -157,19 +153,16 @@ describe('one database', () => {
     );
     const ch = chClient;
     let pages = 0;
-    const result = await runBackfill(
-      db.sql,
-      backfillRequest({ tables: [table] }),
-      context(db, {
-        tuning: { chunkRows: 50 },
-        afterRead: async () => {
-          pages += 1;
-          // From the fourth page on, every insert into the partition fails with TOO_MANY_PARTS.
-          if (pages === 4) {
-            await refuseInserts(ch, database, true);
-          }
-        },
-      }),
+    const result = await withFailpoint(
+      'backfill.page-read',
+      async () => {
+        pages += 1;
+        // From the fourth page on, every insert into the partition fails with TOO_MANY_PARTS.
+        if (pages === 4) {
+          await refuseInserts(ch, database, true);
+        }
+      },
+      () => runBackfill(db.sql, backfillRequest({ tables: [table] }), context(db, { tuning: { chunkRows: 50 } })),
     );
     expect(result.status).toBe('FAILURE');
     expect(result.message).toMatch(/TOO_MANY_PARTS.*3 times/);

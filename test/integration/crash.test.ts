@@ -5,12 +5,12 @@
  * (chDB allows one process per directory).
  */
 import { expect, it } from 'vitest';
-import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { type CliProcess, cliWorkspace } from '../support/cli.ts';
 import { slotConfirmedLsn, waitFor, waitForSlot } from '../support/databases.ts';
+import { completeRuns, deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 
 const workspace = cliWorkspace('crash', { RUNS_CDC_FLUSH_INTERVAL_MS: '50', RUNS_CDC_BATCH_ROWS: '500' });
 const { slot, chdbPath } = workspace;

@@ -4,11 +4,11 @@
  * stream goes on; replay writes it once the cause is gone.
  */
 import { expect, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { DeadLetters, replayDeadLetters } from '../../src/sink/dead-letters.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { liveRunCount, testClickHouse } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
 

@@ -3,9 +3,9 @@
  * do not carry the whole row are completed from ClickHouse, never written with holes.
  */
 import { expect, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { queryRows, testClickHouse, unconfirmedInSlot } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
 

@@ -3,11 +3,11 @@
  * and a real ClickHouse table that is made to reject inserts for a while.
  */
 import { describe, expect, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { SinkFatalError } from '../../src/errors.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { liveRunCount, refuseInserts, slotConfirmedLsn, testClickHouse, unconfirmedInSlot, waitFor } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
 

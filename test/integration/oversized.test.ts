@@ -5,9 +5,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { liveRunCount, queryRows, testClickHouse } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
 

@@ -4,11 +4,11 @@
  * directory, the same answers through its API (`--api-port`, `--api-url`).
  */
 import { beforeAll, expect, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
 import { usingClickHouseServer } from '../support/backends.ts';
 import { type CliProcess, cliWorkspace } from '../support/cli.ts';
 import { waitFor, waitForSlot } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const workspace = cliWorkspace('queries', { LOG_LEVEL: 'warn' });
 const { slot } = workspace;
@@ -114,7 +114,16 @@ it('while replicate holds the directory: says what to do, and answers through it
 });
 
 it('status: slot, identity, FINAL and raw counts, backfills; exit 1 when something needs fixing', async () => {
+  const slotLag = async () => {
+    const { rows } = await workspace.pgdb.sql.query<{ lag: string }>(
+      'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text AS lag FROM pg_replication_slots WHERE slot_name = $1',
+      [slot],
+    );
+    return Number(rows[0]?.lag);
+  };
+  const lagBefore = await slotLag();
   const ok = await run(['status', '--json']);
+  const lagAfter = await slotLag();
   expect(ok.code, ok.output).toBe(0);
   const report = JSON.parse(ok.stdout) as {
     slot: { exists: boolean; plugin: string; lagBytes: number };
@@ -123,7 +132,9 @@ it('status: slot, identity, FINAL and raw counts, backfills; exit 1 when somethi
     problems: string[];
   };
   expect(report.slot).toMatchObject({ exists: true, plugin: 'pgoutput' });
-  expect(report.slot.lagBytes).toBeGreaterThanOrEqual(0);
+  // What the slot holds back, read while status ran (nothing consumes the slot now).
+  expect(report.slot.lagBytes).toBeGreaterThanOrEqual(lagBefore);
+  expect(report.slot.lagBytes).toBeLessThanOrEqual(lagAfter);
   expect(report.tables.map((t) => t.replicaIdentity)).toEqual(['FULL', 'FULL']);
   expect(report.clickhouse.rows).toEqual([
     { sourceTable: 'TaskRun', final: 0, raw: 0 },

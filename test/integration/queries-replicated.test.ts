@@ -4,11 +4,11 @@
  * moved (createdAt changed) appears once, at its new time.
  */
 import { expect, it, onTestFinished } from 'vitest';
-import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { RunQueries } from '../../src/queries/run-queries.ts';
 import { anotherClickHouse } from '../support/backends.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { testClickHouse } from '../support/databases.ts';
+import { completeRuns, deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
 const NOW = Date.UTC(2026, 10, 8);

@@ -6,7 +6,6 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
-import { insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
 import { FAILED_STATUSES, RUN_STATUSES, type RunFiltersInput } from '../../src/queries/filters.ts';
 import { QueryError, RunQueries } from '../../src/queries/run-queries.ts';
 import type { SourceTable } from '../../src/transform/columns.ts';
@@ -14,6 +13,7 @@ import { utcTimestamp } from '../../src/utc.ts';
 import { anotherClickHouse, usingClickHouseServer } from '../support/backends.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { freshClickHouseDatabase, freshPostgres, type TestPostgres, testClickHouse, uniqueName } from '../support/databases.ts';
+import { insertRuns, makeRun, type RunRow } from '../support/fixtures.ts';
 
 const NOW = Date.UTC(2026, 10, 8); // the queries' "now": runs below are from the week before
 const SCOPE = { organizationId: 'org_1', projectId: 'proj_1', environmentId: 'env_prod' };

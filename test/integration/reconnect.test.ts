@@ -6,7 +6,6 @@
  */
 import pg from 'pg';
 import { expect, it } from 'vitest';
-import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { currentWalLsn } from '../../src/source/preflight.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
@@ -20,6 +19,7 @@ import {
   waitFor,
   withOwnPostgres,
 } from '../support/databases.ts';
+import { completeRuns, deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 import { capturingLogger } from '../support/logs.ts';
 
 const env = freshEnvironmentPerTest();

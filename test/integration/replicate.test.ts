@@ -3,7 +3,6 @@
  * with FINAL, as every reader must) after inserts, updates and deletes in both tables.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
 import { currentWalLsn, quoteIdent, readSlot } from '../../src/source/preflight.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
@@ -16,6 +15,7 @@ import {
   testClickHouse,
   waitFor,
 } from '../support/databases.ts';
+import { insertRuns, makeRun, type RunRow } from '../support/fixtures.ts';
 
 // Timestamps must not depend on the process time zone: run this file far from UTC.
 process.env.TZ = 'Pacific/Kiritimati';

@@ -8,7 +8,6 @@ import { expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
 import { openTargets } from '../../src/cli/runtime.ts';
 import { loadConfig } from '../../src/config.ts';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { RunsTargets } from '../../src/sink/targets.ts';
@@ -16,6 +15,7 @@ import { currentWalLsn } from '../../src/source/preflight.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { freshClickHouseDatabase, queryRows, refuseInserts, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
 

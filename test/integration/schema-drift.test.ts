@@ -4,9 +4,9 @@
  * and nothing acknowledged past the change.
  */
 import { expect, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { liveRunCount, testClickHouse, unconfirmedInSlot } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 import { capturingLogger } from '../support/logs.ts';
 
 const env = freshEnvironmentPerTest();

@@ -5,10 +5,10 @@
  */
 import { drainPending } from 'chdb';
 import { expect, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { cliWorkspace } from '../support/cli.ts';
 import { refuseInserts, unconfirmedInSlot, waitFor, waitForSlot } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const workspace = cliWorkspace('shutdown', { RUNS_CDC_RETRY_MAX_MS: '200' });
 const { slot, chdbPath } = workspace;

@@ -7,7 +7,6 @@
  * the fix, with no stack trace and no "SECURITY WARNING".
  */
 import { afterAll, expect, inject, it } from 'vitest';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort, type RunningPostgres } from '../../src/embedded/postgres.ts';
 import { parseLsn } from '../../src/lsn.ts';
 import { connectPostgres } from '../../src/source/connection.ts';
@@ -17,6 +16,7 @@ import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { cliWorkspace } from '../support/cli.ts';
 import { freshPostgres, slotConfirmedLsn, unconfirmedInSlot, waitFor, waitForSlot, withDatabase } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 import { CLIENT_CERT_DATABASE, makeCertificates, startTlsOnlyPostgres, withTls } from '../support/tls.ts';
 
 const certs = makeCertificates();

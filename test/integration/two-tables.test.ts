@@ -10,7 +10,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { beforeEach, expect, it, onTestFinished } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
-import { completeRuns, copyRunsToV2, deleteRuns, insertRuns, makeRun, type RunRow } from '../../src/demo/workload.ts';
+import { crash } from '../../src/failpoints.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { gatherStatus } from '../../src/ops/status.ts';
 import { RunQueries } from '../../src/queries/run-queries.ts';
@@ -19,9 +19,10 @@ import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { repairDifferences } from '../../src/verify/repair.ts';
 import { Verifier } from '../../src/verify/verify.ts';
 import { anotherClickHouse } from '../support/backends.ts';
-import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres } from '../support/backfill.ts';
+import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, withFailpoint } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, type RunningDaemon } from '../support/daemon.ts';
 import { queryRows, testClickHouse, uniqueName } from '../support/databases.ts';
+import { completeRuns, copyRunsToV2, deleteRuns, insertRuns, makeRun, type RunRow } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
 const NOW = Date.UTC(2026, 10, 3);
@@ -181,14 +182,14 @@ it('the same migration with the daemon killed mid-way (state lost) and restarted
   await completeRuns(sql, 'task_run_v2', a, new Date(NOW - 3_600_000));
   await copyRunsToV2(sql, b);
   await deleteRuns(sql, 'task_run_v2', b.slice(0, 10)); // runs deleted through their v2 copy
-  await replication.daemon.kill(); // some of the above written, some buffered, some not read
+  await crash(replication.daemon); // some of the above written, some buffered, some not read
   replication.running.catch(() => {});
   await deleteRuns(sql, 'TaskRun', a);
   await sql.query(`UPDATE "TaskRun" SET status = 'CRASHED', "createdAt" = "createdAt" + interval '1 hour' WHERE id = ANY($1)`, [b]);
   replication = await env.start({ slot });
   await copyRunsToV2(sql, c);
   await sql.query(`UPDATE "TaskRun" SET status = 'CANCELED' WHERE id = ANY($1)`, [c]);
-  await replication.daemon.kill();
+  await crash(replication.daemon);
   replication.running.catch(() => {});
   await copyRunsToV2(sql, d);
   await sql.query('TRUNCATE "TaskRun"');
@@ -224,7 +225,7 @@ it('the default and the repair backfill of a database in mid-migration, while CD
     await deleteRuns(sql, 'task_run_v2', next.slice(40, 45)); // deleted through v2
   };
   const deletedThroughV2 = Array.from({ length: 7 }, (_, k) => part(5 + k).slice(40, 45)).flat();
-  const first = await runBackfill(sql, backfillRequest(), { ...context, afterRead });
+  const first = await withFailpoint('backfill.page-read', afterRead, () => runBackfill(sql, backfillRequest(), context));
   expect(first.status).toBe('SUCCESS');
   await replication.caughtUp();
   expect(await expectTheRule(deletedThroughV2)).toBe(600 - deletedThroughV2.length);

@@ -5,7 +5,6 @@
  */
 import { expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
-import { insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { SOURCE_TABLES } from '../../src/transform/columns.ts';
@@ -15,6 +14,7 @@ import { Verifier } from '../../src/verify/verify.ts';
 import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { queryRows, testClickHouse, uniqueName } from '../support/databases.ts';
+import { insertRuns, makeRun } from '../support/fixtures.ts';
 
 const OPTIONS = { tables: SOURCE_TABLES, windowSeconds: 3600, leafRows: 50 };
 

@@ -6,6 +6,7 @@ import { CheckpointStore } from '../../src/backfill/checkpoints.ts';
 import { type BackfillContext, backfillRequest } from '../../src/backfill/job.ts';
 import { connectReader, SELECT_LIST } from '../../src/backfill/source.ts';
 import { BACKFILL_PROFILES, type BackfillTuning } from '../../src/config.ts';
+import { armFailpoint, type FailpointName, type Failpoints } from '../../src/failpoints.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { quoteIdent } from '../../src/source/preflight.ts';
@@ -34,6 +35,20 @@ export function backfillContext(
     ...rest,
     tuning: { ...BACKFILL_PROFILES.default, ...tuning },
   };
+}
+
+/** Run `body` with failpoint `name` armed (see src/failpoints.ts); disarmed however it ends. */
+export async function withFailpoint<Name extends FailpointName, T>(
+  name: Name,
+  action: Failpoints[Name],
+  body: () => Promise<T>,
+): Promise<T> {
+  const disarm = armFailpoint(name, action);
+  try {
+    return await body();
+  } finally {
+    disarm();
+  }
 }
 
 type Row = Record<string, unknown>;

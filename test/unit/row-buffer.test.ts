@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RowBuffer, type RowBufferLimits } from '../../src/replication/row-buffer.ts';
 
 const limits: RowBufferLimits = {
@@ -21,15 +21,22 @@ function controlledWrites() {
 }
 
 describe('RowBuffer', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('flushes a full batch at once and reports the last written sequence number', async () => {
     const { calls, write } = controlledWrites();
     const written: number[] = [];
-    const buffer = new RowBuffer(
+    const buffer = new RowBuffer({
       limits,
       write,
-      (seq) => written.push(seq),
-      () => {},
-    );
+      onWritten: (seq) => written.push(seq),
+      onFailure: () => {},
+    });
     for (let i = 0; i < 3; i++) buffer.append({ i }, 't', 1);
     expect(calls.map((c) => c.rows)).toEqual([3]);
     calls[0]!.release();
@@ -39,32 +46,34 @@ describe('RowBuffer', () => {
 
   it('flushes a partial batch after the interval', async () => {
     const written: number[] = [];
-    const buffer = new RowBuffer(
+    const buffer = new RowBuffer({
       limits,
-      async () => {},
-      (seq) => written.push(seq),
-      () => {},
-    );
+      write: async () => {},
+      onWritten: (seq) => written.push(seq),
+      onFailure: () => {},
+    });
     buffer.append({ i: 1 }, 't', 1);
-    await new Promise((r) => setTimeout(r, 50));
+    await vi.advanceTimersByTimeAsync(limits.flushIntervalMs - 1);
+    expect(written).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
     expect(written).toEqual([1]);
   });
 
   it('holds the reader at the limit and never exceeds it', async () => {
     const { calls, write } = controlledWrites();
-    const buffer = new RowBuffer(
+    const buffer = new RowBuffer({
       limits,
       write,
-      () => {},
-      () => {},
-    );
+      onWritten: () => {},
+      onFailure: () => {},
+    });
     for (let i = 0; i < 5; i++) buffer.append({ i }, 't', 1);
     expect(buffer.hasRoomFor(1, 10)).toBe(false);
     let admitted = false;
     const waiting = buffer.waitForRoom(1, 10).then(() => {
       admitted = true;
     });
-    await new Promise((r) => setTimeout(r, 20));
+    await vi.advanceTimersByTimeAsync(1_000); // timers firing change nothing: only a written batch makes room
     expect(admitted).toBe(false);
     calls[0]!.release(); // the first batch of 3 is written: room for more
     await waiting;
@@ -76,15 +85,18 @@ describe('RowBuffer', () => {
     const { calls, write } = controlledWrites();
     const failures: Error[] = [];
     const written: number[] = [];
-    const buffer = new RowBuffer(
+    const buffer = new RowBuffer({
       limits,
       write,
-      (seq) => written.push(seq),
-      (e) => failures.push(e),
-    );
-    for (let i = 0; i < 3; i++) buffer.append({ i }, 't', 1);
+      onWritten: (seq) => written.push(seq),
+      onFailure: (e) => failures.push(e),
+    });
+    for (let i = 0; i < 5; i++) buffer.append({ i }, 't', 1);
+    const waiter = buffer.waitForRoom(1, 1); // at the 5-row limit: waits for the flush
     calls[0]!.fail(new Error('schema mismatch'));
+    await expect(waiter).rejects.toThrow('schema mismatch');
     await expect(buffer.flushAll()).rejects.toThrow('schema mismatch');
+    expect(calls).toHaveLength(1); // the remaining 2 rows are never written
     expect(failures).toHaveLength(1);
     expect(written).toEqual([]);
   });
@@ -96,15 +108,15 @@ describe('RowBuffer', () => {
       const write = async () => {
         concurrent += 1;
         peak = Math.max(peak, concurrent);
-        await new Promise((r) => setTimeout(r, 5));
+        await Promise.resolve();
         concurrent -= 1;
       };
-      const buffer = new RowBuffer(
-        { ...limits, flushGroups },
+      const buffer = new RowBuffer({
+        limits: { ...limits, flushGroups },
         write,
-        () => {},
-        () => {},
-      );
+        onWritten: () => {},
+        onFailure: () => {},
+      });
       buffer.append({ i: 1 }, 'a', 1);
       buffer.append({ i: 2 }, 'b', 1);
       buffer.append({ i: 3 }, 'c', 1);
@@ -115,12 +127,12 @@ describe('RowBuffer', () => {
 
   it('flushes when the batch byte size is reached, before the row count', async () => {
     const { calls, write } = controlledWrites();
-    const buffer = new RowBuffer(
-      { ...limits, batchRows: 100, batchBytes: 250 },
+    const buffer = new RowBuffer({
+      limits: { ...limits, batchRows: 100, batchBytes: 250 },
       write,
-      () => {},
-      () => {},
-    );
+      onWritten: () => {},
+      onFailure: () => {},
+    });
     buffer.append({ i: 1 }, 't', 100);
     buffer.append({ i: 2 }, 't', 100);
     expect(calls).toEqual([]);
@@ -129,12 +141,12 @@ describe('RowBuffer', () => {
   });
 
   it('the byte limit holds the reader too, but one oversized change always gets in', () => {
-    const buffer = new RowBuffer(
-      { ...limits, maxBufferedBytes: 1_000 },
-      async () => {},
-      () => {},
-      () => {},
-    );
+    const buffer = new RowBuffer({
+      limits: { ...limits, maxBufferedBytes: 1_000 },
+      write: async () => {},
+      onWritten: () => {},
+      onFailure: () => {},
+    });
     expect(buffer.hasRoomFor(1, 5_000)).toBe(true); // empty buffer: never deadlock on a huge row
     buffer.append({ i: 1 }, 't', 900);
     expect(buffer.hasRoomFor(1, 100)).toBe(true);

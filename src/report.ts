@@ -1,3 +1,9 @@
+/**
+ * Plain-text reports for terminal output, shared by the CLI commands and the demo (which must not
+ * reach up into the CLI): an aligned table, and the one-line summary of a backfill.
+ */
+import type { BackfillResult } from './backfill/job.ts';
+
 /** An aligned text table for terminal output. */
 export function formatTable(rows: ReadonlyArray<object>): string {
   if (rows.length === 0) return '(none)';
@@ -13,4 +19,10 @@ export function formatTable(rows: ReadonlyArray<object>): string {
       .join('  ')
       .trimEnd();
   return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)].join('\n');
+}
+
+/** One line saying how a backfill ended and what it copied. */
+export function backfillSummary(result: BackfillResult): string {
+  const perTable = result.tables.map((t) => `${t.table} ${t.copied}`).join(', ');
+  return `backfill ${result.jobId} ${result.status}: ${result.message} (${perTable}; ${result.rowsCopied} by this run in ${result.seconds.toFixed(1)} s)`;
 }

@@ -1,0 +1,269 @@
+/**
+ * The transaction applier: stream items in, one at a time and in wire order; rows and commits out
+ * to the durable buffer. It assigns versions (commit LSN and ordinal), checks relations for
+ * schema drift, replicates TRUNCATE, and completes changes that lack values by reading the current
+ * row back through the targets' RunsReader. It knows nothing of connections: the supervisor feeds
+ * it, and it pauses the source while its inbox or the buffer is full.
+ */
+import type { Pgoutput } from 'pg-logical-replication';
+import type { Config } from '../config.ts';
+import { StreamError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { type Lsn, parseLsn } from '../lsn.ts';
+import { type EncodedRow, encodeRow } from '../sink/runs-sink.ts';
+import type { RunsTargets } from '../sink/targets.ts';
+import type { StreamItem } from '../source/stream.ts';
+import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
+import { type Change, type ClickHouseRow, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
+import { checkRelation } from '../transform/schema-drift.ts';
+import { changeVersion } from '../transform/version.ts';
+import type { DurableBuffer } from './durable-buffer.ts';
+import type { DaemonStats } from './snapshot.ts';
+
+/** Pause the socket when this many received items wait to be handled. */
+const INBOX_HIGH_WATER = 2_000;
+/** Warn about coerced values at most this many times per run (all are counted). */
+const MAX_COERCION_WARNINGS = 20;
+
+export interface OpenTransaction {
+  commitLsn: Lsn;
+  ordinal: number;
+}
+
+/** Where items come from, for backpressure. */
+export interface PausableSource {
+  pause(): void;
+  resume(): void;
+}
+
+export interface ApplierOptions {
+  buffer: DurableBuffer<EncodedRow>;
+  /** Where rows go, and where read-backs read from. */
+  targets: RunsTargets;
+  onTruncate: Config['onTruncate'];
+  stats: DaemonStats;
+  log: Logger;
+  /** The stream currently feeding the applier (it changes on reconnect). */
+  source: () => PausableSource | undefined;
+  /** Handling an item failed: replication must stop. */
+  onFailure: (error: Error) => void;
+}
+
+export class TransactionApplier {
+  private inbox: StreamItem[] = [];
+  private draining: Promise<void> | undefined;
+  private open: OpenTransaction | undefined;
+  private halted = false;
+  private readonly warned = new Set<string>();
+  private readonly buffer: DurableBuffer<EncodedRow>;
+  private readonly stats: DaemonStats;
+  private readonly log: Logger;
+
+  constructor(private readonly options: ApplierOptions) {
+    ({ buffer: this.buffer, stats: this.stats, log: this.log } = options);
+  }
+
+  /** Queue an item; items are handled one at a time, in the order received. */
+  receive(item: StreamItem): void {
+    if (this.halted) return;
+    this.inbox.push(item);
+    if (this.inbox.length >= INBOX_HIGH_WATER) this.options.source()?.pause();
+    this.draining ??= this.drain().finally(() => {
+      this.draining = undefined;
+    });
+  }
+
+  /**
+   * Forget what was received but not handled, and the transaction in progress (Postgres sends them
+   * again from the slot); resolves once the item being handled is done.
+   */
+  async discardReceived(): Promise<void> {
+    this.inbox = [];
+    await this.draining?.catch(() => {});
+    this.inbox = [];
+    this.open = undefined;
+  }
+
+  /** Handle nothing more (stop, failure). */
+  halt(): void {
+    this.halted = true;
+    this.inbox = [];
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.inbox.length > 0 && !this.halted) {
+        const item = this.inbox.shift() as StreamItem;
+        await this.handle(item);
+        if (this.inbox.length === 0 && !this.halted) this.options.source()?.resume();
+      }
+    } catch (error) {
+      this.options.onFailure(error as Error);
+    }
+  }
+
+  private async handle(item: StreamItem): Promise<void> {
+    if (item.kind === 'keepalive') {
+      this.buffer.keepalive(item.walEnd, !this.open && this.inbox.length === 0);
+      return;
+    }
+    const { message } = item;
+    switch (message.tag) {
+      case 'begin':
+        this.open = { commitLsn: parseLsn(message.commitLsn as string), ordinal: 0 };
+        return;
+      case 'commit':
+        this.stats.transactions += 1;
+        this.open = undefined;
+        // An empty or already-written transaction is confirmable at once. commitTime: µs since the epoch.
+        this.buffer.commit(parseLsn(message.commitEndLsn as string), Number((message.commitTime as bigint) / 1000n));
+        return;
+      case 'insert':
+        return this.applyChange(message.relation, { kind: 'insert', new: message.new as Tuple });
+      case 'update':
+        return this.applyChange(message.relation, { kind: 'update', old: message.old as Tuple | null, new: message.new as Tuple });
+      case 'delete':
+        return this.applyChange(message.relation, { kind: 'delete', old: message.old as Tuple | null, key: message.key as Tuple | null });
+      case 'truncate':
+        return this.applyTruncate(message);
+      case 'relation':
+        return this.checkSchema(message);
+      default:
+        return; // type, origin, message: nothing to write
+    }
+  }
+
+  private warnOnce(key: string, fields: object, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log.warn(fields, message);
+  }
+
+  private nextVersion(): bigint {
+    if (!this.open) throw new StreamError('a change arrived outside a transaction (no BEGIN): refusing to guess its version');
+    this.open.ordinal += 1;
+    return changeVersion(this.open.commitLsn, this.open.ordinal);
+  }
+
+  private async applyChange(relation: Pgoutput.MessageRelation, change: Change): Promise<void> {
+    if (!isSourceTable(relation.name)) {
+      this.warnOnce(
+        relation.name,
+        { table: `${relation.schema}.${relation.name}` },
+        'publication sends a table runs-cdc does not replicate; its changes are skipped',
+      );
+      this.stats.ignoredChanges += 1;
+      return;
+    }
+    const table = relation.name;
+    this.stats.changes += 1;
+    const key = `${table}/${change.kind}`;
+    this.stats.received[key] = (this.stats.received[key] ?? 0) + 1;
+    const version = this.nextVersion();
+    const result = transformChange(change, table, version);
+    for (const coercion of result.coercions) {
+      this.stats.coercions += 1;
+      if (this.stats.coercions <= MAX_COERCION_WARNINGS) {
+        this.log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
+      }
+    }
+    let rows = result.rows;
+    if (result.keyOnlyDelete || result.missingColumns.length > 0) rows = await this.completeFromStore(table, change, result, version);
+    // Buffered encoded: the row objects die young, and the line is what the insert sends.
+    const encoded = rows.map(encodeRow);
+    const bytes = encoded.reduce((sum, row) => sum + row.line.length, 0);
+    if (!this.buffer.hasRoomFor(rows.length, bytes)) {
+      this.options.source()?.pause();
+      await this.buffer.waitForRoom(rows.length, bytes);
+    }
+    for (const [i, row] of rows.entries()) {
+      const encodedRow = encoded[i] as EncodedRow;
+      this.buffer.append(encodedRow, this.options.targets.targetOf(row), encodedRow.line.length);
+    }
+  }
+
+  /**
+   * Without FULL identity a change may lack values: a delete carries only the id, and an update
+   * marks unchanged TOASTed columns without sending them. Take them from the store's current row,
+   * after flushing so that row reflects every earlier change.
+   */
+  private async completeFromStore(
+    table: SourceTable,
+    change: Change,
+    result: ReturnType<typeof transformChange>,
+    version: bigint,
+  ): Promise<ClickHouseRow[]> {
+    await this.buffer.flushAll();
+    this.stats.lookups += 1;
+    const id = result.keyOnlyDelete?.id ?? (change.kind !== 'delete' ? change.new.id : undefined) ?? '';
+    // The live row is the last one (a moved row's tombstone comes first).
+    const live = result.rows.at(-1);
+    // Look in the live row's target first; a key-only delete's organization is unknown, and a run
+    // whose organization changed is still in its old target: then every target is tried.
+    const first = live ? this.options.targets.targetOf(live) : undefined;
+    const targets = this.options.targets.all.sort(([a], [b]) => Number(b === first) - Number(a === first));
+    let current: ClickHouseRow | undefined;
+    for (const [, target] of targets) {
+      current = (await target.currentRows(table, [id])).get(id);
+      if (current) break;
+    }
+    if (result.keyOnlyDelete) {
+      if (!current) {
+        this.stats.unresolvedDeletes += 1;
+        this.log.warn({ table, id }, 'delete without FULL identity for a run not in ClickHouse; nothing to tombstone');
+        return [];
+      }
+      return [tombstoneOf(current, version)];
+    }
+    for (const source of result.missingColumns) {
+      const target = SOURCE_COLUMNS.find((c) => c.source === source)?.target as string;
+      if (live && current && target in current) live[target] = current[target] as ClickHouseRow[string];
+      else this.log.warn({ table, id, column: source }, 'unchanged TOASTed value not in ClickHouse either; stored NULL');
+    }
+    return result.rows;
+  }
+
+  /** Stop at a mapped column that is gone or changed type; note columns the mapping lacks. */
+  private checkSchema(relation: Pgoutput.MessageRelation): void {
+    if (!isSourceTable(relation.name)) return;
+    const drift = checkRelation(relation.name, relation.columns);
+    if (drift.incompatible.length > 0) {
+      throw new StreamError(
+        `the schema of ${relation.name} changed: ${drift.incompatible.join('; ')} (nothing after this point is acknowledged)`,
+      );
+    }
+    for (const column of drift.unmapped) {
+      this.warnOnce(
+        `${relation.name}.${column}`,
+        { table: relation.name, column },
+        'a column runs-cdc does not map appeared in Postgres; it is not replicated',
+      );
+    }
+  }
+
+  private async applyTruncate(message: Pgoutput.MessageTruncate): Promise<void> {
+    const tables = message.relations.map((r) => r.name).filter(isSourceTable);
+    if (tables.length === 0) return;
+    this.stats.truncates += 1;
+    for (const table of tables) this.stats.received[`${table}/truncate`] = (this.stats.received[`${table}/truncate`] ?? 0) + 1;
+    if (this.options.onTruncate === 'fail') {
+      // Thrown while the TRUNCATE's transaction is open: nothing from it on is acknowledged.
+      throw new StreamError(
+        `TRUNCATE of ${tables.join(', ')} replicated and --on-truncate=fail: stopped before acknowledging it; restart with --on-truncate=delete (tombstone the table's rows in ClickHouse) or ignore`,
+      );
+    }
+    if (this.options.onTruncate === 'ignore') {
+      this.log.warn({ tables }, 'TRUNCATE ignored (--on-truncate=ignore): ClickHouse keeps the rows Postgres no longer has');
+      return;
+    }
+    const version = this.nextVersion();
+    // Everything before the TRUNCATE in the stream must be in the store before it is tombstoned;
+    // rows inserted after it get higher versions and survive.
+    await this.buffer.flushAll();
+    for (const table of tables) {
+      let rows = 0;
+      for (const [, target] of this.options.targets.all) rows += await target.tombstoneSourceTable(table, version);
+      this.log.warn({ table, rows }, 'TRUNCATE replicated: every earlier row of this table is now deleted in ClickHouse');
+    }
+  }
+}

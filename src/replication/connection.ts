@@ -1,0 +1,116 @@
+/**
+ * One replication connection at a time, for the supervisor: opens the stream, runs heartbeats
+ * beside it, hands items on, and turns how it ended into the supervisor's cases: a stop (resolves),
+ * the slot taken by another process (SlotInUseError), the connection lost (ConnectionLostError),
+ * or the daemon's own failure (rethrown).
+ */
+import type { Config } from '../config.ts';
+import { StreamError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { formatLsn, type Lsn } from '../lsn.ts';
+import { ReplicationStream, type StreamItem } from '../source/stream.ts';
+import type { PausableSource } from './applier.ts';
+import { startHeartbeat } from './heartbeat.ts';
+
+/** SQLSTATE of "replication slot ... is active for PID ...". */
+const OBJECT_IN_USE = '55006';
+
+/** Another process took the slot between the check and START_REPLICATION: stand by and retry. */
+export class SlotInUseError extends StreamError {
+  override readonly retryable = true;
+}
+
+/** The replication connection dropped (walsender terminated, server restarted, network). */
+export class ConnectionLostError extends StreamError {
+  override readonly retryable = true;
+}
+
+export interface ConnectionOptions {
+  databaseUrl: string;
+  settings: Pick<Config, 'slot' | 'publication' | 'statusIntervalMs' | 'heartbeatIntervalMs'>;
+  log: Logger;
+  confirmedLsn: () => Lsn;
+  onStart: () => void;
+  onItem: (item: StreamItem) => void;
+  onHeartbeat: () => void;
+  /** Stopping or killed: an end of the stream is then no loss. */
+  halting: () => boolean;
+  /** The daemon's fatal error, if any: it wins over how the stream ended. */
+  failure: () => Error | undefined;
+}
+
+export class ReplicationConnection implements PausableSource {
+  private stream: ReplicationStream | undefined;
+  private failStream: ((error: Error) => void) | undefined;
+
+  constructor(private readonly options: ConnectionOptions) {}
+
+  /** Stream until stopped (resolves) or the connection ends otherwise (rejects, as above). */
+  async run(): Promise<void> {
+    const { settings, log, failure, halting } = this.options;
+    const stream = new ReplicationStream(
+      {
+        connectionString: this.options.databaseUrl,
+        slot: settings.slot,
+        publication: settings.publication,
+        confirmedLsn: this.options.confirmedLsn,
+        statusIntervalMs: settings.statusIntervalMs,
+        onStart: this.options.onStart,
+      },
+      this.options.onItem,
+    );
+    this.stream = stream;
+    const failed = new Promise<never>((_, reject) => {
+      this.failStream = reject;
+    });
+    log.info({ slot: settings.slot, publication: settings.publication, from: formatLsn(this.options.confirmedLsn()) }, 'streaming changes');
+    const streaming = stream.run();
+    const heartbeat = startHeartbeat(this.options.databaseUrl, settings.heartbeatIntervalMs, log, this.options.onHeartbeat);
+    try {
+      await Promise.race([streaming, failed]);
+    } catch (error) {
+      const fatal = failure();
+      if (fatal) throw fatal;
+      if (halting()) return;
+      if ((error as { code?: string }).code === OBJECT_IN_USE) throw new SlotInUseError((error as Error).message);
+      throw new ConnectionLostError(`replication connection failed: ${(error as Error).message}`);
+    } finally {
+      await heartbeat.stop();
+    }
+    const fatal = failure();
+    if (fatal) throw fatal;
+    // The stream ended without being asked to: the server closed the connection.
+    if (!halting()) throw new ConnectionLostError('the replication connection was closed by the server');
+  }
+
+  pause(): void {
+    this.stream?.pause();
+  }
+
+  resume(): void {
+    this.stream?.resume();
+  }
+
+  sendStatus(lsn: Lsn): void {
+    this.stream?.sendStatus(lsn);
+  }
+
+  /** Close the stream (no more status updates from it) and end run() with `reason`. */
+  async close(reason: Error): Promise<void> {
+    const stream = this.stream;
+    this.stream = undefined;
+    await stream?.stop();
+    this.failStream?.(reason);
+  }
+
+  /** Fail run() with `reason` now; the stream closes in the background. */
+  abort(reason: Error): void {
+    void this.stream?.stop();
+    this.failStream?.(reason);
+  }
+
+  /** The connection is gone: forget its stream. */
+  forget(): void {
+    this.stream = undefined;
+  }
+}

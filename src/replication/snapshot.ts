@@ -1,0 +1,66 @@
+/**
+ * What a running replication shows the outside (metrics, progress logs, the demo): plain figures,
+ * read at once, so readers depend on this shape and not on the daemon's parts.
+ */
+import type { Lsn } from '../lsn.ts';
+import type { SinkStats } from '../sink/runs-sink.ts';
+
+export interface DaemonStats {
+  transactions: number;
+  changes: number;
+  coercions: number;
+  ignoredChanges: number;
+  unresolvedDeletes: number;
+  lookups: number;
+  truncates: number;
+  acks: number;
+  /** Times the replication connection was lost and opened again. */
+  reconnects: number;
+  /** Heartbeat messages written into the WAL (--heartbeat-interval-ms). */
+  heartbeats: number;
+  /** Changes received per `table/operation` (insert, update, delete, truncate). */
+  received: Record<string, number>;
+}
+
+export function emptyDaemonStats(): DaemonStats {
+  return {
+    transactions: 0,
+    changes: 0,
+    coercions: 0,
+    ignoredChanges: 0,
+    unresolvedDeletes: 0,
+    lookups: 0,
+    truncates: 0,
+    acks: 0,
+    reconnects: 0,
+    heartbeats: 0,
+    received: {},
+  };
+}
+
+export interface ReplicationSnapshot {
+  /** Subscribed to the slot and running: what /readyz reports. */
+  streaming: boolean;
+  /** The LSN confirmed to Postgres so far. */
+  confirmedLsn: Lsn;
+  /** Now - commit time of the newest confirmed transaction; 0 when nothing received is waiting. */
+  lagSeconds: number;
+  stats: Readonly<DaemonStats>;
+  /** Rows and estimated bytes buffered or in flight to the sink. */
+  bufferedRows: number;
+  bufferedBytes: number;
+  /** The most rows ever buffered at once. */
+  peakBufferedRows: number;
+  /** The counters of every sink target, default first. */
+  sinks: ReadonlyArray<Readonly<SinkStats>>;
+}
+
+/** Anything that can show a snapshot of a running replication. */
+export interface SnapshotSource {
+  snapshot(): ReplicationSnapshot;
+}
+
+/** Hooks for metrics; all optional. */
+export interface DaemonObserver {
+  flushed?(rows: number, seconds: number): void;
+}

@@ -1,0 +1,99 @@
+/**
+ * The one boundary between runs-cdc and where runs are stored: what replication and the backfill
+ * write through, and what replication reads back. `RunsTable` (ClickHouse) and `MemorySink`
+ * (tests, benchmarks without ClickHouse) implement it.
+ *
+ * The contract every implementation keeps, and all that callers may assume:
+ *
+ * - **Durable on resolve.** When `write` (or `writeEncoded`, `tombstoneSourceTable`) resolves,
+ *   every row it was given is stored durably: it survives a crash of this process (ClickHouse:
+ *   a synchronous insert, never `async_insert`, `insert_distributed_sync` on clusters). Accepted
+ *   but not yet durable does not count. Rows the store refuses for their content may be kept as
+ *   dead letters instead; that is still "resolved". A rejection means nothing of that call may be
+ *   treated as written (some rows may have landed; replay makes that harmless).
+ * - **Ordering.** Rows of one call are stored as one set; calls are not reordered against each
+ *   other *by the caller*, who awaits one before confirming anything after it. The sink itself
+ *   need not keep order: the newest state wins by `_version`, never by arrival.
+ * - **Idempotent under replay.** Delivery is at-least-once: after a crash, reconnect or resume the
+ *   same change is written again with the same `_version`. The store keeps one row per
+ *   `(source_table, run_id)`: the highest `_version`, hidden when `_is_deleted = 1`
+ *   (ReplacingMergeTree(_version, _is_deleted) read with FINAL). Writing a row twice is one row.
+ * - **Retries are the sink's.** Transient failures are retried inside the call (without limit
+ *   unless the sink's policy sets one); a rejection is final for that call (`SinkFatalError`).
+ *
+ * What callers build on it: replication confirms an LSN to Postgres only after every `write`
+ * holding a change before it resolved (see DurableBuffer); the backfill checkpoints a page only
+ * after its `write` resolved.
+ */
+
+import { TARGET_COLUMNS } from '../transform/columns.ts';
+import type { ClickHouseRow } from '../transform/row.ts';
+import { decodeTabSeparatedLine, encodeTabSeparatedLine } from './tab-separated.ts';
+
+/**
+ * A row as the insert carries it: its TabSeparated line, and what the sink's stats need. The
+ * daemon buffers rows encoded: one flat string per row takes a fraction of the heap of a row
+ * object and its values, and the garbage collector copies one object instead of dozens.
+ */
+export interface EncodedRow {
+  readonly line: string;
+  readonly sourceTable: string;
+  readonly deleted: boolean;
+  readonly runId: string;
+}
+
+export function encodeRow(row: ClickHouseRow): EncodedRow {
+  return {
+    line: encodeTabSeparatedLine(row, TARGET_COLUMNS),
+    sourceTable: String(row.source_table),
+    deleted: Number(row._is_deleted) === 1,
+    runId: String(row.run_id),
+  };
+}
+
+export function decodeRow(encoded: EncodedRow): ClickHouseRow {
+  return decodeTabSeparatedLine(encoded.line, TARGET_COLUMNS);
+}
+
+export interface SinkStats {
+  rowsWritten: number;
+  /** Rows refused by the store and kept in dead_letters. */
+  deadLetters: number;
+  /** Rows written per `source_table/live|tombstone`. */
+  rowsByTable: Record<string, number>;
+  inserts: number;
+  retries: number;
+  retriesByReason: Record<string, number>;
+}
+
+export function emptySinkStats(): SinkStats {
+  return { rowsWritten: 0, deadLetters: 0, rowsByTable: {}, inserts: 0, retries: 0, retriesByReason: {} };
+}
+
+/** Where runs are written. Every method keeps the contract above. */
+export interface RunsSink {
+  /** For messages: e.g. the qualified ClickHouse table name. */
+  readonly qualifiedName: string;
+  readonly stats: SinkStats;
+  /** Durable when it resolves (see the contract). */
+  write(rows: readonly ClickHouseRow[], signal?: AbortSignal): Promise<void>;
+  /** `write` for rows already encoded (the daemon buffers them encoded). */
+  writeEncoded(rows: readonly EncodedRow[], signal?: AbortSignal): Promise<void>;
+  /**
+   * Replicate a TRUNCATE: a tombstone at `version` for every live row of `sourceTable` with a
+   * lower version; rows with higher versions stay, and replaying it is harmless. Returns the rows
+   * tombstoned.
+   */
+  tombstoneSourceTable(sourceTable: string, version: bigint, signal?: AbortSignal): Promise<number>;
+}
+
+/** What replication reads back from where runs are stored. */
+export interface RunsReader {
+  /** Mismatches between the stored table and the column mapping (empty when they agree). */
+  schemaMismatches(): Promise<string[]>;
+  /** The current (deduplicated, not deleted) rows of the given runs, by run id. */
+  currentRows(sourceTable: string, runIds: readonly string[]): Promise<Map<string, ClickHouseRow>>;
+}
+
+/** A place runs are written to and read back from: one target of replication. */
+export type RunsStore = RunsSink & RunsReader;
