@@ -90,7 +90,7 @@ function queriesOn(client: ClickHouseClient, config: Config, database: string): 
  * goes to the target of its organization; a target without a URL is another database on the
  * default connection.
  */
-async function openQueries(config: Config, log: Logger): Promise<{ router: QueryRouter; close(): Promise<void> }> {
+export async function openQueries(config: Config, log: Logger): Promise<{ router: QueryRouter; close(): Promise<void> }> {
   const client = await openClickHouse(config);
   const fallback = queriesOn(client, config, config.clickhouseDatabase);
   if (!config.routes) return { router: oneTarget(fallback), close: () => client.close() };
