@@ -65,10 +65,11 @@ function seconds(n) {
 const count = (n) => (n === null || n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
 const clock = (ms) => new Date(ms).toISOString().slice(11, 19);
 
-/** Show a figure; the raw number stays in data-value (what the browser test compares). */
-function tile(id, raw, shown) {
+/** Show a figure; the raw number and its sample time stay in data-value and data-at. */
+function tile(id, raw, shown, at) {
   const element = text($(`#${id}`), shown);
   element.dataset.value = raw === null || raw === undefined ? '' : String(raw);
+  element.dataset.at = String(at);
 }
 
 // ---- live figures -----------------------------------------------------------------------------
@@ -114,14 +115,15 @@ function renderLive(live) {
   text($('#slot'), live.slot);
   text($('#confirmed-lsn'), live.confirmedLsn);
   text($('#updated'), `updated ${clock(live.now.at)} UTC`);
-  tile('lag-seconds', live.now.lagSeconds, seconds(live.now.lagSeconds));
-  tile('lag-bytes', live.now.lagBytes, bytes(live.now.lagBytes));
-  tile('changes-rate', live.now.changesPerSecond, count(live.now.changesPerSecond));
-  tile('rows-rate', live.now.rowsPerSecond, count(live.now.rowsPerSecond));
+  tile('lag-seconds', live.now.lagSeconds, seconds(live.now.lagSeconds), live.now.at);
+  tile('lag-bytes', live.now.lagBytes, bytes(live.now.lagBytes), live.now.at);
+  tile('changes-rate', live.now.changesPerSecond, count(live.now.changesPerSecond), live.now.at);
+  tile('rows-rate', live.now.rowsPerSecond, count(live.now.rowsPerSecond), live.now.at);
   tile(
     'buffer',
     live.now.bufferedRows,
     `${count(live.now.bufferedRows)} / ${count(live.maxBufferedRows)} rows · ${bytes(live.now.bufferedBytes)}`,
+    live.now.at,
   );
 
   const history = live.history;
