@@ -151,9 +151,9 @@ it('shows the lag /metrics reports, retries as they happen, and pages runs like 
 
     // Stats: the per-task table is the CLI's, and the histogram has a bar segment per bucket and status.
     await page.locator('#tasks tbody tr').first().waitFor();
-    const taskRows = await page.locator('#tasks tbody tr').evaluateAll((rows) =>
-      rows.map((r) => [r.children[0]?.textContent, Number(r.children[1]?.textContent?.replaceAll(',', ''))]),
-    );
+    const taskRows = await page
+      .locator('#tasks tbody tr')
+      .evaluateAll((rows) => rows.map((r) => [r.children[0]?.textContent, Number(r.children[1]?.textContent?.replaceAll(',', ''))]));
     expect(taskRows).toEqual(stats.tasks.map((t) => [t.taskIdentifier, t.runs]));
     expect(await page.locator('#histogram svg rect[height]').count()).toBeGreaterThanOrEqual(stats.histogram.length);
 
