@@ -19,6 +19,7 @@ import { BackfillMetrics } from '../ops/backfill-metrics.ts';
 import { type OpsServer, startOpsServer } from '../ops/server.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/preflight.ts';
+import { setExitCode, stdout } from './job-context.ts';
 import {
   addConfigOptions,
   CLICKHOUSE_SETTINGS,
@@ -75,7 +76,7 @@ export function backfillCommand(): Command {
   command.action(async () => {
     const action = parseBackfillOptions(command.opts());
     const config = configFrom(command);
-    process.exitCode = await backfill(action, config, loggerFor(config), (line) => process.stdout.write(`${line}\n`));
+    setExitCode(await backfill(action, config, loggerFor(config), (line) => stdout(`${line}\n`)));
   });
   return command;
 }

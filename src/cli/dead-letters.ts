@@ -1,6 +1,7 @@
 /** `runs-cdc dead-letters list|replay`: rows ClickHouse refused, and trying them again. */
 import { Command } from 'commander';
 import { DeadLetters, replayDeadLetters } from '../sink/dead-letters.ts';
+import { setExitCode, stdout } from './job-context.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openRunsTable } from './runtime.ts';
 import { formatTable } from './table.ts';
 
@@ -14,7 +15,7 @@ export function deadLettersCommand(): Command {
     const client = await openClickHouse(config);
     try {
       const letters = await new DeadLetters(client, config.clickhouseDatabase).list(Boolean(list.opts().all));
-      process.stdout.write(
+      stdout(
         `${letters.length === 0 ? 'no dead letters' : formatTable(letters.map((l) => ({ created: l.createdAt, table: l.sourceTable, run: l.runId, lsn: l.commitLsn || '(backfill)', reason: l.reason, replayed: l.replayed, error: l.error.slice(0, 80) })))}\n`,
       );
     } finally {
@@ -32,9 +33,9 @@ export function deadLettersCommand(): Command {
       const { replayed, refused } = await replayDeadLetters(new DeadLetters(client, config.clickhouseDatabase), (rows) =>
         table.write(rows),
       );
-      for (const { letter, error } of refused) process.stdout.write(`still refused: ${letter.sourceTable} ${letter.runId}: ${error}\n`);
-      process.stdout.write(`${replayed} replayed, ${refused.length} still refused\n`);
-      process.exitCode = refused.length > 0 ? 1 : 0;
+      for (const { letter, error } of refused) stdout(`still refused: ${letter.sourceTable} ${letter.runId}: ${error}\n`);
+      stdout(`${replayed} replayed, ${refused.length} still refused\n`);
+      setExitCode(refused.length > 0 ? 1 : 0);
     } finally {
       await client.close();
     }

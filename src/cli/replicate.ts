@@ -5,6 +5,7 @@ import { formatLsn } from '../lsn.ts';
 import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
 import { ReplicationDaemon } from '../replication/daemon.ts';
+import { jobRoutes } from './jobs.ts';
 import { maybeStartApi, openQueries } from './runs.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
 
@@ -79,6 +80,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
           log,
           settings: config,
           queries: pageQueries.router,
+          routes: jobRoutes(config, log),
         });
   const offSignals = onStopSignals(
     (signal) => {

@@ -11,6 +11,7 @@ import { connectClickHouse } from '../sink/clickhouse.ts';
 import { pendingMigrations } from '../sink/migrations.ts';
 import { RunsTable, type RunsTableOptions } from '../sink/runs-table.ts';
 import type { Routing } from '../sink/targets.ts';
+import { jobContext } from './job-context.ts';
 
 const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity']);
 
@@ -35,7 +36,8 @@ export function configFrom(command: Command): Config {
     const value = options[attributeName(flag)];
     if (value !== undefined) flags[key] = value;
   }
-  return loadConfig(flags);
+  const job = jobContext();
+  return job ? { ...loadConfig(flags, job.env), ...job.forced } : loadConfig(flags);
 }
 
 export function describeClickHouse(config: Pick<Config, 'clickhouseUrl' | 'chdbPath'>): string {
@@ -86,6 +88,12 @@ export function onStopSignals(
   onFirst: (signal: NodeJS.Signals) => void,
   onSecond: (signal: NodeJS.Signals) => void = () => {},
 ): () => void {
+  const job = jobContext();
+  if (job) {
+    const abort = () => onFirst('SIGINT');
+    job.signal.addEventListener('abort', abort, { once: true });
+    return () => job.signal.removeEventListener('abort', abort);
+  }
   let signals = 0;
   const handler = (signal: NodeJS.Signals) => {
     signals += 1;
@@ -104,7 +112,7 @@ export function onStopSignals(
 }
 
 export function loggerFor(config: Config): Logger {
-  return createLogger(config.logLevel);
+  return jobContext()?.log ?? createLogger(config.logLevel);
 }
 
 /** A --routes target's name, its connection and its config (URL and database filled in). */

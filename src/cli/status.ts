@@ -2,6 +2,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { Command } from 'commander';
 import { requireDatabaseUrl } from '../config.ts';
 import { gatherStatus, type StatusReport } from '../ops/status.ts';
+import { setExitCode, stdout } from './job-context.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, describeClickHouse, openClickHouse, withPostgres } from './runtime.ts';
 import { formatTable } from './table.ts';
 
@@ -24,8 +25,8 @@ export function statusCommand(): Command {
           { slot: config.slot, publication: config.publication, database: config.clickhouseDatabase },
           clickhouse,
         );
-        process.stdout.write(`${command.opts().json ? JSON.stringify(report) : render(report, describeClickHouse(config))}\n`);
-        process.exitCode = report.problems.length > 0 ? 1 : 0;
+        stdout(`${command.opts().json ? JSON.stringify(report) : render(report, describeClickHouse(config))}\n`);
+        setExitCode(report.problems.length > 0 ? 1 : 0);
       } finally {
         if (!('unavailable' in clickhouse)) await clickhouse.close();
       }

@@ -9,6 +9,7 @@ import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { type OrganizationScope, Verifier, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
+import { setExitCode, stdout } from './job-context.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets, withPostgres } from './runtime.ts';
 import { formatTable } from './table.ts';
 
@@ -71,8 +72,8 @@ export function verifyCommand(): Command {
         const routes = await openTargets(config, client, loggerFor(config), REPAIR_RETRIES);
         try {
           const result = await verifyEachTarget(sql, routes, options, o.repair ? databaseUrl : undefined);
-          process.stdout.write(`${o.json ? jsonReport(result, Boolean(o.repair)) : textReport(result, routes.routing !== undefined)}\n`);
-          process.exitCode = result.report.equal ? 0 : 1;
+          stdout(`${o.json ? jsonReport(result, Boolean(o.repair)) : textReport(result, routes.routing !== undefined)}\n`);
+          setExitCode(result.report.equal ? 0 : 1);
         } finally {
           await routes.close();
         }

@@ -1,4 +1,5 @@
 /** Metrics and health endpoints for a running daemon (`replicate --metrics-port`). */
+import type http from 'node:http';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { type Config, redact } from '../config.ts';
@@ -28,6 +29,8 @@ export interface DaemonOpsOptions {
   queries?: QueryRouter;
   /** How often the live page samples the metrics (default live.ts SAMPLE_EVERY_MS). */
   sampleEveryMs?: number;
+  /** More routes on the same port (replicate: the jobs it runs for clients, cli/jobs.ts). */
+  routes?: (request: http.IncomingMessage, response: http.ServerResponse) => Promise<boolean>;
 }
 
 /** The newest backfill jobs for the live page (their messages with any URL password masked). */
@@ -91,7 +94,15 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
     sampleEveryMs: options.sampleEveryMs,
     log,
   });
-  const server = await startOpsServer(metrics.registry, readiness, options.port, options.host, log, page.handle);
+  const routes = options.routes;
+  const server = await startOpsServer(
+    metrics.registry,
+    readiness,
+    options.port,
+    options.host,
+    log,
+    async (request, response) => (await page.handle(request, response)) || (routes !== undefined && (await routes(request, response))),
+  );
   return {
     url: server.url,
     close: async () => {
