@@ -63,7 +63,8 @@ export function backfillCommand(): Command {
     .option('--dry-run', 'print the plan (tables, ranges, estimated rows) and exit')
     .option('--list', 'list backfill jobs with their status')
     .option('--exact-count', 'count rows for the plan and progress instead of estimating')
-    .option('--create-slot', 'create the replication slot if missing (default mode needs it)');
+    .option('--create-slot', 'create the replication slot if missing (default mode needs it)')
+    .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
   addConfigOptions(command, BACKFILL_SETTINGS).addHelpText(
     'after',
     `\nProfiles (--profile; explicit flags override single values):\n${Object.entries(BACKFILL_PROFILES)

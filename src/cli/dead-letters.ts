@@ -9,7 +9,8 @@ export function deadLettersCommand(): Command {
   const command = new Command('dead-letters').description('rows ClickHouse refused for their content (poison rows)');
   const list = new Command('list')
     .description('show the rows not replayed yet (--all: replayed ones too)')
-    .option('--all', 'include replayed rows');
+    .option('--all', 'include replayed rows')
+    .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
   addConfigOptions(list, CLICKHOUSE_SETTINGS).action(async () => {
     const config = configFrom(list);
     const client = await openClickHouse(config);
@@ -22,7 +23,9 @@ export function deadLettersCommand(): Command {
       await client.close();
     }
   });
-  const replay = new Command('replay').description('write the rows again (after fixing the cause); exits 1 if any is still refused');
+  const replay = new Command('replay')
+    .description('write the rows again (after fixing the cause); exits 1 if any is still refused')
+    .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
   addConfigOptions(replay, [...CLICKHOUSE_SETTINGS, 'retryInitialMs', 'retryMaxMs']).action(async () => {
     const config = configFrom(replay);
     const log = loggerFor(config);

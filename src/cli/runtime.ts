@@ -59,7 +59,7 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
     // connection"; a live status file is the lock another process holds.
     if (!config.clickhouseUrl && existsSync(join(config.chdbPath, 'status'))) {
       throw new ChdbInUseError(
-        `the chDB directory ${config.chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?): stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
+        `the chDB directory ${config.chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?): add --api-url http://127.0.0.1:<its --metrics-port> to run backfill, verify, dead-letters or status in it, stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
       );
     }
     throw new RunsCdcError(

@@ -9,7 +9,8 @@ import { formatTable } from './table.ts';
 export function statusCommand(): Command {
   const command = new Command('status')
     .description('slot, publication, replica identity, ClickHouse counts and backfills; exits 1 when something needs fixing')
-    .option('--json', 'print JSON');
+    .option('--json', 'print JSON')
+    .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
   addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'slot', 'publication']).action(async () => {
     const config = configFrom(command);
     await withPostgres(requireDatabaseUrl(config), async (sql) => {

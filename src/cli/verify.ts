@@ -53,7 +53,8 @@ export function verifyCommand(): Command {
     .option('--window-hours <n>', 'compare per window of this many hours of createdAt', '24')
     .option('--leaf-rows <n>', 'halve a differing window until each side has at most this many runs', '2000')
     .option('--repair', 're-copy the differing runs at a fresh snapshot version (safe beside a running daemon)')
-    .option('--json', 'print JSON');
+    .option('--json', 'print JSON')
+    .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
   addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'retryInitialMs', 'retryMaxMs', 'routes']).action(async () => {
     const o = command.opts();
     const tables = o.table ? parseTableList(String(o.table)) : [...SOURCE_TABLES];
