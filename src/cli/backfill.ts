@@ -19,7 +19,7 @@ import { BackfillMetrics } from '../ops/backfill-metrics.ts';
 import { type OpsServer, startOpsServer } from '../ops/server.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/preflight.ts';
-import { setExitCode, stdout } from './job-context.ts';
+import { jobContext, setExitCode, stdout } from './job-context.ts';
 import {
   addConfigOptions,
   CLICKHOUSE_SETTINGS,
@@ -110,7 +110,8 @@ export async function backfill(
       return 0;
     }
     routes = await openTargets(config, client, log, config.backfillRetries);
-    let progress = progressReporter(log);
+    // In a daemon's job the client is not this process's terminal: progress as log lines, never bars.
+    let progress = progressReporter(log, jobContext() ? false : undefined);
     if (config.metricsPort !== undefined) {
       const metrics = new BackfillMetrics(progress);
       progress = metrics;

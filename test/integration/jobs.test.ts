@@ -26,6 +26,11 @@ it('backfill, verify, status and dead-letters run in the live daemon while a wor
     );
     for (let offset = 0; offset < runs.length; offset += 500) await insertRuns(pgdb.sql, table, runs.slice(offset, offset + 500));
   }
+  // Older still, and left out of the backfill: verify finds them missing, verify --repair copies them.
+  const september = Array.from({ length: 30 }, (_, i) =>
+    makeRun({ table: 'TaskRun', index: 5000 + i, createdAt: new Date(Date.UTC(2026, 8, 15) + i * 1000) }),
+  );
+  await insertRuns(pgdb.sql, 'TaskRun', september);
   const migrated = await workspace.cli(['migrate']).finished();
   expect(migrated.code, migrated.output).toBe(0);
   const metricsPort = await freePort();
@@ -49,7 +54,7 @@ it('backfill, verify, status and dead-letters run in the live daemon while a wor
         await insertRuns(pgdb.sql, table, runs);
         await completeRuns(pgdb.sql, table, [runs[0]?.id as string], new Date());
         const history = await pgdb.sql.query<{ id: string }>(
-          `SELECT id FROM "${table}" WHERE "createdAt" < '2026-11-01' ORDER BY random() LIMIT 2`,
+          `SELECT id FROM "${table}" WHERE "createdAt" >= '2026-10-01' AND "createdAt" < '2026-11-01' ORDER BY random() LIMIT 2`,
         );
         await completeRuns(pgdb.sql, table, [history.rows[0]?.id as string], new Date());
         await deleteRuns(pgdb.sql, table, [history.rows[1]?.id as string]);
@@ -57,7 +62,7 @@ it('backfill, verify, status and dead-letters run in the live daemon while a wor
       }
     })();
 
-    const backfill = await workspace.cli(['backfill', '--profile', 'ci', '--to', '2026-11-01', ...api]).finished();
+    const backfill = await workspace.cli(['backfill', '--profile', 'ci', '--from', '2026-10-01', '--to', '2026-11-01', ...api]).finished();
     expect(backfill.code, backfill.output).toBe(0);
     expect(backfill.stdout).toMatch(/^backfill bf_\S+ SUCCESS: /m);
     expect(backfill.output).toContain('"msg":"backfill progress"'); // the job's log lines (progress) come back too
@@ -79,6 +84,15 @@ it('backfill, verify, status and dead-letters run in the live daemon while a wor
     await workload;
     const end = await currentWalLsn(pgdb.sql);
     await waitFor('the daemon to confirm the workload', async () => (await slotConfirmedLsn(pgdb.sql, slot)) >= end);
+
+    const differing = await workspace.cli(['verify', '--json', ...api]).finished();
+    expect(differing.code, differing.output).toBe(1);
+    const report = JSON.parse(differing.stdout) as { equal: boolean; differences: { kind: string }[] };
+    expect(report.equal).toBe(false);
+    expect(report.differences.map((d) => d.kind)).toEqual(september.map(() => 'missing'));
+    const repair = await workspace.cli(['verify', '--repair', ...api]).finished();
+    expect(repair.code, repair.output).toBe(1); // it reports what it found, then repairs
+    expect(repair.stdout).toContain(`repaired: ${september.length} copied, 0 tombstoned`);
 
     const verify = await workspace.cli(['verify', '--json', ...api]).finished();
     expect(verify.code, verify.output).toBe(0);
