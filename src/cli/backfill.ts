@@ -12,6 +12,7 @@ import { type OpsServer, startOpsServer } from '../ops/server.ts';
 import { backfillSummary, formatTable } from '../report.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/preflight.ts';
+import { jobContext, setExitCode, stdout } from './job-context.ts';
 import {
   addConfigOptions,
   CLICKHOUSE_SETTINGS,
@@ -54,7 +55,8 @@ export function backfillCommand(): Command {
     .option('--dry-run', 'print the plan (tables, ranges, estimated rows) and exit')
     .option('--list', 'list backfill jobs with their status')
     .option('--exact-count', 'count rows for the plan and progress instead of estimating')
-    .option('--create-slot', 'create the replication slot if missing (default mode needs it)');
+    .option('--create-slot', 'create the replication slot if missing (default mode needs it)')
+    .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
   addConfigOptions(command, BACKFILL_SETTINGS).addHelpText(
     'after',
     `\nProfiles (--profile; explicit flags override single values):\n${Object.entries(BACKFILL_PROFILES)
@@ -67,7 +69,7 @@ export function backfillCommand(): Command {
   command.action(async () => {
     const action = parseBackfillOptions(command.opts());
     const config = configFrom(command);
-    process.exitCode = await backfill(action, config, loggerFor(config), (line) => process.stdout.write(`${line}\n`));
+    setExitCode(await backfill(action, config, loggerFor(config), (line) => stdout(`${line}\n`)));
   });
   return command;
 }
@@ -100,7 +102,8 @@ export async function backfill(
       return 0;
     }
     routes = await openTargets(config, client, log, config.backfillRetries);
-    let progress = progressReporter(log);
+    // In a daemon's job the client is not this process's terminal: progress as log lines, never bars.
+    let progress = progressReporter(log, jobContext() ? false : undefined);
     if (config.metricsPort !== undefined) {
       const metrics = new BackfillMetrics(progress);
       progress = metrics;

@@ -5,7 +5,8 @@ import { formatLsn } from '../lsn.ts';
 import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
 import { ReplicationDaemon } from '../replication/daemon.ts';
-import { maybeStartApi } from './query-api.ts';
+import { jobRoutes } from './jobs.ts';
+import { maybeStartApi, openQueries } from './query-api.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
 
 const REPLICATE_SETTINGS = [
@@ -64,8 +65,10 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     routes.routing,
   );
   const closeApi = await maybeStartApi(config, log);
+  // The live page's runs explorer reads through connections of its own, as the API does.
+  const pageQueries = config.metricsPort === undefined ? undefined : await openQueries(config, log);
   const ops =
-    config.metricsPort === undefined
+    pageQueries === undefined || config.metricsPort === undefined
       ? undefined
       : await startDaemonOps({
           metrics,
@@ -75,6 +78,9 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
           port: config.metricsPort,
           host: config.listenHost,
           log,
+          settings: config,
+          queries: pageQueries.router,
+          routes: jobRoutes(config, log),
         });
   const offSignals = onStopSignals(
     (signal) => {
@@ -111,6 +117,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     clearInterval(summary);
     await closeApi();
     await ops?.close();
+    await pageQueries?.close();
     await routes.close();
     offSignals();
     await client.close();

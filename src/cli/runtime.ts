@@ -14,6 +14,7 @@ import type { Routing } from '../sink/targets.ts';
 import { clickHouseTls } from '../sink/tls.ts';
 import { connectPostgres } from '../source/connection.ts';
 import { clickHouseTlsError } from '../tls-errors.ts';
+import { jobContext } from './job-context.ts';
 
 const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity']);
 
@@ -47,7 +48,8 @@ export function configFrom(command: Command): Config {
     const value = options[attributeName(flag)];
     if (value !== undefined) flags[key] = value;
   }
-  return loadConfig(flags);
+  const job = jobContext();
+  return job ? { ...loadConfig(flags, job.env), ...job.forced } : loadConfig(flags);
 }
 
 export function describeClickHouse(config: Pick<Config, 'clickhouseUrl' | 'chdbPath'>): string {
@@ -75,7 +77,7 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
     // connection"; a live status file is the lock another process holds.
     if (!config.clickhouseUrl && existsSync(join(config.chdbPath, 'status'))) {
       throw new ChdbInUseError(
-        `the chDB directory ${config.chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?): stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
+        `the chDB directory ${config.chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?): add --api-url http://127.0.0.1:<its --metrics-port> to run backfill, verify, dead-letters or status in it, stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
       );
     }
     const given = { caCert: config.clickhouseCaCert !== undefined, clientCert: config.clickhouseClientCert !== undefined };
@@ -107,6 +109,12 @@ export function onStopSignals(
   onFirst: (signal: NodeJS.Signals) => void,
   onSecond: (signal: NodeJS.Signals) => void = () => {},
 ): () => void {
+  const job = jobContext();
+  if (job) {
+    const abort = () => onFirst('SIGINT');
+    job.signal.addEventListener('abort', abort, { once: true });
+    return () => job.signal.removeEventListener('abort', abort);
+  }
   let signals = 0;
   const handler = (signal: NodeJS.Signals) => {
     signals += 1;
@@ -125,7 +133,7 @@ export function onStopSignals(
 }
 
 export function loggerFor(config: Config): Logger {
-  return createLogger(config.logLevel);
+  return jobContext()?.log ?? createLogger(config.logLevel);
 }
 
 /** A --routes target's name, its connection and its config (URL and database filled in). */

@@ -3,12 +3,14 @@ import { Command } from 'commander';
 import { requireDatabaseUrl } from '../config.ts';
 import { gatherStatus, type StatusReport } from '../ops/status.ts';
 import { formatTable } from '../report.ts';
+import { setExitCode, stdout } from './job-context.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, describeClickHouse, openClickHouse, withPostgres } from './runtime.ts';
 
 export function statusCommand(): Command {
   const command = new Command('status')
     .description('slot, publication, replica identity, ClickHouse counts and backfills; exits 1 when something needs fixing')
-    .option('--json', 'print JSON');
+    .option('--json', 'print JSON')
+    .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
   addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'slot', 'publication']).action(async () => {
     const config = configFrom(command);
     await withPostgres(requireDatabaseUrl(config), async (sql) => {
@@ -24,8 +26,8 @@ export function statusCommand(): Command {
           { slot: config.slot, publication: config.publication, database: config.clickhouseDatabase },
           clickhouse,
         );
-        process.stdout.write(`${command.opts().json ? JSON.stringify(report) : render(report, describeClickHouse(config))}\n`);
-        process.exitCode = report.problems.length > 0 ? 1 : 0;
+        stdout(`${command.opts().json ? JSON.stringify(report) : render(report, describeClickHouse(config))}\n`);
+        setExitCode(report.problems.length > 0 ? 1 : 0);
       } finally {
         if (!('unavailable' in clickhouse)) await clickhouse.close();
       }

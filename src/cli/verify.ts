@@ -10,6 +10,7 @@ import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { type OrganizationScope, Verifier, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
+import { setExitCode, stdout } from './job-context.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets, withPostgres } from './runtime.ts';
 
 const positive = (flag: string, text: string) => {
@@ -52,7 +53,8 @@ export function verifyCommand(): Command {
     .option('--window-hours <n>', 'compare per window of this many hours of createdAt', '24')
     .option('--leaf-rows <n>', 'halve a differing window until each side has at most this many runs', '2000')
     .option('--repair', 're-copy the differing runs at a fresh snapshot version (safe beside a running daemon)')
-    .option('--json', 'print JSON');
+    .option('--json', 'print JSON')
+    .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
   addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'retryInitialMs', 'retryMaxMs', 'routes']).action(async () => {
     const o = command.opts();
     const tables = o.table ? parseTableList(String(o.table)) : [...SOURCE_TABLES];
@@ -71,8 +73,8 @@ export function verifyCommand(): Command {
         const routes = await openTargets(config, client, loggerFor(config), REPAIR_RETRIES);
         try {
           const result = await verifyEachTarget(sql, routes, options, o.repair ? databaseUrl : undefined);
-          process.stdout.write(`${o.json ? jsonReport(result, Boolean(o.repair)) : textReport(result, routes.routing !== undefined)}\n`);
-          process.exitCode = result.report.equal ? 0 : 1;
+          stdout(`${o.json ? jsonReport(result, Boolean(o.repair)) : textReport(result, routes.routing !== undefined)}\n`);
+          setExitCode(result.report.equal ? 0 : 1);
         } finally {
           await routes.close();
         }

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { type Config, loadConfig } from '../config.ts';
 import { type RunningPostgres, startPostgres } from '../embedded/postgres.ts';
 import type { Logger } from '../logger.ts';
+import type { DaemonObserver } from '../replication/daemon.ts';
 import { type Replication, startReplication } from '../replication/start.ts';
 import { connectClickHouse } from '../sink/clickhouse.ts';
 import { migrate } from '../sink/migrations.ts';
@@ -26,8 +27,12 @@ export interface EmbeddedStack {
 }
 
 /** `beforeReplication` runs once the tables exist and before the slot does: rows it writes are
- * history that only a backfill can copy. */
-export async function startEmbeddedStack(log: Logger, beforeReplication?: (sql: pg.Client) => Promise<void>): Promise<EmbeddedStack> {
+ * history that only a backfill can copy. `observer` sees the daemon's flushes (metrics). */
+export async function startEmbeddedStack(
+  log: Logger,
+  beforeReplication?: (sql: pg.Client) => Promise<void>,
+  observer?: DaemonObserver,
+): Promise<EmbeddedStack> {
   const server = await startPostgres();
   const sql = new pg.Client(postgresConfig(server.url));
   let ch: ClickHouseClient | undefined;
@@ -46,7 +51,7 @@ export async function startEmbeddedStack(log: Logger, beforeReplication?: (sql: 
     ch = await connectClickHouse({ chdbPath: config.chdbPath });
     await migrate(ch, config.clickhouseDatabase);
     const table = RunsTable.fromConfig(ch, config, log);
-    replication = await startReplication(server.url, config, table, log);
+    replication = await startReplication(server.url, config, table, log, observer);
     return { server, sql, ch, config, table, replication, close };
   } catch (error) {
     await close();

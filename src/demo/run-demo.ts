@@ -7,10 +7,14 @@
 
 import { backfillContextFor, backfillRequest, runBackfill } from '../backfill/job.ts';
 import { redact } from '../config.ts';
-import type { Logger } from '../logger.ts';
+import { type Logger, silentLogger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
+import { startDaemonOps } from '../ops/daemon-ops.ts';
+import { DaemonMetrics } from '../ops/metrics.ts';
+import { oneTarget } from '../queries/params.ts';
 import { RunQueries } from '../queries/run-queries.ts';
 import { backfillSummary, formatTable } from '../report.ts';
+import { connectClickHouse } from '../sink/clickhouse.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 import { startEmbeddedStack } from './embedded-stack.ts';
 import { completeRuns, copyRunsToV2, deleteRuns, insertRuns, makeRun } from './workload.ts';
@@ -37,19 +41,35 @@ const BATCH = 500;
 /** Legacy runs the demo migrates to task_run_v2, the way the platform does. */
 const MIGRATED_SLICE = 200;
 
-export async function runDemo(runsPerTable: number, log: Logger, out: (line: string) => void): Promise<DemoReport> {
+/** `demo --serve`: keep the daemon running with its live page on `port` and a trickle of new
+ * runs, until `until` resolves (the CLI resolves it on SIGINT/SIGTERM). */
+export interface DemoServe {
+  port: number;
+  until: Promise<unknown>;
+}
+
+/** The explorer's filters for the demo's runs, as the live page takes them from its address. */
+const DEMO_EXPLORER = '?org=org_1&project=proj_1&env=env_prod&from=2026-10-01';
+
+export async function runDemo(runsPerTable: number, log: Logger, out: (line: string) => void, serve?: DemoServe): Promise<DemoReport> {
+  const metrics = new DaemonMetrics();
   // History: runs from October, written before the slot exists, so only the backfill copies them.
   const historyPerTable = Math.ceil(runsPerTable / 2);
-  const stack = await startEmbeddedStack(log, async (sql) => {
-    for (const source of SOURCE_TABLES) {
-      const october = Date.UTC(2026, 9, 1);
-      const runs = Array.from({ length: historyPerTable }, (_, i) =>
-        makeRun({ table: source, index: i, createdAt: new Date(october + i * 60_000), payloadBytes: 512 }),
-      );
-      for (let offset = 0; offset < runs.length; offset += BATCH) await insertRuns(sql, source, runs.slice(offset, offset + BATCH));
-    }
-  });
+  const stack = await startEmbeddedStack(
+    log,
+    async (sql) => {
+      for (const source of SOURCE_TABLES) {
+        const october = Date.UTC(2026, 9, 1);
+        const runs = Array.from({ length: historyPerTable }, (_, i) =>
+          makeRun({ table: source, index: i, createdAt: new Date(october + i * 60_000), payloadBytes: 512 }),
+        );
+        for (let offset = 0; offset < runs.length; offset += BATCH) await insertRuns(sql, source, runs.slice(offset, offset + BATCH));
+      }
+    },
+    metrics.observer,
+  );
   const { server, sql, ch, table, replication } = stack;
+  let closeQueries = async () => {};
   const { daemon } = replication;
   out(`Postgres (${server.kind}) on ${redact(server.url)}, ClickHouse: chDB in-process`);
   try {
@@ -119,7 +139,7 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     );
     const backfilled = await backfill;
     await replication.caughtUp(sql);
-    await replication.stop();
+    if (!serve) await replication.stop();
     out(`\nBackfill of the history (runs created before 2026-11-01, older than the slot): ${backfillSummary(backfilled)}`);
 
     const liveQuery = await ch.query({
@@ -135,7 +155,11 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     const postgresLive = Number(pgCount.rows[0]?.n);
 
     // The run list as a web app reads it: the typed query library (FINAL, tombstones hidden).
-    const queries = new RunQueries(ch, stack.config.clickhouseDatabase, { timeoutSeconds: 10, maxMemoryBytes: 2 ** 30 });
+    // On a connection of its own: on chDB a query's readonly settings would stay on the writer's
+    // session, and with --serve the daemon keeps writing.
+    const queryClient = await connectClickHouse({ chdbPath: stack.config.chdbPath });
+    closeQueries = () => queryClient.close();
+    const queries = new RunQueries(queryClient, stack.config.clickhouseDatabase, { timeoutSeconds: 10, maxMemoryBytes: 2 ** 30 });
     const scope = { organizationId: 'org_1', projectId: 'proj_1', environmentId: 'env_prod', from: '2026-10-01' };
     const latest = await queries.list(scope, { limit: 8 });
     out('\nLatest runs (runs list, from ClickHouse):');
@@ -177,8 +201,54 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
         `peak buffer ${report.peakBufferedRows} rows, confirmed LSN ${formatLsn(replicated.confirmedLsn)}.`,
     );
     out(`Live runs: Postgres ${postgresLive}, ClickHouse ${clickhouseLive} — ${report.equal ? 'equal' : 'DIFFERENT'}.`);
+    if (serve) await serveDemo(stack, metrics, queries, serve, out);
     return report;
   } finally {
+    await closeQueries();
     await stack.close();
   }
+}
+
+/** Keep replicating with the live page up and a few runs a second, until `serve.until`. */
+async function serveDemo(
+  stack: Awaited<ReturnType<typeof startEmbeddedStack>>,
+  metrics: DaemonMetrics,
+  queries: RunQueries,
+  serve: DemoServe,
+  out: (line: string) => void,
+): Promise<void> {
+  const ops = await startDaemonOps({
+    metrics,
+    daemon: stack.replication.daemon,
+    clickhouse: stack.ch,
+    databaseUrl: stack.server.url,
+    port: serve.port,
+    host: '127.0.0.1',
+    log: silentLogger,
+    settings: stack.config,
+    queries: oneTarget(queries),
+  });
+  out(`\nLive page: ${ops.url}/${DEMO_EXPLORER}  (metrics: ${ops.url}/metrics). Ctrl-C stops the demo.`);
+  let index = 1_000_000;
+  let stopped = false;
+  const trickle = (async () => {
+    while (!stopped) {
+      const source = SOURCE_TABLES[index % SOURCE_TABLES.length] ?? 'TaskRun';
+      const runs = Array.from({ length: 5 + (index % 20) }, (_, i) => makeRun({ table: source, index: index + i, createdAt: new Date() }));
+      index += runs.length;
+      await insertRuns(stack.sql, source, runs).catch(() => {});
+      await completeRuns(
+        stack.sql,
+        source,
+        runs.filter((_, i) => i % 3 === 0).map((r) => r.id),
+        new Date(),
+      ).catch(() => {});
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+  })();
+  await serve.until;
+  stopped = true;
+  await trickle;
+  await ops.close();
+  await stack.replication.stop();
 }

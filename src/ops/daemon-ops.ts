@@ -1,12 +1,17 @@
 /** Metrics and health endpoints for a running daemon (`replicate --metrics-port`). */
+import type http from 'node:http';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
+import { type Config, redact } from '../config.ts';
 import { firstLine } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import type { Lsn } from '../lsn.ts';
+import { formatLsn, type Lsn } from '../lsn.ts';
+import type { QueryRouter } from '../queries/params.ts';
 import type { SnapshotSource } from '../replication/snapshot.ts';
 import { postgresConfig } from '../source/connection.ts';
 import { currentWalLsn } from '../source/preflight.ts';
+import { registerHealthMetrics } from './health-metrics.ts';
+import { type LiveBackfillJob, startLivePage } from './live.ts';
 import type { DaemonMetrics } from './metrics.ts';
 import { type OpsServer, startOpsServer } from './server.ts';
 
@@ -20,6 +25,30 @@ export interface DaemonOpsOptions {
   port: number;
   host: string;
   log: Logger;
+  settings: Pick<Config, 'slot' | 'clickhouseDatabase' | 'maxBufferedRows' | 'maxBufferedBytes'>;
+  /** The run-list queries for the live page's explorer (replicate opens them). */
+  queries?: QueryRouter;
+  /** How often the live page samples the metrics (default live.ts SAMPLE_EVERY_MS). */
+  sampleEveryMs?: number;
+  /** More routes on the same port (replicate: the jobs it runs for clients, cli/jobs.ts). */
+  routes?: (request: http.IncomingMessage, response: http.ServerResponse) => Promise<boolean>;
+}
+
+/** The newest backfill jobs for the live page (their messages with any URL password masked). */
+async function recentBackfillJobs(clickhouse: ClickHouseClient, database: string): Promise<LiveBackfillJob[]> {
+  const result = await clickhouse.query({
+    query: `SELECT job_id, status, rows_copied, message, toString(updated_at) AS updated_at FROM ${database}.backfill_jobs FINAL
+             ORDER BY updated_at DESC LIMIT 5`,
+    format: 'JSONEachRow',
+  });
+  const rows = await result.json<{ job_id: string; status: string; rows_copied: string | number; message: string; updated_at: string }>();
+  return rows.map((r) => ({
+    jobId: r.job_id,
+    status: r.status,
+    rowsCopied: Number(r.rows_copied),
+    message: redact(r.message),
+    updatedAt: r.updated_at,
+  }));
 }
 
 export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServer> {
@@ -45,10 +74,42 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
       return problems;
     },
   };
-  const server = await startOpsServer(metrics.registry, readiness, options.port, options.host, log);
+  const { settings } = options;
+  registerHealthMetrics(metrics.registry, {
+    pool,
+    slot: settings.slot,
+    clickhouse,
+    clickhouseDatabase: settings.clickhouseDatabase,
+    readinessProblems: readiness.problems,
+    bufferLimits: { rows: settings.maxBufferedRows, bytes: settings.maxBufferedBytes },
+  });
+  const page = startLivePage({
+    registry: metrics.registry,
+    identity: () => ({
+      slot: settings.slot,
+      confirmedLsn: formatLsn(daemon.snapshot().confirmedLsn),
+      maxBufferedRows: settings.maxBufferedRows,
+      maxBufferedBytes: settings.maxBufferedBytes,
+    }),
+    readinessProblems: readiness.problems,
+    backfillJobs: () => recentBackfillJobs(clickhouse, settings.clickhouseDatabase),
+    queries: options.queries,
+    sampleEveryMs: options.sampleEveryMs,
+    log,
+  });
+  const routes = options.routes;
+  const server = await startOpsServer(
+    metrics.registry,
+    readiness,
+    options.port,
+    options.host,
+    log,
+    async (request, response) => (await page.handle(request, response)) || (routes !== undefined && (await routes(request, response))),
+  );
   return {
     url: server.url,
     close: async () => {
+      page.close();
       await server.close();
       await pool.end();
     },

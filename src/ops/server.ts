@@ -24,6 +24,8 @@ export async function startOpsServer(
   port: number,
   host: string,
   log: Logger,
+  /** More routes (the live page): answers and returns true when the path is its own. */
+  routes?: (request: http.IncomingMessage, response: http.ServerResponse) => Promise<boolean>,
 ): Promise<OpsServer> {
   const server = http.createServer(async (request, response) => {
     const path = new URL(request.url ?? '/', 'http://ops').pathname;
@@ -38,6 +40,7 @@ export async function startOpsServer(
         const problems = await readiness.problems();
         return send(problems.length === 0 ? 200 : 503, 'application/json', JSON.stringify({ ready: problems.length === 0, problems }));
       }
+      if (routes && (await routes(request, response))) return;
       return send(404, 'application/json', JSON.stringify({ error: 'use /metrics, /healthz or /readyz' }));
     } catch (error) {
       return send(500, 'application/json', JSON.stringify({ error: (error as Error).message }));

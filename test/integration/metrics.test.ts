@@ -34,6 +34,7 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
     port: 0,
     host: '127.0.0.1',
     log: silentLogger,
+    settings: replication.config,
   });
   try {
     await insertRuns(

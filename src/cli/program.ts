@@ -1,0 +1,25 @@
+/** The `runs-cdc` command tree, for the binary and for jobs a daemon runs for a client. */
+import { Command } from 'commander';
+import { backfillCommand } from './backfill.ts';
+import { deadLettersCommand } from './dead-letters.ts';
+import { demoCommand } from './demo.ts';
+import { migrateCommand } from './migrate.ts';
+import { replicateCommand } from './replicate.ts';
+import { runsCommand, serveCommand } from './runs.ts';
+import { statusCommand } from './status.ts';
+import { verifyCommand } from './verify.ts';
+
+export function buildProgram(): Command {
+  return new Command('runs-cdc')
+    .description("Replicates the task platform's runs from Postgres into ClickHouse")
+    .addCommand(migrateCommand())
+    .addCommand(replicateCommand())
+    .addCommand(backfillCommand())
+    .addCommand(runsCommand())
+    .addCommand(serveCommand())
+    .addCommand(statusCommand())
+    .addCommand(deadLettersCommand())
+    .addCommand(verifyCommand())
+    .addCommand(demoCommand())
+    .showHelpAfterError();
+}
