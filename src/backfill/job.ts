@@ -27,6 +27,7 @@ import {
 } from './checkpoints.ts';
 import { type Cursor, formatCursor, parseCursor } from './cursor.ts';
 import { type ProgressReporter, silentProgress, type TableProgress } from './progress.ts';
+import { describeTuning, resumedTuning } from './resume-settings.ts';
 import { connectReader, countRows, estimateRows, laterOf, readPage, rowsOfPage, splitRange } from './source.ts';
 import { exportSnapshot, importSnapshot, requireReplicationSlot } from './version-rule.ts';
 
@@ -172,7 +173,7 @@ export async function runBackfill(sql: pg.ClientBase, request: BackfillRequest, 
     jobId: newJobId(),
     revision: 0,
     status: 'RUNNING',
-    params: plan.params,
+    params: { ...plan.params, tuning: context.tuning },
     rowsCopied: 0,
     message: '',
     createdAt: utcTimestamp(),
@@ -181,12 +182,14 @@ export async function runBackfill(sql: pg.ClientBase, request: BackfillRequest, 
   return execute(sql, job, plan.ranges, request.createSlot, context, true);
 }
 
-/** Continue a job from the last checkpoint of each of its ranges. */
+/** Continue a job from the last checkpoint of each of its ranges, with the job's tuning except
+ * where `overrides` (what this run's flags give) names a value (resume-settings.ts). */
 export async function resumeBackfill(
   sql: pg.ClientBase,
   jobId: string,
   createSlot: boolean,
   context: BackfillContext,
+  overrides: Partial<BackfillTuning> = {},
 ): Promise<BackfillResult> {
   const job = await context.store.loadJob(jobId);
   if (!job) throw new RunsCdcError(`no backfill job ${jobId}: runs-cdc backfill --list shows the jobs`);
@@ -204,8 +207,20 @@ export async function resumeBackfill(
       phases: { readMs: 0, transformMs: 0, writeMs: 0, checkpointMs: 0 },
     };
   }
-  context.log.info({ jobId, ranges: ranges.length, done: ranges.filter((r) => r.done).length }, 'resuming backfill');
-  return execute(sql, job, ranges, createSlot, context, false);
+  const settled = resumedTuning(job.params.tuning, overrides, context.tuning);
+  context.log.info(
+    { jobId, ranges: ranges.length, done: ranges.filter((r) => r.done).length, tuning: settled.tuning, overridden: settled.overridden },
+    settled.fromJob
+      ? `resuming backfill ${jobId} with its settings (${describeTuning(settled.tuning)}); ${settled.overridden.length > 0 ? `overridden by this run: ${settled.overridden.join(', ')}` : 'none overridden'}`
+      : `resuming backfill ${jobId}, recorded before jobs kept their settings: with this run's (${describeTuning(settled.tuning)})`,
+  );
+  const resumed = { ...job, params: { ...job.params, tuning: settled.tuning } };
+  return execute(sql, resumed, ranges, createSlot, { ...context, tuning: settled.tuning }, false);
+}
+
+/** Rows a job had copied from `table` before this run. */
+function copiedBefore(ranges: readonly RangeCheckpoint[], table: SourceTable): number {
+  return ranges.filter((r) => r.table === table).reduce((n, r) => n + r.rowsCopied, 0);
 }
 
 /** Per-table figures for progress and the result. */
@@ -321,7 +336,8 @@ async function execute(
   // A page never asks for more than one second of the rate limit (the bucket's size).
   const chunk = limiter ? Math.min(tuning.chunkRows, tuning.rateLimit) : tuning.chunkRows;
   const budget = new Map<SourceTable, number>(
-    job.params.tables.map((t) => [t, tuning.maxRows > 0 ? tuning.maxRows : Number.POSITIVE_INFINITY]),
+    // --max-rows counts the job's rows per table, earlier runs' included.
+    job.params.tables.map((t) => [t, tuning.maxRows > 0 ? tuning.maxRows - copiedBefore(ranges, t) : Number.POSITIVE_INFINITY]),
   );
 
   const copyRange = async (range: RangeCheckpoint, reader: pg.Client): Promise<void> => {
