@@ -13,8 +13,13 @@
  *   (`1e+21` and `1e21`); -0 is +0 and NaN/±Infinity are 0, as the transform stores them;
  * - timestamp: `YYYY-MM-DD HH:MM:SS.mmm`, truncated to milliseconds; outside 1900-2299 (or
  *   infinite) it is the empty value, as the transform stores it;
- * - text[]: flattened, each element `<length>:<value>` (a NULL element is ''), concatenated.
+ * - text[]: `<element count>:` and the elements (flattened, a NULL element is '') joined by U+001F,
+ *   the unit separator: one pass in both databases, where framing each element needed a subquery
+ *   per row in Postgres. Two arrays collide only if their elements contain U+001F themselves.
  * Large (TOASTed) values are read whole on both sides.
+ *
+ * In Postgres each value and the row's md5 are computed once per row, in LATERAL subqueries kept
+ * from being inlined (OFFSET 0): written in place, every use of a value would compute it again.
  */
 import { quoteIdent } from '../source/preflight.ts';
 import { type ColumnMapping, SOURCE_COLUMNS } from '../transform/columns.ts';
@@ -54,8 +59,7 @@ export function postgresValue(column: ColumnMapping): string {
                    WHEN isfinite(${c}) AND ${c} >= '1900-01-01' AND ${c} < '2300-01-01' THEN to_char(${c}, 'YYYY-MM-DD HH24:MI:SS.MS')
                    ELSE ${orEmpty(TIMESTAMP_EMPTY)} END`;
     case 'textArray':
-      return `coalesce((SELECT string_agg(octet_length(coalesce(e, ''))::text || ':' || coalesce(e, ''), '' ORDER BY n)
-                          FROM unnest(${c}) WITH ORDINALITY AS u(e, n)), '')`;
+      return `coalesce(cardinality(${c})::text || ':' || array_to_string(${c}, E'\\x1f', ''), '0:')`;
   }
 }
 
@@ -72,15 +76,12 @@ export function clickhouseValue(column: ColumnMapping): string {
     case 'float':
       return `lower(hex(reverse(reinterpretAsFixedString(${t}))))`;
     case 'textArray':
-      return `arrayStringConcat(arrayMap(x -> concat(toString(length(x)), ':', x), ${t}))`;
+      return `concat(toString(length(${t})), ':', arrayStringConcat(${t}, '\\x1f'))`;
   }
 }
 
-/** `<length>:<value>`, or `-` for NULL. */
-const pgFramed = (column: ColumnMapping) => {
-  const v = `(${postgresValue(column)})`;
-  return `coalesce(octet_length(${v})::text || ':' || ${v}, '-')`;
-};
+/** `<length>:<value>`, or `-` for NULL, of a value already computed (a column reference). */
+const pgFramed = (v: string) => `coalesce(octet_length(${v})::text || ':' || ${v}, '-')`;
 const chFramed = (column: ColumnMapping) => {
   const v = `(${clickhouseValue(column)})`;
   return `ifNull(concat(toString(length(${v})), ':', ${v}), '-')`;
@@ -88,6 +89,8 @@ const chFramed = (column: ColumnMapping) => {
 
 export interface Fingerprint {
   columns: readonly ColumnMapping[];
+  /** Joins after `FROM <runs table>` in Postgres: the compared values (fv) and the row's md5 (fp). */
+  pgLateral: string;
   /** The two 32-bit md5 slices of the row text, as bigint expressions, per side. */
   pgH1: string;
   pgH2: string;
@@ -100,17 +103,20 @@ export interface Fingerprint {
 
 export function fingerprint(set: ColumnSet): Fingerprint {
   const columns = compareColumns(set);
-  const pgText = `concat(${columns.map(pgFramed).join(', ')})`;
+  const values = columns.map((_, i) => `fv.v${i}`);
+  const pgLateral = `CROSS JOIN LATERAL (SELECT ${columns.map((c, i) => `${postgresValue(c)} AS v${i}`).join(', ')} OFFSET 0) AS fv
+    CROSS JOIN LATERAL (SELECT md5(concat(${values.map(pgFramed).join(', ')})) AS h OFFSET 0) AS fp`;
   const chText = `concat(${columns.map(chFramed).join(', ')})`;
-  const pgSlice = (from: number) => `('x' || substr(md5(${pgText}), ${from}, 8))::bit(32)::bigint`;
+  const pgSlice = (from: number) => `('x' || substr(fp.h, ${from}, 8))::bit(32)::bigint`;
   const chSlice = (from: number) => `reinterpretAsUInt32(reverse(unhex(substring(hex(MD5(${chText})), ${from}, 8))))`;
   return {
     columns,
+    pgLateral,
     pgH1: pgSlice(1),
     pgH2: pgSlice(9),
     chH1: chSlice(1),
     chH2: chSlice(9),
-    pgColumnHashes: `ARRAY[${columns.map((c) => `md5(${pgFramed(c)})`).join(', ')}]`,
+    pgColumnHashes: `ARRAY[${values.map((v) => `md5(${pgFramed(v)})`).join(', ')}]`,
     chColumnHashes: `[${columns.map((c) => `lower(hex(MD5(${chFramed(c)})))`).join(', ')}]`,
   };
 }

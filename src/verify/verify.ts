@@ -140,7 +140,7 @@ export class Verifier {
   private async compareRuns(table: SourceTable, startMs: number, endMs: number): Promise<Difference[]> {
     const { rows: pgRows } = await this.sql.query<{ id: string; h: string; shown: string }>(
       `SELECT id, ${this.f.pgH1}::text || ':' || ${this.f.pgH2}::text AS h, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || status AS shown
-         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope}`,
+         FROM ${quoteIdent(table)} ${this.f.pgLateral} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope}`,
       this.pgParams,
     );
     const chRows = await this.chQuery<{ id: string; h: string; shown: string }>(
@@ -168,7 +168,7 @@ export class Verifier {
     if (different.length === 0) return;
     const ids = different.map((d) => d.runId);
     const { rows: pgRows } = await this.sql.query<{ id: string; hashes: string[] }>(
-      `SELECT id, ${this.f.pgColumnHashes} AS hashes FROM ${quoteIdent(table)} WHERE id = ANY($1::text[])`,
+      `SELECT id, ${this.f.pgColumnHashes} AS hashes FROM ${quoteIdent(table)} ${this.f.pgLateral} WHERE id = ANY($1::text[])`,
       [ids],
     );
     const chRows = await this.chQuery<{ id: string; hashes: string[] }>(
@@ -189,7 +189,7 @@ export class Verifier {
     const { rows } = await this.sql.query<{ w: string; runs: string; h1: string; h2: string }>(
       `SELECT floor(extract(epoch FROM "createdAt") / ${options.windowSeconds})::bigint::text AS w, count(*)::text AS runs,
               coalesce(sum(${this.f.pgH1}), 0)::text AS h1, coalesce(sum(${this.f.pgH2}), 0)::text AS h2
-         FROM ${quoteIdent(table)} WHERE ${pgRange(options.fromMs, options.toMs)} AND ${this.pgScope} GROUP BY 1`,
+         FROM ${quoteIdent(table)} ${this.f.pgLateral} WHERE ${pgRange(options.fromMs, options.toMs)} AND ${this.pgScope} GROUP BY 1`,
       this.pgParams,
     );
     return new Map(rows.map((r) => [Number(r.w), { runs: Number(r.runs), h1: r.h1, h2: r.h2 }]));
@@ -207,7 +207,7 @@ export class Verifier {
   private async pgAggregate(table: SourceTable, startMs: number, endMs: number): Promise<Aggregate> {
     const { rows } = await this.sql.query<{ runs: string; h1: string; h2: string }>(
       `SELECT count(*)::text AS runs, coalesce(sum(${this.f.pgH1}), 0)::text AS h1, coalesce(sum(${this.f.pgH2}), 0)::text AS h2
-         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope}`,
+         FROM ${quoteIdent(table)} ${this.f.pgLateral} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope}`,
       this.pgParams,
     );
     const row = rows[0] as { runs: string; h1: string; h2: string };
