@@ -23,7 +23,9 @@ export interface SlotHealth {
  * commit time of the oldest transaction still waiting in the slot (from pgoutput's BEGIN, which
  * carries it): no consumer has taken it since, so the slot has had none for at least that long.
  * Peeking decodes from the slot's restart_lsn up to that first transaction and moves nothing; it
- * fails while a process holds the slot, which then is active anyway.
+ * fails while a process holds the slot, which then is active anyway. It may read far when the
+ * backlog is mostly other tables' WAL, so it gets PEEK_TIMEOUT and is unknown past it (the retained
+ * WAL check still sees such a backlog).
  */
 export async function readSlotHealth(sql: pg.ClientBase, slot: string, publication: string): Promise<SlotHealth> {
   const { rows } = await sql.query<{ active: boolean; retained: string | null; inactive_for: string | null }>(
@@ -44,9 +46,14 @@ export async function readSlotHealth(sql: pg.ClientBase, slot: string, publicati
     : { retainedWalBytes, inactiveSeconds: waited, inactiveSource: 'oldest waiting commit' };
 }
 
+/** How long `status` may spend decoding the slot to find its oldest waiting commit. */
+const PEEK_TIMEOUT = '5s';
+
 /** Seconds since the oldest transaction waiting in the slot committed; undefined when none waits. */
 async function oldestWaitingCommitAge(sql: pg.ClientBase, slot: string, publication: string): Promise<number | undefined> {
+  await sql.query('BEGIN');
   try {
+    await sql.query(`SET LOCAL statement_timeout = '${PEEK_TIMEOUT}'`);
     // pgoutput's BEGIN: 'B', final LSN (8 bytes), commit time (8 bytes, µs since 2000-01-01 UTC), xid.
     // upto_nchanges = 1 stops decoding after the first transaction that produced output.
     const { rows } = await sql.query<{ waited: string }>(
@@ -59,8 +66,10 @@ async function oldestWaitingCommitAge(sql: pg.ClientBase, slot: string, publicat
     );
     return rows[0] ? Number(rows[0].waited) : undefined;
   } catch {
-    // Held by a process meanwhile, or not decodable (a dropped publication is reported on its own).
+    // Held by a process meanwhile, too slow, or not decodable (a dropped publication is reported on its own).
     return undefined;
+  } finally {
+    await sql.query('ROLLBACK');
   }
 }
 
