@@ -71,6 +71,13 @@ export const configSchema = z
     /** Unsolicited status updates to Postgres: well under the default wal_sender_timeout (60 s),
      * so the connection survives while reading is paused for backpressure or retries. */
     statusIntervalMs: positiveInt.default(10_000),
+    /** `status` reports a slot that has had no consumer for longer than this: changes wait and
+     * Postgres keeps their WAL. Ten minutes outlasts a deploy or a restart, not an outage. */
+    slotMaxInactiveSeconds: positiveInt.default(600),
+    /** `status` reports a slot that retains more WAL than this (bytes from its restart_lsn to
+     * the server's current position): 1 GiB is far beyond what a keeping-up daemon holds and
+     * well before a typical disk fills. */
+    slotMaxRetainedWalBytes: positiveInt.default(1024 * 1024 * 1024),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     /** Backfill tuning: a profile sets all of it (see BACKFILL_PROFILES); the settings below,
      * when given, override single values of it. */
@@ -188,6 +195,16 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   standbyRetryMs: { flag: '--standby-retry-ms', env: 'RUNS_CDC_STANDBY_RETRY_MS', help: 'recheck a busy slot this often' },
   heartbeatIntervalMs: { flag: '--heartbeat-interval-ms', env: 'RUNS_CDC_HEARTBEAT_INTERVAL_MS', help: 'emit a WAL heartbeat this often' },
   statusIntervalMs: { flag: '--status-interval-ms', env: 'RUNS_CDC_STATUS_INTERVAL_MS', help: 'status updates to Postgres' },
+  slotMaxInactiveSeconds: {
+    flag: '--slot-max-inactive-seconds',
+    env: 'RUNS_CDC_SLOT_MAX_INACTIVE_SECONDS',
+    help: 'status: a slot without a consumer for longer is a problem',
+  },
+  slotMaxRetainedWalBytes: {
+    flag: '--slot-max-retained-wal',
+    env: 'RUNS_CDC_SLOT_MAX_RETAINED_WAL',
+    help: 'status: a slot retaining more WAL bytes is a problem',
+  },
   logLevel: { flag: '--log-level', env: 'LOG_LEVEL', help: 'fatal | error | warn | info | debug | trace | silent' },
   backfillProfile: { flag: '--profile', env: 'RUNS_CDC_BACKFILL_PROFILE', help: 'default | smoke | ci | nightly' },
   backfillChunkRows: { flag: '--chunk-rows', env: 'RUNS_CDC_BACKFILL_CHUNK_ROWS', help: 'rows per page' },

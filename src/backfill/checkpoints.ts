@@ -4,6 +4,7 @@
  * copy a row twice (same version: ReplacingMergeTree keeps one) but never skip one.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
+import type { BackfillTuning } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { assertIdentifier } from '../sink/clickhouse.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from '../sink/retry.ts';
@@ -23,6 +24,8 @@ export interface JobParams {
   /** Start after this cursor (`<createdAt>_<id>`), if any. */
   after: string | null;
   mode: BackfillMode;
+  /** The tuning the job runs with, so a resume keeps it (absent in jobs recorded before it was kept). */
+  tuning?: BackfillTuning;
 }
 
 export interface JobRecord {

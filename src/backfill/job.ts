@@ -6,13 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type pg from 'pg';
-import { backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
+import { type BackfillTuning, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
 import { RunsCdcError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
 import { utcTimestamp } from '../utc.ts';
 import { type BackfillMode, CheckpointStore, type JobParams, type JobRecord, type RangeCheckpoint } from './checkpoints.ts';
 import { type Cursor, formatCursor } from './cursor.ts';
+import { describeTuning, resumedTuning } from './resume-settings.ts';
 import { type BackfillContext, type BackfillResult, BackfillRun, tableFigures } from './run.ts';
 import { countRows, estimateRows, laterOf, splitRange } from './source.ts';
 
@@ -122,7 +123,7 @@ export async function runBackfill(sql: pg.ClientBase, request: BackfillRequest, 
     jobId: newJobId(),
     revision: 0,
     status: 'RUNNING',
-    params: plan.params,
+    params: { ...plan.params, tuning: context.tuning },
     rowsCopied: 0,
     message: '',
     createdAt: utcTimestamp(),
@@ -131,12 +132,14 @@ export async function runBackfill(sql: pg.ClientBase, request: BackfillRequest, 
   return new BackfillRun(sql, context, { job, ranges: plan.ranges, createSlot: request.createSlot, isNew: true }).run();
 }
 
-/** Continue a job from the last checkpoint of each of its ranges. */
+/** Continue a job from the last checkpoint of each of its ranges, with the job's tuning except
+ * where `overrides` (what this run's flags give) names a value (resume-settings.ts). */
 export async function resumeBackfill(
   sql: pg.ClientBase,
   jobId: string,
   createSlot: boolean,
   context: BackfillContext,
+  overrides: Partial<BackfillTuning> = {},
 ): Promise<BackfillResult> {
   const job = await context.store.loadJob(jobId);
   if (!job) throw new RunsCdcError(`no backfill job ${jobId}: runs-cdc backfill --list shows the jobs`);
@@ -154,6 +157,13 @@ export async function resumeBackfill(
       phases: { readMs: 0, transformMs: 0, writeMs: 0, checkpointMs: 0 },
     };
   }
-  context.log.info({ jobId, ranges: ranges.length, done: ranges.filter((r) => r.done).length }, 'resuming backfill');
-  return new BackfillRun(sql, context, { job, ranges, createSlot, isNew: false }).run();
+  const settled = resumedTuning(job.params.tuning, overrides, context.tuning);
+  context.log.info(
+    { jobId, ranges: ranges.length, done: ranges.filter((r) => r.done).length, tuning: settled.tuning, overridden: settled.overridden },
+    settled.fromJob
+      ? `resuming backfill ${jobId} with its settings (${describeTuning(settled.tuning)}); ${settled.overridden.length > 0 ? `overridden by this run: ${settled.overridden.join(', ')}` : 'none overridden'}`
+      : `resuming backfill ${jobId}, recorded before jobs kept their settings: with this run's (${describeTuning(settled.tuning)})`,
+  );
+  const resumed = { ...job, params: { ...job.params, tuning: settled.tuning } };
+  return new BackfillRun(sql, { ...context, tuning: settled.tuning }, { job: resumed, ranges, createSlot, isNew: false }).run();
 }

@@ -108,7 +108,10 @@ export class BackfillRun {
     this.pending = options.ranges.filter((r) => !r.done);
     const { rateLimit, maxRows } = context.tuning;
     this.limiter = rateLimit > 0 ? new RateLimiter({ tokensPerInterval: rateLimit, interval: 'second' }) : undefined;
-    this.budget = new Map(options.job.params.tables.map((t) => [t, maxRows > 0 ? maxRows : Number.POSITIVE_INFINITY]));
+    // --max-rows counts the job's rows per table, earlier runs' included.
+    this.budget = new Map(
+      options.job.params.tables.map((t) => [t, maxRows > 0 ? maxRows - copiedBefore(options.ranges, t) : Number.POSITIVE_INFINITY]),
+    );
   }
 
   async run(): Promise<BackfillResult> {
@@ -273,4 +276,9 @@ export class BackfillRun {
       phases: this.phases,
     };
   }
+}
+
+/** Rows a job had copied from `table` before this run. */
+function copiedBefore(ranges: readonly RangeCheckpoint[], table: SourceTable): number {
+  return ranges.filter((r) => r.table === table).reduce((n, r) => n + r.rowsCopied, 0);
 }

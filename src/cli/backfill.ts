@@ -5,6 +5,7 @@ import type { JobRecord } from '../backfill/checkpoints.ts';
 import { type BackfillPlan, backfillContextFor, checkpointStoreFor, planBackfill, resumeBackfill, runBackfill } from '../backfill/job.ts';
 import { progressReporter } from '../backfill/progress.ts';
 import { parseBackfillOptions } from '../backfill/request.ts';
+import { explicitTuning } from '../backfill/resume-settings.ts';
 import { BACKFILL_PROFILES, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { BackfillMetrics } from '../ops/backfill-metrics.ts';
@@ -116,7 +117,9 @@ export async function backfill(
       signal: interrupt.signal,
     });
     const result = await withPostgres(databaseUrl, (sql) =>
-      action.kind === 'resume' ? resumeBackfill(sql, action.jobId, action.createSlot, context) : runBackfill(sql, action.request, context),
+      action.kind === 'resume'
+        ? resumeBackfill(sql, action.jobId, action.createSlot, context, explicitTuning(config))
+        : runBackfill(sql, action.request, context),
     );
     out(backfillSummary(result));
     return result.status === 'FAILURE' ? 1 : 0;

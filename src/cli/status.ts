@@ -4,27 +4,43 @@ import { requireDatabaseUrl } from '../config.ts';
 import { gatherStatus, type StatusReport } from '../ops/status.ts';
 import { formatTable } from '../report.ts';
 import { setExitCode, stdout } from './job-context.ts';
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, describeClickHouse, openClickHouse, withPostgres } from './runtime.ts';
+import {
+  addConfigOptions,
+  ChdbInUseError,
+  CLICKHOUSE_SETTINGS,
+  configFrom,
+  describeClickHouse,
+  openClickHouse,
+  withPostgres,
+} from './runtime.ts';
 
 export function statusCommand(): Command {
   const command = new Command('status')
     .description('slot, publication, replica identity, ClickHouse counts and backfills; exits 1 when something needs fixing')
     .option('--json', 'print JSON')
     .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
-  addConfigOptions(command, ['databaseUrl', ...CLICKHOUSE_SETTINGS, 'slot', 'publication']).action(async () => {
+  addConfigOptions(command, [
+    'databaseUrl',
+    ...CLICKHOUSE_SETTINGS,
+    'slot',
+    'publication',
+    'slotMaxInactiveSeconds',
+    'slotMaxRetainedWalBytes',
+  ]).action(async () => {
     const config = configFrom(command);
     await withPostgres(requireDatabaseUrl(config), async (sql) => {
       let clickhouse: ClickHouseClient | { unavailable: string };
       try {
         clickhouse = await openClickHouse(config);
       } catch (error) {
-        clickhouse = { unavailable: (error as Error).message };
+        clickhouse = { unavailable: error instanceof ChdbInUseError ? heldByDaemon(config.chdbPath) : (error as Error).message };
       }
       try {
         const report = await gatherStatus(
           sql,
           { slot: config.slot, publication: config.publication, database: config.clickhouseDatabase },
           clickhouse,
+          { maxInactiveSeconds: config.slotMaxInactiveSeconds, maxRetainedWalBytes: config.slotMaxRetainedWalBytes },
         );
         stdout(`${command.opts().json ? JSON.stringify(report) : render(report, describeClickHouse(config))}\n`);
         setExitCode(report.problems.length > 0 ? 1 : 0);
@@ -36,10 +52,15 @@ export function statusCommand(): Command {
   return command;
 }
 
+/** chDB's directory is held by another process, most likely the daemon: it can answer instead. */
+function heldByDaemon(chdbPath: string): string {
+  return `the chDB directory ${chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?), so status cannot read ClickHouse: ask that process instead (its /readyz and /metrics on --metrics-port; runs-cdc runs count --api-url http://127.0.0.1:<its --api-port> for counts), or stop it, or use a ClickHouse server with CLICKHOUSE_URL`;
+}
+
 function render(r: StatusReport, where: string): string {
   const s = r.slot;
   const slot = s.exists
-    ? `slot ${s.name}: ${s.active ? `active (pid ${s.activePid})` : 'inactive'}, plugin ${s.plugin}, confirmed ${s.confirmedFlushLsn}, lag ${s.lag} (${s.lagBytes} bytes), wal_status ${s.walStatus}`
+    ? `slot ${s.name}: ${s.active ? `active (pid ${s.activePid})` : 'inactive'}, plugin ${s.plugin}, confirmed ${s.confirmedFlushLsn}, lag ${s.lag} (${s.lagBytes} bytes), wal_status ${s.walStatus}, retains ${s.retainedWalBytes ?? 'unknown'} bytes of WAL${s.inactiveSeconds ? `, no consumer for ${Math.round(s.inactiveSeconds)} s or more` : ''}`
     : `slot ${s.name}: MISSING`;
   const lines = [
     slot,

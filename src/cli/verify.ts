@@ -7,7 +7,8 @@ import { ConfigError } from '../errors.ts';
 import { formatTable } from '../report.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
 import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
-import { SOURCE_TABLES } from '../transform/columns.ts';
+import { SOURCE_COLUMNS, SOURCE_TABLES } from '../transform/columns.ts';
+import { type ColumnSet, KEY_COLUMNS } from '../verify/fingerprint.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { type OrganizationScope, Verifier, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
 import { setExitCode, stdout } from './job-context.ts';
@@ -19,6 +20,11 @@ const positive = (flag: string, text: string) => {
   return n;
 };
 const epochMs = (text: string, flag: string) => Date.parse(`${parseUtcTime(text, flag).replace(' ', 'T')}Z`);
+
+function columnSet(text: string): ColumnSet {
+  if (text !== 'all' && text !== 'key') throw new ConfigError(`--columns must be all or key (got ${JSON.stringify(text)})`);
+  return text;
+}
 
 /** Retries of each repair write before verify --repair gives up. */
 const REPAIR_RETRIES = 5;
@@ -52,6 +58,7 @@ export function verifyCommand(): Command {
     .option('--to <utc>', 'runs created before this UTC time')
     .option('--window-hours <n>', 'compare per window of this many hours of createdAt', '24')
     .option('--leaf-rows <n>', 'halve a differing window until each side has at most this many runs', '2000')
+    .option('--columns <set>', `all: hash every mapped column; key: only ${KEY_COLUMNS.join(', ')} (cheaper)`, 'all')
     .option('--repair', 're-copy the differing runs at a fresh snapshot version (safe beside a running daemon)')
     .option('--json', 'print JSON')
     .option('--api-url <url>', 'run it in the replicate daemon at this URL (its --metrics-port), which may hold the chDB directory');
@@ -64,6 +71,7 @@ export function verifyCommand(): Command {
       toMs: o.to ? epochMs(String(o.to), '--to') : undefined,
       windowSeconds: positive('--window-hours', String(o.windowHours)) * 3600,
       leafRows: positive('--leaf-rows', String(o.leafRows)),
+      columns: columnSet(String(o.columns)),
     };
     const config = configFrom(command);
     const databaseUrl = requireDatabaseUrl(config);
@@ -98,10 +106,11 @@ async function verifyEachTarget(
   options: VerifyOptions,
   repairFrom: string | undefined,
 ): Promise<VerifyResult> {
-  const report: VerifyReport = { tables: [], differences: [], equal: true };
+  const report: VerifyReport = { columns: [], tables: [], differences: [], equal: true };
   const repaired: VerifyResult['repaired'] = [];
   for (const { name, table, scope } of verifyTargets(routes.sink, routes.routing)) {
     const part = await new Verifier(sql, table.client, table.database, scope).run(options);
+    report.columns = part.columns;
     const named = <T extends object>(items: T[]) => (routes.routing ? items.map((item) => ({ target: name, ...item })) : items);
     report.tables.push(...named(part.tables));
     report.differences.push(...named(part.differences));
@@ -116,8 +125,18 @@ function jsonReport({ report, repaired }: VerifyResult, repair: boolean): string
 }
 
 function textReport({ report, repaired }: VerifyResult, routed: boolean): string {
-  const lines = [formatTable(report.tables)];
-  if (report.differences.length > 0) lines.push('', formatTable(report.differences.slice(0, 100)));
+  const all = report.columns.length === SOURCE_COLUMNS.length;
+  const lines = [
+    `compared ${all ? `every mapped column (${report.columns.length})` : `the key columns ${report.columns.join(', ')} (--columns key)`}`,
+    formatTable(report.tables),
+  ];
+  const shown = report.differences.slice(0, 100).map(({ columns, ...d }) => ({
+    ...d,
+    postgres: d.postgres ?? '',
+    clickhouse: d.clickhouse ?? '',
+    'differing columns': columns?.join(', ') ?? '',
+  }));
+  if (report.differences.length > 0) lines.push('', formatTable(shown));
   if (report.differences.length > 100) lines.push(`… and ${report.differences.length - 100} more (--json lists all)`);
   lines.push('', report.equal ? 'EQUAL' : `DIFFERENT: ${report.differences.length} runs`);
   for (const { target, copied, tombstoned, version } of repaired) {

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { CheckpointStore } from '../backfill/checkpoints.ts';
 import { firstLine } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
+import { pendingMigrations } from '../sink/migrations.ts';
 import { readRows } from '../sink/read.ts';
 import { RUNS_TABLE } from '../sink/runs-table.ts';
 import {
@@ -21,6 +22,7 @@ import {
   readSlot,
   slotProblems,
 } from '../source/preflight.ts';
+import { readSlotHealth, slotHealthProblems } from '../source/slot-health.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 
 export interface StatusReport {
@@ -34,6 +36,10 @@ export interface StatusReport {
     lagBytes?: number | null;
     lag?: string;
     walStatus?: string | null;
+    /** WAL bytes from the slot's restart_lsn on, which Postgres must keep. */
+    retainedWalBytes?: number | null;
+    /** Seconds without a consumer, at least (0 while held; null when not known). */
+    inactiveSeconds?: number | null;
   };
   publication: { name: string; exists: boolean };
   tables: Array<{ table: string; exists: boolean; published: boolean; replicaIdentity: string | null }>;
@@ -61,10 +67,17 @@ function humanBytes(bytes: number): string {
   return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
+/** When an existing slot is a problem: no consumer for longer, or more WAL retained, than these. */
+export interface SlotLimits {
+  maxInactiveSeconds: number;
+  maxRetainedWalBytes: number;
+}
+
 export async function gatherStatus(
   sql: pg.ClientBase,
   names: { slot: string; publication: string; database: string },
   clickhouse: ClickHouseClient | { unavailable: string },
+  limits: SlotLimits,
 ): Promise<StatusReport> {
   const problems: string[] = [];
   const state = await readSlot(sql, names.slot);
@@ -87,9 +100,12 @@ export async function gatherStatus(
       walStatus: state.walStatus,
     });
     problems.push(...(await slotProblems(sql, state, names.slot)));
+    const health = await readSlotHealth(sql, names.slot, names.publication);
+    Object.assign(slot, { retainedWalBytes: health.retainedWalBytes, inactiveSeconds: health.inactiveSeconds });
+    problems.push(...slotHealthProblems(names.slot, health, limits, humanBytes));
   }
   const pub = await readPublication(sql, names.publication);
-  if (!pub) problems.push(`publication ${names.publication} does not exist: start runs-cdc replicate (it creates it)`);
+  if (!pub) problems.push(missingPublicationProblem(names.publication, state === undefined ? undefined : names.slot));
   else problems.push(...publicationProblems(pub, names.publication));
   const tables: StatusReport['tables'] = [];
   for (const [table, identity] of await readReplicaIdentities(sql)) {
@@ -99,12 +115,14 @@ export async function gatherStatus(
     if (problem) problems.push(problem);
   }
   const bothExist = tables.length === 2 && tables.every((t) => t.exists);
+  const clickhouseReport = await clickhouseStatus(clickhouse, names.database);
+  if (!clickhouseReport.available) problems.push(clickhouseReport.note ?? 'ClickHouse is not available');
   return {
     slot,
     publication: { name: names.publication, exists: pub !== undefined },
     tables,
     migration: bothExist ? await migrationStatus(sql) : { runsInBothTables: null, note: 'a runs table is missing' },
-    clickhouse: await clickhouseStatus(clickhouse, names.database),
+    clickhouse: clickhouseReport,
     problems,
   };
 }
@@ -132,12 +150,30 @@ async function migrationStatus(sql: pg.ClientBase): Promise<StatusReport['migrat
   }
 }
 
+/**
+ * A dropped publication: with no slot, replicate creates both. A slot cannot decode past the drop
+ * (pgoutput looks the publication up as of each change's position), so recreating the publication
+ * does not revive it: the slot goes, and the changes made since it was last confirmed are copied
+ * by a repair backfill.
+ */
+function missingPublicationProblem(publication: string, slot: string | undefined): string {
+  if (slot === undefined) return `publication ${publication} does not exist: start runs-cdc replicate (it creates it)`;
+  return `publication ${publication} does not exist, and replication slot ${slot} cannot stream past the point it was dropped (recreating the publication does not help): drop the slot (SELECT pg_drop_replication_slot('${slot}');), start runs-cdc replicate (it creates both), then copy the changes made meanwhile with runs-cdc backfill --mode repair`;
+}
+
 async function clickhouseStatus(
   clickhouse: ClickHouseClient | { unavailable: string },
   database: string,
 ): Promise<StatusReport['clickhouse']> {
   if ('unavailable' in clickhouse) return { available: false, note: clickhouse.unavailable };
   try {
+    const pending = await pendingMigrations(clickhouse, database);
+    if (pending.length > 0) {
+      return {
+        available: false,
+        note: `ClickHouse database ${database} is missing migrations ${pending.join(', ')}: run runs-cdc migrate`,
+      };
+    }
     const count = async (from: string) => {
       const rows = await readRows<{ source_table: string; n: string }>(clickhouse, {
         query: `SELECT source_table, count() AS n FROM ${database}.${RUNS_TABLE} ${from} GROUP BY source_table`,
@@ -157,6 +193,6 @@ async function clickhouseStatus(
     }));
     return { available: true, rows, backfills };
   } catch (error) {
-    return { available: false, note: firstLine(error) };
+    return { available: false, note: `ClickHouse could not be read: ${firstLine(error)}` };
   }
 }

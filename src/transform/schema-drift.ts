@@ -5,8 +5,16 @@
  * A column the mapping does not know is harmless: it is not replicated (logged once). A mapped
  * column that is gone, or whose type no longer converts to its ClickHouse type, is not: the
  * daemon stops there, so nothing after it is acknowledged and no value is silently lost.
+ *
+ * Undoing the change is not enough to go on: the slot replays the WAL written between the change
+ * and its undoing, and pgoutput describes that WAL with the changed columns, so every restart
+ * stops at the same place. The way forward (RECOVERY) starts a new slot once the table is right
+ * again, then lets verify --repair, comparing every column, copy whatever changed meanwhile at a
+ * snapshot version (newer than what the old slot wrote, older than what the new slot streams).
  */
 import { type ColumnKind, SOURCE_COLUMNS } from './columns.ts';
+
+const quoted = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 export interface AnnouncedColumn {
   name: string;
@@ -45,6 +53,10 @@ const ACCEPTED: Record<Exclude<ColumnKind, 'text'>, readonly number[]> = {
   textArray: [TEXT_ARRAY, VARCHAR_ARRAY],
 };
 
+/** What to do once the table has its mapped columns back. */
+const RECOVERY =
+  "then start over from a new slot: stop runs-cdc replicate, SELECT pg_drop_replication_slot('<--slot, runs_cdc by default>'); start runs-cdc replicate (it creates the slot), then run runs-cdc verify --repair to copy what changed meanwhile (restoring the column alone does not help: the slot replays the changes made without it)";
+
 export function checkRelation(table: string, columns: readonly AnnouncedColumn[]): DriftReport {
   const byName = new Map(columns.map((c) => [c.name, c]));
   const mapped = new Set(SOURCE_COLUMNS.map((c) => c.source));
@@ -54,14 +66,14 @@ export function checkRelation(table: string, columns: readonly AnnouncedColumn[]
     const announced = byName.get(column.source);
     if (!announced) {
       incompatible.push(
-        `column "${column.source}" of ${table} (ClickHouse ${column.target}) is gone from Postgres: restore it, or change the column mapping and the ClickHouse table`,
+        `column "${column.source}" of ${table} (ClickHouse ${column.target}) is gone from Postgres: restore it (ALTER TABLE ${quoted(table)} ADD COLUMN "${column.source}" ..., or change the column mapping and the ClickHouse table), ${RECOVERY}`,
       );
       continue;
     }
     if (column.kind === 'text') continue;
     if (!ACCEPTED[column.kind].includes(announced.typeOid)) {
       incompatible.push(
-        `column "${column.source}" of ${table} now has type oid ${announced.typeOid}, which does not convert to ClickHouse ${column.target} (${column.kind}): change it back, or change the mapping and the ClickHouse table`,
+        `column "${column.source}" of ${table} now has type oid ${announced.typeOid}, which does not convert to ClickHouse ${column.target} (${column.kind}): change it back (or change the mapping and the ClickHouse table), ${RECOVERY}`,
       );
     }
   }

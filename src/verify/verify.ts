@@ -2,11 +2,11 @@
  * `runs-cdc verify`: Postgres and ClickHouse compared without trusting either side's bookkeeping.
  *
  * Per table and time window of createdAt, each database computes the number of live runs and an
- * order-independent fingerprint: two sums of 32-bit slices of md5 over
- * `id|updatedAt|status|task|organization|project|environment`, the same text on both sides. Only
- * these aggregates travel. A window that differs is halved until each side holds at most
+ * order-independent fingerprint: two sums of 32-bit slices of md5 over every mapped column (or,
+ * with `columns: 'key'`, id, updatedAt, status, task and scope), the same text on both sides
+ * (fingerprint.ts). Only these aggregates travel. A window that differs is halved until each side holds at most
  * `leafRows` runs; then the (id, fingerprint) lists of that small window are compared, naming
- * each run that is missing from ClickHouse, extra in it, or different. Memory stays bounded by
+ * each run that is missing from ClickHouse, extra in it, or different (and in which columns). Memory stays bounded by
  * `leafRows` however large the tables are.
  *
  * One run, two tables (transform/version.ts): Postgres' side of "TaskRun" leaves out runs that
@@ -21,6 +21,7 @@ import { RUNS_TABLE } from '../sink/runs-table.ts';
 import { quoteIdent } from '../source/preflight.ts';
 import type { SourceTable } from '../transform/columns.ts';
 import { LEGACY_SUPERSEDED_VERSION } from '../transform/version.ts';
+import { type ColumnSet, type Fingerprint, fingerprint } from './fingerprint.ts';
 
 export type DifferenceKind = 'missing' | 'extra' | 'different';
 
@@ -31,6 +32,8 @@ export interface Difference {
   /** What each side holds, for a person: `updatedAt status` per side. */
   postgres?: string;
   clickhouse?: string;
+  /** For `different`: the compared columns (Postgres names) whose values differ. */
+  columns?: string[];
 }
 
 /** Which organizations' runs a target holds: with --routes, each target holds only some. */
@@ -43,9 +46,13 @@ export interface VerifyOptions {
   toMs?: number;
   windowSeconds: number;
   leafRows: number;
+  /** Every mapped column (default) or the cheaper key set. */
+  columns?: ColumnSet;
 }
 
 export interface VerifyReport {
+  /** The columns compared (Postgres names). */
+  columns: string[];
   tables: Array<{ table: SourceTable; postgresRuns: number; clickhouseRuns: number; windows: number; differingWindows: number }>;
   differences: Difference[];
   equal: boolean;
@@ -57,13 +64,6 @@ interface Aggregate {
   h2: string;
 }
 
-const PG_TEXT = `concat_ws('|', id, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS'), status::text, "taskIdentifier", "organizationId", "projectId", "runtimeEnvironmentId")`;
-const PG_H1 = `('x' || substr(md5(${PG_TEXT}), 1, 8))::bit(32)::bigint`;
-const PG_H2 = `('x' || substr(md5(${PG_TEXT}), 9, 8))::bit(32)::bigint`;
-const CH_TEXT = `concat(run_id, '|', toString(updated_at), '|', toString(status), '|', task_identifier, '|', organization_id, '|', project_id, '|', environment_id)`;
-const CH_H1 = `reinterpretAsUInt32(reverse(unhex(substring(hex(MD5(${CH_TEXT})), 1, 8))))`;
-const CH_H2 = `reinterpretAsUInt32(reverse(unhex(substring(hex(MD5(${CH_TEXT})), 9, 8))))`;
-
 export class Verifier {
   private readonly table: string;
   /** The scope as a condition on each side ('TRUE'/'1' without one), its organizations bound as a
@@ -72,6 +72,8 @@ export class Verifier {
   private readonly pgParams: unknown[];
   private readonly chScope: string;
   private readonly chParams: Record<string, unknown>;
+  /** What the runs' hashes cover (set by run). */
+  private f: Fingerprint = fingerprint('all');
 
   constructor(
     private readonly sql: pg.ClientBase,
@@ -92,7 +94,8 @@ export class Verifier {
   }
 
   async run(options: VerifyOptions): Promise<VerifyReport> {
-    const report: VerifyReport = { tables: [], differences: [], equal: true };
+    this.f = fingerprint(options.columns ?? 'all');
+    const report: VerifyReport = { columns: this.f.columns.map((c) => c.source), tables: [], differences: [], equal: true };
     for (const table of options.tables) {
       const pgWindows = await this.pgWindows(table, options);
       const chWindows = await this.chWindows(table, options);
@@ -144,12 +147,12 @@ export class Verifier {
 
   private async compareRuns(table: SourceTable, startMs: number, endMs: number): Promise<Difference[]> {
     const { rows: pgRows } = await this.sql.query<{ id: string; h: string; shown: string }>(
-      `SELECT id, ${PG_H1}::text || ':' || ${PG_H2}::text AS h, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || status AS shown
-         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope} AND ${pgRule(table)}`,
+      `SELECT id, ${this.f.pgH1}::text || ':' || ${this.f.pgH2}::text AS h, to_char("updatedAt", 'YYYY-MM-DD HH24:MI:SS.MS') || ' ' || status AS shown
+         FROM ${quoteIdent(table)} ${this.f.pgLateral} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope} AND ${pgRule(table)}`,
       this.pgParams,
     );
     const chRows = await this.chQuery<{ id: string; h: string; shown: string }>(
-      `SELECT run_id AS id, concat(toString(${CH_H1}), ':', toString(${CH_H2})) AS h, concat(toString(updated_at), ' ', toString(status)) AS shown
+      `SELECT run_id AS id, concat(toString(${this.f.chH1}), ':', toString(${this.f.chH2})) AS h, concat(toString(updated_at), ' ', toString(status)) AS shown
          FROM ${this.table} FINAL WHERE ${chRange(startMs, endMs)} AND source_table = {table:String} AND _is_deleted = 0 AND ${this.chScope}`,
       { table },
     );
@@ -166,14 +169,38 @@ export class Verifier {
       inClickHouse.delete(row.id);
     }
     for (const row of inClickHouse.values()) differences.push({ table, runId: row.id, kind: 'extra', clickhouse: row.shown });
+    await this.nameDifferingColumns(table, differences);
     return differences;
+  }
+
+  /** Fill in which columns differ for each `different` run, from one hash per column on each side. */
+  private async nameDifferingColumns(table: SourceTable, differences: Difference[]): Promise<void> {
+    const different = differences.filter((d) => d.kind === 'different');
+    if (different.length === 0) return;
+    const ids = different.map((d) => d.runId);
+    const { rows: pgRows } = await this.sql.query<{ id: string; hashes: string[] }>(
+      `SELECT id, ${this.f.pgColumnHashes} AS hashes FROM ${quoteIdent(table)} ${this.f.pgLateral} WHERE id = ANY($1::text[])`,
+      [ids],
+    );
+    const chRows = await this.chQuery<{ id: string; hashes: string[] }>(
+      `SELECT run_id AS id, ${this.f.chColumnHashes} AS hashes
+         FROM ${this.table} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND run_id IN {ids:Array(String)}`,
+      { table, ids },
+    );
+    const inPostgres = new Map(pgRows.map((r) => [r.id, r.hashes]));
+    const inClickHouse = new Map(chRows.map((r) => [r.id, r.hashes]));
+    for (const difference of different) {
+      const a = inPostgres.get(difference.runId);
+      const b = inClickHouse.get(difference.runId);
+      if (a && b) difference.columns = this.f.columns.filter((_, i) => a[i] !== b[i]).map((c) => c.source);
+    }
   }
 
   private async pgWindows(table: SourceTable, options: VerifyOptions): Promise<Map<number, Aggregate>> {
     const { rows } = await this.sql.query<{ w: string; runs: string; h1: string; h2: string }>(
       `SELECT floor(extract(epoch FROM "createdAt") / ${options.windowSeconds})::bigint::text AS w, count(*)::text AS runs,
-              coalesce(sum(${PG_H1}), 0)::text AS h1, coalesce(sum(${PG_H2}), 0)::text AS h2
-         FROM ${quoteIdent(table)} WHERE ${pgRange(options.fromMs, options.toMs)} AND ${this.pgScope} AND ${pgRule(table)} GROUP BY 1`,
+              coalesce(sum(${this.f.pgH1}), 0)::text AS h1, coalesce(sum(${this.f.pgH2}), 0)::text AS h2
+         FROM ${quoteIdent(table)} ${this.f.pgLateral} WHERE ${pgRange(options.fromMs, options.toMs)} AND ${this.pgScope} AND ${pgRule(table)} GROUP BY 1`,
       this.pgParams,
     );
     return new Map(rows.map((r) => [Number(r.w), { runs: Number(r.runs), h1: r.h1, h2: r.h2 }]));
@@ -181,7 +208,7 @@ export class Verifier {
 
   private async chWindows(table: SourceTable, options: VerifyOptions): Promise<Map<number, Aggregate>> {
     const rows = await this.chQuery<{ w: string; runs: string; h1: string; h2: string }>(
-      `SELECT intDiv(toUnixTimestamp(created_at), ${options.windowSeconds}) AS w, count() AS runs, sum(${CH_H1}) AS h1, sum(${CH_H2}) AS h2
+      `SELECT intDiv(toUnixTimestamp(created_at), ${options.windowSeconds}) AS w, count() AS runs, sum(${this.f.chH1}) AS h1, sum(${this.f.chH2}) AS h2
          FROM ${this.table} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${chRange(options.fromMs, options.toMs)} AND ${this.chScope} GROUP BY w`,
       { table },
     );
@@ -190,8 +217,8 @@ export class Verifier {
 
   private async pgAggregate(table: SourceTable, startMs: number, endMs: number): Promise<Aggregate> {
     const { rows } = await this.sql.query<{ runs: string; h1: string; h2: string }>(
-      `SELECT count(*)::text AS runs, coalesce(sum(${PG_H1}), 0)::text AS h1, coalesce(sum(${PG_H2}), 0)::text AS h2
-         FROM ${quoteIdent(table)} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope} AND ${pgRule(table)}`,
+      `SELECT count(*)::text AS runs, coalesce(sum(${this.f.pgH1}), 0)::text AS h1, coalesce(sum(${this.f.pgH2}), 0)::text AS h2
+         FROM ${quoteIdent(table)} ${this.f.pgLateral} WHERE ${pgRange(startMs, endMs)} AND ${this.pgScope} AND ${pgRule(table)}`,
       this.pgParams,
     );
     const row = rows[0] as { runs: string; h1: string; h2: string };
@@ -200,7 +227,7 @@ export class Verifier {
 
   private async chAggregate(table: SourceTable, startMs: number, endMs: number): Promise<Aggregate> {
     const [row] = await this.chQuery<{ runs: string; h1: string; h2: string }>(
-      `SELECT count() AS runs, sum(${CH_H1}) AS h1, sum(${CH_H2}) AS h2
+      `SELECT count() AS runs, sum(${this.f.chH1}) AS h1, sum(${this.f.chH2}) AS h2
          FROM ${this.table} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${chRange(startMs, endMs)} AND ${this.chScope}`,
       { table },
     );

@@ -77,7 +77,7 @@ export async function runChaos(pgdb: TestPostgres, ch: ClickHouseClient, databas
     rowsChanged: 0,
     faults: { kills: 0, clickhouseOutages: 0, walsenderTerminations: 0 },
     backfill: '',
-    verify: { tables: [], differences: [], equal: false },
+    verify: { columns: [], tables: [], differences: [], equal: false },
     slotAtWalEnd: false,
   };
   const slot = uniqueName('slot');

@@ -110,6 +110,7 @@ it('verify: EQUAL after the backfill; a run only Postgres has is named; --repair
   const equal = await cli(['verify']).finished();
   expect(equal.code, equal.output).toBe(0);
   expect(equal.output).toMatch(/\nEQUAL\n?$/);
+  expect(equal.output).toContain('compared every mapped column (64)');
   const extra = makeRun({ table: 'TaskRun', index: 99_999 });
   await insertRuns(workspace.pgdb.sql, 'TaskRun', [extra]);
   const differs = await cli(['verify', '--json']).finished();

@@ -14,6 +14,7 @@ import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, maxRo
 import {
   freshClickHouseDatabase,
   freshPostgres,
+  liveRunCount,
   queryRows,
   refuseInserts,
   type TestPostgres,
@@ -21,6 +22,7 @@ import {
   uniqueName,
 } from '../support/databases.ts';
 import { insertRuns, makeRun, type RunRow } from '../support/fixtures.ts';
+import { capturingLogger } from '../support/logs.ts';
 
 /** Ids whose order differs between the C and en_US collations. */
 const TRICKY = ['a_b', 'a-c', 'ab', 'aB', 'AB', 'A_b', 'a.b', 'a b', 'Ab-', 'ä'];
@@ -208,6 +210,64 @@ describe('one database', () => {
     expect(capped.status).toBe('SUCCESS');
     expect(capped.message).toContain('stopped at --max-rows 100 per table');
     expect(capped.tables.map((t) => t.copied)).toEqual([100, 100]);
+  });
+
+  it("--resume keeps the job's rate limit, chunk and max rows unless the resume names a value, and says which it overrode", async () => {
+    const db = pgdb as TestPostgres;
+    const table: SourceTable = 'task_run_v2';
+    await insertRuns(
+      db.sql,
+      table,
+      Array.from({ length: 2000 }, (_, i) => makeRun({ table, index: i })),
+    );
+    const pages: number[] = [];
+    /** Record each page's size; stop the run after its `n`th read (that page is not written). */
+    const stopAfter = (n: number) => {
+      const abort = new AbortController();
+      return {
+        signal: abort.signal,
+        afterRead: async (_: SourceTable, page: readonly unknown[]) => {
+          pages.push(page.length);
+          if (pages.length === n) abort.abort();
+        },
+      };
+    };
+    const request = backfillRequest({ tables: [table] });
+    // Started with 1,000-row pages at 300 rows/s (so 300-row pages), at most 1,500 rows.
+    const first = await runBackfill(
+      db.sql,
+      request,
+      context(db, { tuning: { chunkRows: 1000, rateLimit: 300, maxRows: 1500 }, ...stopAfter(2) }),
+    );
+    expect(first.status).toBe('FAILURE');
+    expect(pages).toEqual([300, 300]);
+
+    // Resumed by a run whose own settings are the defaults (5,000-row pages, no limit, every row).
+    pages.length = 0;
+    const { log, lines } = capturingLogger('info');
+    const second = await resumeBackfill(db.sql, first.jobId, false, context(db, { log, ...stopAfter(2) }));
+    expect(second.status).toBe('FAILURE');
+    expect(pages).toEqual([300, 300]);
+    expect(lines.join('')).toContain(
+      `resuming backfill ${first.jobId} with its settings (chunk 1000 rows, rate 300 rows/s, concurrency 1, checkpoint every 1 pages, max rows 1500); none overridden`,
+    );
+    await expect(resumeBackfill(db.sql, first.jobId, false, context(db), { concurrency: 2 })).rejects.toThrow(
+      '--concurrency 2 cannot apply to a resumed job: its sub-ranges were cut for concurrency 1 when it started',
+    );
+
+    // Resumed with --rate-limit 0: full 1,000-row pages, still at most 1,500 rows over the job.
+    pages.length = 0;
+    lines.length = 0;
+    const third = await resumeBackfill(db.sql, first.jobId, false, context(db, { log, ...stopAfter(Number.POSITIVE_INFINITY) }), {
+      rateLimit: 0,
+      chunkRows: 1000,
+    });
+    expect(third.status, third.message).toBe('SUCCESS');
+    expect(lines.join('')).toContain('overridden by this run: --rate-limit 300 -> 0');
+    expect(pages).toEqual([900]);
+    expect(third.message).toContain('stopped at --max-rows 1500 per table');
+    expect(third.tables.map((t) => t.copied)).toEqual([1500]);
+    expect(await liveRunCount(chClient, database)).toBe(1500); // 500 rows left out, as the job asked
   });
 
   it('--metrics-port figures: rows copied and expected per table', async () => {

@@ -4,8 +4,12 @@
  * and nothing acknowledged past the change.
  */
 import { expect, it } from 'vitest';
+import { SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { repairDifferences } from '../../src/verify/repair.ts';
+import { Verifier } from '../../src/verify/verify.ts';
+import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
-import { liveRunCount, testClickHouse, unconfirmedInSlot } from '../support/databases.ts';
+import { liveRunCount, testClickHouse, unconfirmedInSlot, waitForSlot } from '../support/databases.ts';
 import { insertRuns, makeRun } from '../support/fixtures.ts';
 import { capturingLogger } from '../support/logs.ts';
 
@@ -45,4 +49,49 @@ it.each([
   // The slot still holds the insert made after the change: it was not acknowledged.
   expect(await unconfirmedInSlot(env.pgdb.sql, replication.config.slot, 'I')).toBe(1);
   expect(await liveRunCount(await testClickHouse(), env.database)).toBe(1);
+});
+
+it('a dropped mapped column: restoring it alone stops again; the recovery the message names ends equal to Postgres, column for column', async () => {
+  const { pgdb, database } = env;
+  const ch = await testClickHouse();
+  const table = 'task_run_v2';
+  const runs = Array.from({ length: 6 }, (_, i) => ({ ...makeRun({ table, index: i }), priorityMs: 1000 + i }));
+  const first = await env.start();
+  const slot = first.config.slot;
+  await insertRuns(pgdb.sql, table, runs);
+  await first.caughtUp();
+
+  await pgdb.sql.query(`ALTER TABLE task_run_v2 DROP COLUMN "priorityMs"`);
+  // Changes while the column is gone: an insert, an update and a delete.
+  const gapRun = makeRun({ table, index: 10 });
+  await insertRuns(pgdb.sql, table, [gapRun]);
+  await pgdb.sql.query(`UPDATE task_run_v2 SET status = 'EXECUTING' WHERE id = $1`, [runs[0]?.id]);
+  await pgdb.sql.query('DELETE FROM task_run_v2 WHERE id = $1', [runs[1]?.id]);
+  const stopped = (await first.running.catch((error: unknown) => error)) as Error;
+  expect(stopped.message).toContain('column "priorityMs" of task_run_v2 (ClickHouse priority_ms) is gone from Postgres: restore it');
+  expect(stopped.message).toContain('pg_drop_replication_slot(');
+  expect(stopped.message).toContain('then run runs-cdc verify --repair');
+
+  // Restoring the column alone does not help: the slot replays the changes made without it.
+  await pgdb.sql.query(`ALTER TABLE task_run_v2 ADD COLUMN "priorityMs" integer NOT NULL DEFAULT 0`);
+  await expect(env.start({ slot }).then((r) => r.running)).rejects.toThrow('column "priorityMs" of task_run_v2');
+
+  // The recovery: a new slot, then verify --repair.
+  await waitForSlot(pgdb.sql, slot, false);
+  await pgdb.sql.query('SELECT pg_drop_replication_slot($1)', [slot]);
+  const restarted = await env.start({ slot });
+  const afterRun = makeRun({ table, index: 20 });
+  await insertRuns(pgdb.sql, table, [afterRun]); // streamed by the new slot
+  await restarted.caughtUp();
+  const verifier = new Verifier(pgdb.sql, ch, database);
+  const before = await verifier.run({ tables: SOURCE_TABLES, windowSeconds: 3600, leafRows: 50 });
+  const named = Object.fromEntries(before.differences.map((d) => [d.runId, `${d.kind} ${d.columns?.join(',') ?? ''}`.trim()]));
+  expect(named).toEqual({
+    [gapRun.id]: 'missing',
+    [runs[0]?.id as string]: 'different status,priorityMs',
+    [runs[1]?.id as string]: 'extra',
+    ...Object.fromEntries(runs.slice(2).map((r) => [r.id, 'different priorityMs'])),
+  });
+  await repairDifferences(pgdb.url, restarted.table, before.differences);
+  expect(await expectClickHouseEqualsPostgres(pgdb, ch, database)).toBe(7);
 });

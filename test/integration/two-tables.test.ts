@@ -161,7 +161,10 @@ it('TRUNCATE "TaskRun" after a partial migration deletes the legacy-only runs an
   await sql.query(`UPDATE "TaskRun" SET status = 'CRASHED' WHERE id = ANY($1)`, [migrated.slice(2, 8)]);
   await replication.caughtUp();
   // What an operator following the migration sees.
-  const status = await gatherStatus(sql, { slot: replication.config.slot, publication: 'runs_cdc', database: env.database }, ch);
+  const status = await gatherStatus(sql, { slot: replication.config.slot, publication: 'runs_cdc', database: env.database }, ch, {
+    maxInactiveSeconds: 600,
+    maxRetainedWalBytes: 2 ** 30,
+  });
   expect(status.migration).toEqual({ runsInBothTables: 12 });
   expect(status.clickhouse.rows?.map((r) => [r.sourceTable, r.final])).toEqual([
     ['TaskRun', 18],

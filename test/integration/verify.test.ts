@@ -3,11 +3,12 @@
  * one deleted there only, one with a stale status and one ClickHouse has but Postgres does not
  * are each named with how they differ; --repair fixes exactly those.
  */
+import { randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import { SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { SOURCE_COLUMNS, SOURCE_TABLES } from '../../src/transform/columns.ts';
 import type { ClickHouseRow } from '../../src/transform/row.ts';
 import { repairDifferences } from '../../src/verify/repair.ts';
 import { Verifier } from '../../src/verify/verify.ts';
@@ -80,4 +81,72 @@ it('names each differing run and how; --repair makes the tables equal', async ()
   expect(repaired).toMatchObject({ copied: 3, tombstoned: 1 });
   expect((await verifier.run(OPTIONS)).equal).toBe(true);
   await expectClickHouseEqualsPostgres(pgdb, ch, database);
+});
+
+it('compares every mapped column by default: a run differing only in output, tags or payload (TOASTed) is named with its column', async () => {
+  const { pgdb, database } = env;
+  const ch = await testClickHouse();
+  const daemon = await env.start();
+  const table = 'task_run_v2';
+  // Values where the two servers' text could differ: a TOASTed payload (random, so it is stored
+  // out of line), floats, -0, NaN, an out-of-range timestamp, arrays with NULL, commas, quotes
+  // and separators, unicode JSON, NULLs next to ''.
+  const runs = Array.from({ length: 40 }, (_, i) => makeRun({ table, index: i }));
+  const odd = {
+    payload: randomBytes(150_000).toString('base64'),
+    costInCents: 0.1,
+    baseCostInCents: 1 / 3,
+    runTags: ['a,b', 'q"uote', '1:x', '', 'ü €'],
+    bulkActionGroupIds: ['x'],
+    context: { note: 'ünïcode \u2028 "q"', n: 1e21 },
+    output: '',
+    metadata: null,
+    expiredAt: '2400-01-01 00:00:00',
+    statusReason: '-',
+  };
+  Object.assign(runs[0] as object, odd);
+  Object.assign(runs[1] as object, { costInCents: 1e21, baseCostInCents: 1.5e-7, output: '3:abc' });
+  await insertRuns(pgdb.sql, table, runs);
+  await pgdb.sql.query(
+    `UPDATE task_run_v2 SET "costInCents" = '-0', "baseCostInCents" = 'NaN', "runTags" = '{{a,NULL},{c,d}}' WHERE id = $1`,
+    [runs[2]?.id],
+  );
+  await pgdb.sql.query(`UPDATE task_run_v2 SET status = 'EXECUTING' WHERE id = $1`, [runs[0]?.id]); // payload unchanged: TOAST
+  await daemon.caughtUp();
+  const verifier = new Verifier(pgdb.sql, ch, database);
+  const all = await verifier.run(OPTIONS);
+  expect(all.differences).toEqual([]);
+  expect(all.equal).toBe(true);
+  expect(all.columns).toHaveLength(SOURCE_COLUMNS.length);
+
+  // ClickHouse holds wrong output, tags and payload for three runs; everything else is right.
+  const [a, b, c] = runs.slice(3, 6).map((r) => r.id) as [string, string, string];
+  const current = async (id: string) =>
+    (
+      await queryRows<ClickHouseRow>(ch, `SELECT * FROM ${database}.task_runs_v2 FINAL WHERE run_id = {id:String}`, { id })
+    )[0] as ClickHouseRow;
+  const newer = async (id: string, change: ClickHouseRow) => {
+    const row = await current(id);
+    return { ...row, ...change, _version: (BigInt(String(row._version)) + 1n).toString() };
+  };
+  const wrong = [
+    await newer(a, { output: '{"ok":false}' }),
+    await newer(b, { tags: ['user:1', 'tier:9'] }),
+    await newer(c, { payload: `${(await current(c)).payload} ` }),
+  ];
+  await ch.insert({ table: `${database}.task_runs_v2`, values: wrong, format: 'JSONEachRow' });
+
+  const report = await verifier.run(OPTIONS);
+  expect(report.equal).toBe(false);
+  expect(report.differences.map((d) => [d.runId, d.kind, d.columns]).sort()).toEqual(
+    [
+      [a, 'different', ['output']],
+      [b, 'different', ['runTags']],
+      [c, 'different', ['payload']],
+    ].sort(),
+  );
+  // The key set is cheaper and blind to them.
+  const key = await verifier.run({ ...OPTIONS, columns: 'key' });
+  expect(key.columns).toEqual(['id', 'status', 'taskIdentifier', 'runtimeEnvironmentId', 'projectId', 'organizationId', 'updatedAt']);
+  expect(key.equal).toBe(true);
 });
