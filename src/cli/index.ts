@@ -1,4 +1,5 @@
 /** `runs-cdc` — one binary, one subcommand per job. Errors print one sentence and exit 1. */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { RunsCdcError } from '../errors.ts';
 import { backfillCommand } from './backfill.ts';
@@ -10,8 +11,12 @@ import { runsCommand, serveCommand } from './runs.ts';
 import { statusCommand } from './status.ts';
 import { verifyCommand } from './verify.ts';
 
+// package.json is two levels up from src/cli/ and from dist/cli/ alike.
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 const program = new Command('runs-cdc')
   .description("Replicates the task platform's runs from Postgres into ClickHouse")
+  .version(version)
   .addCommand(migrateCommand())
   .addCommand(replicateCommand())
   .addCommand(backfillCommand())
