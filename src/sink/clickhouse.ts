@@ -5,7 +5,6 @@
  */
 import { mkdirSync } from 'node:fs';
 import { type ClickHouseClient, ClickHouseLogLevel, type ClickHouseSettings, createClient } from '@clickhouse/client';
-
 import { importOptional } from '../optional.ts';
 
 type ChConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
