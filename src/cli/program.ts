@@ -1,4 +1,5 @@
 /** The `runs-cdc` command tree, for the binary and for jobs a daemon runs for a client. */
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { backfillCommand } from './backfill.ts';
 import { deadLettersCommand } from './dead-letters.ts';
@@ -9,9 +10,13 @@ import { runsCommand, serveCommand } from './runs.ts';
 import { statusCommand } from './status.ts';
 import { verifyCommand } from './verify.ts';
 
+// package.json is two levels up from src/cli/ and from dist/cli/ alike.
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
 export function buildProgram(): Command {
   return new Command('runs-cdc')
     .description("Replicates the task platform's runs from Postgres into ClickHouse")
+    .version(version)
     .addCommand(migrateCommand())
     .addCommand(replicateCommand())
     .addCommand(backfillCommand())

