@@ -221,23 +221,20 @@ describe('one database', () => {
       Array.from({ length: 2000 }, (_, i) => makeRun({ table, index: i })),
     );
     const pages: number[] = [];
-    /** Record each page's size; stop the run after its `n`th read (that page is not written). */
-    const stopAfter = (n: number) => {
+    /** Run `job`, recording each page's size; stop it after its `n`th read (that page is not
+     * written). `job` gets the signal that stops it. */
+    const stopAfter = <T>(n: number, job: (signal: AbortSignal) => Promise<T>): Promise<T> => {
       const abort = new AbortController();
-      return {
-        signal: abort.signal,
-        afterRead: async (_: SourceTable, page: readonly unknown[]) => {
-          pages.push(page.length);
-          if (pages.length === n) abort.abort();
-        },
+      const pageRead = async (_: SourceTable, page: readonly unknown[]) => {
+        pages.push(page.length);
+        if (pages.length === n) abort.abort();
       };
+      return withFailpoint('backfill.page-read', pageRead, () => job(abort.signal));
     };
     const request = backfillRequest({ tables: [table] });
     // Started with 1,000-row pages at 300 rows/s (so 300-row pages), at most 1,500 rows.
-    const first = await runBackfill(
-      db.sql,
-      request,
-      context(db, { tuning: { chunkRows: 1000, rateLimit: 300, maxRows: 1500 }, ...stopAfter(2) }),
+    const first = await stopAfter(2, (signal) =>
+      runBackfill(db.sql, request, context(db, { tuning: { chunkRows: 1000, rateLimit: 300, maxRows: 1500 }, signal })),
     );
     expect(first.status).toBe('FAILURE');
     expect(pages).toEqual([300, 300]);
@@ -245,7 +242,7 @@ describe('one database', () => {
     // Resumed by a run whose own settings are the defaults (5,000-row pages, no limit, every row).
     pages.length = 0;
     const { log, lines } = capturingLogger('info');
-    const second = await resumeBackfill(db.sql, first.jobId, false, context(db, { log, ...stopAfter(2) }));
+    const second = await stopAfter(2, (signal) => resumeBackfill(db.sql, first.jobId, false, context(db, { log, signal })));
     expect(second.status).toBe('FAILURE');
     expect(pages).toEqual([300, 300]);
     expect(lines.join('')).toContain(
@@ -258,10 +255,9 @@ describe('one database', () => {
     // Resumed with --rate-limit 0: full 1,000-row pages, still at most 1,500 rows over the job.
     pages.length = 0;
     lines.length = 0;
-    const third = await resumeBackfill(db.sql, first.jobId, false, context(db, { log, ...stopAfter(Number.POSITIVE_INFINITY) }), {
-      rateLimit: 0,
-      chunkRows: 1000,
-    });
+    const third = await stopAfter(Number.POSITIVE_INFINITY, (signal) =>
+      resumeBackfill(db.sql, first.jobId, false, context(db, { log, signal }), { rateLimit: 0, chunkRows: 1000 }),
+    );
     expect(third.status, third.message).toBe('SUCCESS');
     expect(lines.join('')).toContain('overridden by this run: --rate-limit 300 -> 0');
     expect(pages).toEqual([900]);

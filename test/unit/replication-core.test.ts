@@ -6,7 +6,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Lifecycle } from '../../src/replication/lifecycle.ts';
 import { MemorySink } from '../../src/sink/memory-sink.ts';
-import { changeVersion } from '../../src/transform/version.ts';
+import { changeVersion, rankedVersion } from '../../src/transform/version.ts';
+
+/** The version of a task_run_v2 change: its table ranks above "TaskRun" (transform/version.ts). */
+const v2Version = (commitLsn: bigint, ordinal: number) => rankedVersion('task_run_v2', changeVersion(commitLsn, ordinal));
+
 import { replicationCore } from '../support/core.ts';
 import { FakeWal, relation, runTuple } from '../support/pgoutput.ts';
 
@@ -152,7 +156,7 @@ describe('versions and replay', () => {
     core.receive(tx.items);
     await core.settle();
     const [row] = core.sink.final();
-    expect(row).toMatchObject({ run_id: 'a', status: 'EXECUTING', _version: changeVersion(tx.commitLsn, 2).toString() });
+    expect(row).toMatchObject({ run_id: 'a', status: 'EXECUTING', _version: v2Version(tx.commitLsn, 2).toString() });
   });
 
   it('a transaction received again after a reconnect is written with the same versions: one row per run', async () => {
@@ -166,8 +170,8 @@ describe('versions and replay', () => {
     await core.settle();
     expect(core.sink.stats.rowsWritten).toBe(3); // 'a' twice
     expect(core.sink.final().map((r) => [r.run_id, r._version])).toEqual([
-      ['a', changeVersion(tx.commitLsn, 1).toString()],
-      ['b', changeVersion(tx.commitLsn, 2).toString()],
+      ['a', v2Version(tx.commitLsn, 1).toString()],
+      ['b', v2Version(tx.commitLsn, 2).toString()],
     ]);
     expect(core.confirmed).toEqual([tx.endLsn]);
   });
