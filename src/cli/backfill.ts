@@ -48,6 +48,7 @@ const BACKFILL_SETTINGS = [
   'routes',
   'metricsPort',
   'listenHost',
+  'metricsToken',
 ] as const;
 
 export function backfillCommand(): Command {
@@ -95,6 +96,7 @@ export async function backfill(
   let client: ClickHouseClient | undefined;
   let routes: Awaited<ReturnType<typeof openTargets>> | undefined;
   let ops: OpsServer | undefined;
+  let started = false;
   const interrupt = new AbortController();
   const offSignals = onStopSignals((signal) => {
     log.warn({ signal }, 'stopping after the current page; a second signal exits at once');
@@ -112,7 +114,14 @@ export async function backfill(
     if (config.metricsPort !== undefined) {
       const metrics = new BackfillMetrics(progress);
       progress = metrics;
-      ops = await startOpsServer(metrics.registry, { problems: async () => [] }, config.metricsPort, config.listenHost, log);
+      ops = await startOpsServer(
+        metrics.registry,
+        { problems: async () => [] },
+        config.metricsPort,
+        config.listenHost,
+        log,
+        config.metricsToken,
+      );
     }
     const context = backfillContextFor(config, client, log, {
       runsTable: new RunsTargets(routes.sink, routes.routing),
@@ -120,12 +129,15 @@ export async function backfill(
       progress,
       signal: interrupt.signal,
     });
+    started = true;
     const result = await withPostgres(databaseUrl, (sql) =>
       action.kind === 'resume' ? resumeBackfill(sql, action.jobId, action.createSlot, context) : runBackfill(sql, action.request, context),
     );
     out(summary(result));
     return result.status === 'FAILURE' ? 1 : 0;
   } catch (error) {
+    // Not started (ClickHouse unreachable, a port taken, ...): could not run, exit 2 with the sentence.
+    if (!started) throw error;
     // Anything that stops the job before it could record a status is still a FAILURE.
     out(`backfill FAILURE: ${(error as Error).message}`);
     return 1;

@@ -31,6 +31,8 @@ const REPLICATE_SETTINGS = [
   'apiPort',
   'metricsPort',
   'listenHost',
+  'apiToken',
+  'metricsToken',
   'queryTimeoutSeconds',
   'queryMaxMemoryBytes',
 ] as const;
@@ -75,6 +77,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
           port: config.metricsPort,
           host: config.listenHost,
           log,
+          token: config.metricsToken,
         });
   const offSignals = onStopSignals(
     (signal) => {

@@ -1,5 +1,5 @@
 /** Wiring shared by the commands: config from flags + env, logger, ClickHouse. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Command } from 'commander';
@@ -45,8 +45,36 @@ export function describeClickHouse(config: Pick<Config, 'clickhouseUrl' | 'chdbP
 /** The embedded engine's directory is held by another process (chDB allows one). */
 export class ChdbInUseError extends RunsCdcError {}
 
+/**
+ * The pid of a live process holding a chDB directory, from the status file the engine writes
+ * (`PID: 123`); undefined when none does (no file, or a stale one left by a killed process).
+ */
+function chdbHolder(chdbPath: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(/^PID: (\d+)/m.exec(readFileSync(join(chdbPath, 'status'), 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+const chdbInUse = (chdbPath: string, pid?: number) =>
+  new ChdbInUseError(
+    `the chDB directory ${chdbPath} is open in another process${pid ? ` (pid ${pid})` : ''} (chDB allows one; is runs-cdc replicate running?): stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
+  );
+
 /** Connect and check ClickHouse answers, with a message that says where it looked. */
 export async function openClickHouse(config: Config): Promise<ClickHouseClient> {
+  // Checked before opening: the engine would print its own "Cannot lock file" line to stderr first.
+  const holder = config.clickhouseUrl ? undefined : chdbHolder(config.chdbPath);
+  if (holder !== undefined) throw chdbInUse(config.chdbPath, holder);
   let client: ClickHouseClient | undefined;
   try {
     client = await connectClickHouse({ url: config.clickhouseUrl, chdbPath: config.chdbPath });
@@ -56,9 +84,7 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
     // chDB prints "Cannot lock file .../status" to stderr itself and throws only "Failed to create
     // connection"; a live status file is the lock another process holds.
     if (!config.clickhouseUrl && existsSync(join(config.chdbPath, 'status'))) {
-      throw new ChdbInUseError(
-        `the chDB directory ${config.chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?): stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
-      );
+      throw chdbInUse(config.chdbPath);
     }
     throw new RunsCdcError(
       `ClickHouse (${describeClickHouse(config)}) is not reachable: ${firstLine(error)} — check CLICKHOUSE_URL and that the server is up`,

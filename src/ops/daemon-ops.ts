@@ -19,6 +19,8 @@ export interface DaemonOpsOptions {
   port: number;
   host: string;
   log: Logger;
+  /** Bearer token /metrics and /readyz require, when set. */
+  token?: string;
 }
 
 export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServer> {
@@ -42,7 +44,7 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
       return problems;
     },
   };
-  const server = await startOpsServer(metrics.registry, readiness, options.port, options.host, log);
+  const server = await startOpsServer(metrics.registry, readiness, options.port, options.host, log, options.token);
   return {
     url: server.url,
     close: async () => {
