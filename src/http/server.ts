@@ -103,12 +103,14 @@ export function guard(options: GuardOptions, handler: Handler): http.RequestList
     const id = randomUUID();
     const send = (reply: Reply, headers: Record<string, string> = {}) => {
       if (response.headersSent) return;
+      const body = Buffer.from(bodyText(reply.body));
       response.writeHead(reply.status, {
         'content-type': reply.type ?? 'application/json',
+        'content-length': body.length,
         'x-request-id': id,
         ...headers,
       });
-      response.end(bodyText(reply.body));
+      response.end(body);
     };
     const refuse = (status: number, error: string, headers?: Record<string, string>) => {
       log.debug({ requestId: id, status, error: redactSecrets(error) }, `${options.name}: refused a request`);
