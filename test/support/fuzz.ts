@@ -130,7 +130,23 @@ const PATHS = [
   '/nope',
 ];
 const TARGETS = ['*', 'http://[zz]/', 'http://h/runs?org=o1', 'https://a:b@h:99999/', 'runs', '?org=o', '', ' ', 'http://', '//x'];
-const METHODS = ['GET', 'GET', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'TRACE', 'PATCH', 'CONNECT', 'PRI', 'get', 'G\u0000T', 'FOO'];
+const METHODS = [
+  'GET',
+  'GET',
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'OPTIONS',
+  'TRACE',
+  'PATCH',
+  'CONNECT',
+  'PRI',
+  'get',
+  'G\u0000T',
+  'FOO',
+];
 const VERSIONS = ['HTTP/1.1', 'HTTP/1.1', 'HTTP/1.0', 'HTTP/2.0', 'HTTP/9.9', 'HTTP/1.1 extra', ''];
 
 /** A query string from known and odd names and values, raw (values may be bad percent-encoding). */
