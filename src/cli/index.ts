@@ -1,11 +1,11 @@
 /** `runs-cdc` — one binary, one subcommand per job. Exit codes: see failures.ts (0 ok, 1 a finding, 2 could not run). */
 import { Command, CommanderError } from 'commander';
-import { redactSecrets } from '../redact.ts';
 import { backfillCommand } from './backfill.ts';
 import { deadLettersCommand } from './dead-letters.ts';
 import { demoCommand } from './demo.ts';
 import { EXIT_COULD_NOT_RUN, EXIT_OK, expectedFailure } from './failures.ts';
 import { migrateCommand } from './migrate.ts';
+import { redactProcessOutput } from './output.ts';
 import { replicateCommand } from './replicate.ts';
 import { runsCommand, serveCommand } from './runs.ts';
 import { statusCommand } from './status.ts';
@@ -24,13 +24,9 @@ const program = new Command('runs-cdc')
   .addCommand(demoCommand())
   .showHelpAfterError();
 
-// Everything the CLI prints passes the one redaction (redact.ts): command output, errors, and the
-// text libraries write. Logs are redacted by the logger's own stream.
-for (const stream of [process.stdout, process.stderr]) {
-  const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
-  stream.write = ((chunk: unknown, ...rest: unknown[]) =>
-    write(typeof chunk === 'string' || Buffer.isBuffer(chunk) ? redactSecrets(String(chunk)) : chunk, ...rest)) as typeof stream.write;
-}
+// Everything the CLI prints passes the one redaction (redact.ts), query results aside (output.ts).
+// Logs are redacted by the logger's own stream.
+redactProcessOutput();
 
 // Commander's own usage errors (unknown flag, missing value) exit 2 like ours; help exits 0.
 const overrideExits = (command: Command): void => {

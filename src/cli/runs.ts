@@ -17,6 +17,7 @@ import {
   runQuery,
 } from '../queries/params.ts';
 import { type RunListPage, RunQueries, type RunStats, type TagsPage } from '../queries/run-queries.ts';
+import { printData } from './output.ts';
 import {
   addConfigOptions,
   attributeName,
@@ -73,7 +74,7 @@ export function runsCommand(): Command {
       const result = options.apiUrl
         ? await viaApi(String(options.apiUrl), name, pairs, config.apiToken)
         : await direct(config, name, input);
-      process.stdout.write(`${options.json ? JSON.stringify(result) : render(name, result)}\n`);
+      printData(`${options.json ? JSON.stringify(result) : render(name, result)}\n`);
     });
     runs.addCommand(sub);
   }

@@ -13,7 +13,7 @@
  * - The handler sees decoded `[name, value]` pairs in order (repetitions kept). A `UsageError`
  *   it throws is the client's mistake: 400 with its sentence. Anything else is ours: 503 with a
  *   generic sentence and a request id; the detail goes to the log under that id.
- * - Every body passes through `redactSecrets`; every answer carries `x-request-id`.
+ * - Every body but query results passes through `redactSecrets`; every answer carries `x-request-id`.
  * - Client mistakes are logged at debug, our failures at error.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
@@ -39,6 +39,8 @@ export interface Reply {
   /** A string is sent as it is (with `type`); anything else as JSON. */
   body: unknown;
   type?: string;
+  /** The user's data (query results): sent unredacted, a tag `token=abc` being a value. */
+  data?: boolean;
 }
 
 export interface GuardOptions {
@@ -91,10 +93,6 @@ export function parseTarget(raw: string): { path: string; params: Array<[string,
   }
 }
 
-function bodyText(body: unknown): string {
-  return redactSecrets(typeof body === 'string' ? body : JSON.stringify(body));
-}
-
 /** A request listener that answers every request through the guard. */
 export function guard(options: GuardOptions, handler: Handler): http.RequestListener {
   const { log } = options;
@@ -103,7 +101,8 @@ export function guard(options: GuardOptions, handler: Handler): http.RequestList
     const id = randomUUID();
     const send = (reply: Reply, headers: Record<string, string> = {}) => {
       if (response.headersSent) return;
-      const body = Buffer.from(bodyText(reply.body));
+      const text = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
+      const body = Buffer.from(reply.data ? text : redactSecrets(text));
       response.writeHead(reply.status, {
         'content-type': reply.type ?? 'application/json',
         'content-length': body.length,

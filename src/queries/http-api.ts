@@ -27,7 +27,7 @@ export async function startApi(queries: QueryRouter, port: number, host: string,
       if (path === '/healthz') return { status: 200, body: { ok: true } };
       const kind = KIND_BY_PATH.get(path);
       if (!kind) return { status: 404, body: { error: `no such path: use ${Object.values(QUERY_PATHS).join(', ')}` } };
-      return { status: 200, body: await runQuery(queries, kind, parseQuery(kind, params, 'param')) };
+      return { status: 200, body: await runQuery(queries, kind, parseQuery(kind, params, 'param')), data: true };
     },
   );
   log.info({ url: api.url }, 'run-list API listening');

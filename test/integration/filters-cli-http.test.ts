@@ -29,6 +29,7 @@ beforeAll(async () => {
       ...makeRun({ table: 'task_run_v2', index: i }),
       status: i % 5 === 0 ? 'CRASHED' : 'PENDING',
       rootTaskRunId: i % 3 === 0 ? 'root_1' : null,
+      ...(i === 7 ? { runTags: ['token=a-value-not-a-secret'] } : {}),
     })),
   );
   await workspace.pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [workspace.slot]);
@@ -144,4 +145,13 @@ it('subcommand help shows formats, defaults, required flags and limits', async (
   expect(text).toContain('--period <value> window ending now: 30m, 24h, 7d (default 7d, at most 3650d)');
   expect(text).toContain('--limit <n> page size (list: default 25, at most 100');
   expect(text).toContain('ISO UTC (2026-01-31');
+});
+
+it('query results are data, not redacted: a tag token=… comes back whole from both', async () => {
+  const http = await fetch(`${api}/runs/tags?org=org_1&project=proj_1&prefix=token`);
+  expect(await http.json()).toEqual({ tags: ['token=a-value-not-a-secret'], nextCursor: null });
+  const cli = await workspace
+    .cli(['runs', 'tags', '--org', 'org_1', '--project', 'proj_1', '--prefix', 'token', '--api-url', api])
+    .finished();
+  expect(cli.stdout.trim()).toBe('token=a-value-not-a-secret');
 });
