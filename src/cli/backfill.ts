@@ -129,14 +129,16 @@ export async function backfill(
       progress,
       signal: interrupt.signal,
     });
-    started = true;
-    const result = await withPostgres(databaseUrl, (sql) =>
-      action.kind === 'resume' ? resumeBackfill(sql, action.jobId, action.createSlot, context) : runBackfill(sql, action.request, context),
-    );
+    const result = await withPostgres(databaseUrl, (sql) => {
+      started = true;
+      return action.kind === 'resume'
+        ? resumeBackfill(sql, action.jobId, action.createSlot, context)
+        : runBackfill(sql, action.request, context);
+    });
     out(summary(result));
     return result.status === 'FAILURE' ? 1 : 0;
   } catch (error) {
-    // Not started (ClickHouse unreachable, a port taken, ...): could not run, exit 2 with the sentence.
+    // Not started (ClickHouse or Postgres unreachable, a port taken, ...): could not run, exit 2.
     if (!started) throw error;
     // Anything that stops the job before it could record a status is still a FAILURE.
     out(`backfill FAILURE: ${(error as Error).message}`);
