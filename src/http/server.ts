@@ -122,6 +122,9 @@ export function guard(options: GuardOptions, handler: Handler): http.RequestList
           allow: options.methods.join(', '),
         });
       }
+      if (request.headers.host === undefined && request.httpVersion === '1.1') {
+        return refuse(400, 'the request has no Host header: HTTP/1.1 requires one');
+      }
       let target: ReturnType<typeof parseTarget>;
       try {
         target = parseTarget(request.url ?? '/');
@@ -162,6 +165,7 @@ const CLIENT_ERROR_STATUS: Record<string, [number, string]> = {
 
 /** What Node's parser refused (bad request line, bad header): a JSON 4xx, then the socket closes. */
 function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  socket.on('error', () => {});
   if (error.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
     return;
@@ -207,8 +211,18 @@ function listenError(error: NodeJS.ErrnoException, what: string, port: number, h
  * when it listens beyond loopback without a token.
  */
 export async function serve(options: GuardOptions & { port: number; host: string; what: string }, handler: Handler): Promise<Listening> {
-  const server = http.createServer(guard(options, handler));
+  // Node would answer a missing Host itself, with an empty body: the guard answers it instead.
+  const server = http.createServer({ requireHostHeader: false }, guard(options, handler));
   server.on('clientError', answerClientError);
+  // CONNECT never reaches the request listener; without this Node would just drop the socket.
+  server.on('connect', (request: http.IncomingMessage, socket: Duplex) => {
+    const body = JSON.stringify({ error: `method CONNECT is not served here: use ${options.methods.join(' or ')}` });
+    socket.on('error', () => {});
+    socket.end(
+      `HTTP/1.1 405 Method Not Allowed\r\nallow: ${options.methods.join(', ')}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+    request.destroy();
+  });
   const { port, host, log } = options;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => reject(listenError(error, options.what, port, host)));

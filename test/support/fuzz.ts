@@ -197,18 +197,32 @@ export interface RawResponse {
   raw: string;
 }
 
-/** Send `bytes` on a fresh connection, half-close, and read whatever comes back until close. */
-export function sendRaw(port: number, bytes: Buffer, timeoutMs = 5_000): Promise<RawResponse> {
+/**
+ * Send `bytes` on a fresh connection and read whatever comes back until close. The client
+ * half-closes only once an answer started (or after `quietMs` without one): a FIN sent with the
+ * request would make Node drop a request still being answered, and a request cut short needs the
+ * FIN to be seen as cut short.
+ */
+export function sendRaw(port: number, bytes: Buffer, timeoutMs = 5_000, quietMs = 500): Promise<RawResponse> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
+    let ending: NodeJS.Timeout | undefined;
+    const endSoon = (ms: number) => {
+      clearTimeout(ending);
+      ending = setTimeout(() => socket.end(), ms);
+    };
     const socket = net.connect(port, '127.0.0.1', () => {
       socket.write(bytes);
-      socket.end();
+      endSoon(quietMs);
     });
     socket.setTimeout(timeoutMs, () => socket.destroy());
-    socket.on('data', (d) => chunks.push(d));
+    socket.on('data', (d) => {
+      if (chunks.length === 0) endSoon(50);
+      chunks.push(d);
+    });
     socket.on('error', () => {});
     socket.on('close', () => {
+      clearTimeout(ending);
       const raw = Buffer.concat(chunks).toString('utf8');
       const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1] ?? 0);
       resolve({ status, body: raw.slice(raw.indexOf('\r\n\r\n') + 4), raw });
