@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { redactSecrets } from './redact.ts';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const identifier = (what: string) =>
@@ -19,6 +20,7 @@ export const configSchema = z
     databaseUrl: z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+      .refine((url) => URL.canParse(url), 'is not a valid URL: postgres://user:password@host:5432/database')
       .optional(),
     /** ClickHouse server over HTTP. Absent: the embedded engine (chDB) at chdbPath. */
     clickhouseUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s):// URL' }).optional(),
@@ -36,8 +38,17 @@ export const configSchema = z
      * query (max_execution_time, distributed_ddl_task_timeout) 10 s before this, so it gives up
      * first and nothing keeps running unseen; 300 s covers verify's and status' full FINAL scans. */
     clickhouseRequestTimeoutSeconds: z.coerce.number().int().min(20).default(300),
-    slot: identifier('the slot name').default('runs_cdc'),
-    publication: identifier('the publication name').default('runs_cdc'),
+    /** Postgres' rule for slot names (ReplicationSlotValidateName): lower-case letters, digits
+     * and underscores, at most 63 characters (NAMEDATALEN - 1); checked here, never truncated. */
+    slot: z
+      .string()
+      .regex(/^[a-z0-9_]+$/, 'must be lower-case letters, digits and underscores (Postgres refuses anything else in a slot name)')
+      .max(63, 'must be at most 63 characters (Postgres would cut a longer name)')
+      .default('runs_cdc'),
+    /** An identifier Postgres keeps whole: at most 63 characters. */
+    publication: identifier('the publication name')
+      .max(63, 'must be at most 63 characters (Postgres would cut a longer name)')
+      .default('runs_cdc'),
     /** Flush when this many rows are buffered: ClickHouse prefers few large inserts. */
     batchRows: positiveInt.default(10_000),
     /** ...or this many bytes (of encoded rows, what the insert sends), so wide rows do not make huge inserts. */
@@ -144,6 +155,10 @@ export const configSchema = z
     metricsPort: z.coerce.number().int().min(0).max(65_535).optional(),
     /** Address the API and the metrics endpoint listen on: loopback unless told otherwise. */
     listenHost: z.string().min(1).default('127.0.0.1'),
+    /** Bearer token the run-list API requires (and `runs --api-url` sends); absent: no token. */
+    apiToken: z.string().min(16, 'must be at least 16 characters').optional(),
+    /** Bearer token /metrics and /readyz require; absent: open (/healthz is always open). */
+    metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
   })
   .refine((c) => c.queryTimeoutSeconds < c.clickhouseRequestTimeoutSeconds, {
     message: '--query-timeout must be shorter than --clickhouse-request-timeout, so ClickHouse stops a read before the client gives up',
@@ -222,7 +237,9 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   queryMaxMemoryBytes: { flag: '--query-max-memory', env: 'RUNS_CDC_QUERY_MAX_MEMORY', help: 'bytes a run-list read may use' },
   apiPort: { flag: '--api-port', env: 'RUNS_CDC_API_PORT', help: 'serve the read-only HTTP JSON API on this port' },
   metricsPort: { flag: '--metrics-port', env: 'RUNS_CDC_METRICS_PORT', help: 'serve /metrics, /healthz, /readyz on this port' },
-  listenHost: { flag: '--listen-host', env: 'RUNS_CDC_LISTEN_HOST', help: 'address the API and metrics listen on' },
+  listenHost: { flag: '--listen-host', env: 'RUNS_CDC_LISTEN_HOST', help: 'address the API and metrics listen on (default 127.0.0.1)' },
+  apiToken: { flag: '--api-token', env: 'RUNS_CDC_API_TOKEN', help: 'bearer token the API requires (at least 16 characters)' },
+  metricsToken: { flag: '--metrics-token', env: 'RUNS_CDC_METRICS_TOKEN', help: 'bearer token /metrics and /readyz require' },
 };
 
 export type BackfillProfile = Config['backfillProfile'];
@@ -300,16 +317,15 @@ export function loadConfig(flags: Partial<Record<ConfigKey, unknown>> = {}, env:
     const key = issue.path[0] as ConfigKey | undefined;
     const source = key ? CONFIG_SOURCES[key] : undefined;
     const where = source ? `${source.flag} (${source.env})` : 'configuration';
-    const shown = key && input[key] !== undefined ? ` (got ${JSON.stringify(redact(String(input[key])))})` : '';
+    const secret = key === 'apiToken' || key === 'metricsToken';
+    const shown = key && input[key] !== undefined && !secret ? ` (got ${JSON.stringify(redact(String(input[key])))})` : '';
     return `${where}: ${issue.message}${shown}`;
   });
   throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
 }
 
-/** Hide a password in a URL before printing it. */
-export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]*@/g, '$1***@');
-}
+/** Hide the secrets of a URL (or any text) before printing it: see redact.ts. */
+export const redact = redactSecrets;
 
 /** The settings a command needs, checked once it is known which command runs. */
 export function requireDatabaseUrl(config: Config): string {

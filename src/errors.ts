@@ -25,8 +25,16 @@ export function isRetryable(error: unknown): boolean {
   return error instanceof RunsCdcError ? error.retryable : true;
 }
 
+/**
+ * The caller's mistake (a flag, a query parameter, a request): HTTP 400, CLI exit 2. The message
+ * names the input as the caller typed it (`--env`, `env`).
+ */
+export class UsageError extends RunsCdcError {
+  override name = 'UsageError';
+}
+
 /** Invalid configuration (env or flags). */
-export class ConfigError extends RunsCdcError {
+export class ConfigError extends UsageError {
   override name = 'ConfigError';
 }
 

@@ -42,6 +42,7 @@ const BACKFILL_SETTINGS = [
   'routes',
   'metricsPort',
   'listenHost',
+  'metricsToken',
 ] as const;
 
 export function backfillCommand(): Command {
@@ -90,6 +91,7 @@ export async function backfill(
   let client: ClickHouseClient | undefined;
   let routes: Awaited<ReturnType<typeof openTargets>> | undefined;
   let ops: OpsServer | undefined;
+  let started = false;
   const interrupt = new AbortController();
   const offSignals = onStopSignals((signal) => {
     log.warn({ signal }, 'stopping after the current page; a second signal exits at once');
@@ -108,7 +110,14 @@ export async function backfill(
     if (config.metricsPort !== undefined) {
       const metrics = new BackfillMetrics(progress);
       progress = metrics;
-      ops = await startOpsServer(metrics.registry, { problems: async () => [] }, config.metricsPort, config.listenHost, log);
+      ops = await startOpsServer(
+        metrics.registry,
+        { problems: async () => [] },
+        config.metricsPort,
+        config.listenHost,
+        log,
+        config.metricsToken,
+      );
     }
     const context = backfillContextFor(config, client, log, {
       runsTable: new RunsTargets(routes.sink, routes.routing),
@@ -116,14 +125,17 @@ export async function backfill(
       progress,
       signal: interrupt.signal,
     });
-    const result = await withPostgres(databaseUrl, (sql) =>
-      action.kind === 'resume'
+    const result = await withPostgres(databaseUrl, (sql) => {
+      started = true;
+      return action.kind === 'resume'
         ? resumeBackfill(sql, action.jobId, action.createSlot, context, explicitTuning(config))
-        : runBackfill(sql, action.request, context),
-    );
+        : runBackfill(sql, action.request, context);
+    });
     out(backfillSummary(result));
     return result.status === 'FAILURE' ? 1 : 0;
   } catch (error) {
+    // Not started (ClickHouse or Postgres unreachable, a port taken, ...): could not run, exit 2.
+    if (!started) throw error;
     // Anything that stops the job before it could record a status is still a FAILURE.
     out(`backfill FAILURE: ${(error as Error).message}`);
     return 1;

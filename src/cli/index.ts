@@ -1,9 +1,22 @@
-/** `runs-cdc` — one binary, one subcommand per job. Errors print one sentence and exit 1. */
-import { RunsCdcError } from '../errors.ts';
+/** `runs-cdc` — one binary, one subcommand per job. Exit codes: see failures.ts (0 ok, 1 a finding, 2 could not run). */
+import { type Command, CommanderError } from 'commander';
+import { EXIT_COULD_NOT_RUN, EXIT_OK, expectedFailure } from './failures.ts';
 import { remoteJob, runRemoteJob } from './jobs.ts';
+import { redactProcessOutput } from './output.ts';
 import { buildProgram } from './program.ts';
 
 const program = buildProgram();
+
+// Everything the CLI prints passes the one redaction (redact.ts), query results aside (output.ts).
+// Logs are redacted by the logger's own stream.
+redactProcessOutput();
+
+// Commander's own usage errors (unknown flag, missing value) exit 2 like ours; help exits 0.
+const overrideExits = (command: Command): void => {
+  command.exitOverride();
+  for (const sub of command.commands) overrideExits(sub);
+};
+overrideExits(program);
 
 // Exit explicitly (chDB and pg can keep the event loop alive), but only once stderr has taken the
 // message: writes to a pipe are asynchronous.
@@ -12,8 +25,14 @@ try {
   const remote = remoteJob(process.argv.slice(2));
   if (remote) process.exitCode = await runRemoteJob(remote);
   else await program.parseAsync(process.argv);
-  process.stderr.write('', () => process.exit(Number(process.exitCode ?? 0)));
+  process.stderr.write('', () => process.exit(Number(process.exitCode ?? EXIT_OK)));
 } catch (error) {
-  const message = error instanceof RunsCdcError ? error.message : ((error as Error).stack ?? String(error));
-  process.stderr.write(`runs-cdc: ${message}\n`, () => process.exit(1));
+  if (error instanceof CommanderError) {
+    // Commander printed its sentence already.
+    const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.help' || error.code === 'commander.version';
+    process.stderr.write('', () => process.exit(ok ? EXIT_OK : EXIT_COULD_NOT_RUN));
+  } else {
+    const message = expectedFailure(error) ?? (error as Error).stack ?? String(error);
+    process.stderr.write(`runs-cdc: ${message}\n`, () => process.exit(EXIT_COULD_NOT_RUN));
+  }
 }

@@ -41,7 +41,7 @@ export async function openQueries(config: Config, log: Logger): Promise<{ router
 export async function maybeStartApi(config: Config, log: Logger): Promise<() => Promise<void>> {
   if (config.apiPort === undefined) return async () => {};
   const queries = await openQueries(config, log);
-  const api = await startApi(queries.router, config.apiPort, config.listenHost, log);
+  const api = await startApi(queries.router, config.apiPort, config.listenHost, log, config.apiToken);
   return async () => {
     await api.close();
     await queries.close();

@@ -32,6 +32,8 @@ const REPLICATE_SETTINGS = [
   'apiPort',
   'metricsPort',
   'listenHost',
+  'apiToken',
+  'metricsToken',
   'queryTimeoutSeconds',
   'queryMaxMemoryBytes',
 ] as const;
@@ -81,6 +83,8 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
           settings: config,
           queries: pageQueries.router,
           routes: jobRoutes(config, log),
+          token: config.metricsToken,
+          dataToken: config.apiToken,
         });
   const offSignals = onStopSignals(
     (signal) => {

@@ -1,24 +1,20 @@
 import { Command } from 'commander';
 import type { Config, ConfigKey } from '../config.ts';
-import { RunsCdcError } from '../errors.ts';
+import { firstLine, RunsCdcError, UsageError } from '../errors.ts';
 import { startApi } from '../queries/http-api.ts';
-import { QUERY_PARAMS, QUERY_PATHS, type QueryKind, queryInput, runQuery } from '../queries/params.ts';
+import { LIST_NAMES, parseQuery, QUERY_HELP, QUERY_NAMES, QUERY_PATHS, type QueryKind, runQuery } from '../queries/params.ts';
 import type { RunListPage, RunStats, TagsPage } from '../queries/run-queries.ts';
 import { formatTable } from '../report.ts';
+import { printData } from './output.ts';
 import { openQueries } from './query-api.ts';
 import { addConfigOptions, attributeName, ChdbInUseError, CLICKHOUSE_SETTINGS, configFrom, loggerFor } from './runtime.ts';
 
-const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSeconds', 'queryMaxMemoryBytes', 'routes'];
-const LIST_FLAGS = new Set(['status', 'task', 'version', 'tag', 'tag-all', 'run-id', 'queue', 'region', 'machine']);
+const QUERY_SETTINGS: ConfigKey[] = [...CLICKHOUSE_SETTINGS, 'queryTimeoutSeconds', 'queryMaxMemoryBytes', 'routes', 'apiToken'];
+// Every query flag collects its values, so a repeated single-value flag reaches the shared parser
+// (which refuses it) instead of the last one silently winning.
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 type Subcommand = QueryKind;
-const FLAGS: Record<Subcommand, string[]> = {
-  list: Object.keys(QUERY_PARAMS).filter((f) => f !== 'prefix'),
-  count: Object.keys(QUERY_PARAMS).filter((f) => !['prefix', 'limit', 'cursor'].includes(f)),
-  stats: Object.keys(QUERY_PARAMS).filter((f) => !['prefix', 'limit', 'cursor'].includes(f)),
-  tags: ['org', 'project', 'env', 'prefix', 'limit', 'cursor'],
-};
 const DESCRIPTIONS: Record<Subcommand, string> = {
   list: 'runs newest first, keyset-paged (--cursor from the previous output)',
   count: 'how many runs match',
@@ -26,25 +22,38 @@ const DESCRIPTIONS: Record<Subcommand, string> = {
   tags: 'distinct tags in scope, by prefix',
 };
 
+/** The query flags given, in the shared parser's shape: one pair per value. */
+function givenPairs(name: Subcommand, options: Record<string, unknown>): Array<[string, string | boolean]> {
+  return QUERY_NAMES[name].flatMap((flag) => {
+    const value = options[attributeName(flag)];
+    if (value === undefined) return [];
+    return (Array.isArray(value) ? value : [value]).map((v): [string, string | boolean] => [flag, v as string | boolean]);
+  });
+}
+
 export function runsCommand(): Command {
   const runs = new Command('runs').description('query the replicated runs (never Postgres)');
   for (const name of Object.keys(QUERY_PATHS) as Subcommand[]) {
     const sub = new Command(name).description(DESCRIPTIONS[name]);
-    for (const flag of FLAGS[name]) {
-      if (flag === 'root-only') sub.option('--root-only', 'root runs only');
-      else if (LIST_FLAGS.has(flag)) sub.option(`--${flag} <value>`, `${flag} (repeat or comma-separate for several)`, collect);
-      else sub.option(`--${flag} <value>`, flag === 'test' ? 'only | exclude' : flag);
+    for (const flag of QUERY_NAMES[name]) {
+      const help = LIST_NAMES.has(flag) ? `${QUERY_HELP[flag]} (repeat or comma-separate)` : QUERY_HELP[flag];
+      if (flag === 'root-only') sub.option('--root-only', help);
+      else sub.option(`--${flag} <${flag === 'limit' ? 'n' : 'value'}>`, help, collect);
     }
     sub.option('--json', 'print JSON instead of a table');
-    sub.option('--api-url <url>', 'ask the HTTP API of a running runs-cdc (replicate --api-port / serve) instead of ClickHouse');
+    sub.option(
+      '--api-url <url>',
+      'ask the HTTP API of a running runs-cdc (replicate --api-port / serve) instead of ClickHouse, e.g. http://127.0.0.1:8080',
+    );
     addConfigOptions(sub, QUERY_SETTINGS).action(async () => {
       const options = sub.opts();
-      const input = queryInput(
-        FLAGS[name].filter((f) => options[attributeName(f)] !== undefined).map((f) => [f, options[attributeName(f)]]),
-      );
+      const pairs = givenPairs(name, options);
+      const input = parseQuery(name, pairs, 'flag');
       const config = configFrom(sub);
-      const result = options.apiUrl ? await viaApi(String(options.apiUrl), name, input) : await direct(config, name, input);
-      process.stdout.write(`${options.json ? JSON.stringify(result) : render(name, result)}\n`);
+      const result = options.apiUrl
+        ? await viaApi(String(options.apiUrl), name, pairs, config.apiToken)
+        : await direct(config, name, input);
+      printData(`${options.json ? JSON.stringify(result) : render(name, result)}\n`);
     });
     runs.addCommand(sub);
   }
@@ -57,7 +66,7 @@ export function serveCommand(): Command {
     const config = configFrom(command);
     const log = loggerFor(config);
     const queries = await openQueries(config, log);
-    const api = await startApi(queries.router, config.apiPort ?? 8080, config.listenHost, log);
+    const api = await startApi(queries.router, config.apiPort ?? 8080, config.listenHost, log, config.apiToken);
     process.stdout.write(`serving ${api.url}/runs, /runs/count, /runs/stats, /runs/tags\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', () => resolve());
@@ -88,21 +97,34 @@ async function direct(config: Config, name: Subcommand, input: Record<string, un
   }
 }
 
-async function viaApi(apiUrl: string, name: Subcommand, input: Record<string, unknown>): Promise<unknown> {
-  const url = new URL(QUERY_PATHS[name], apiUrl);
-  for (const flag of FLAGS[name]) {
-    const value = input[QUERY_PARAMS[flag as keyof typeof QUERY_PARAMS]];
-    if (value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) url.searchParams.append(flag, String(v));
+async function viaApi(
+  apiUrl: string,
+  name: Subcommand,
+  pairs: Array<[string, string | boolean]>,
+  token: string | undefined,
+): Promise<unknown> {
+  let url: URL;
+  try {
+    url = new URL(QUERY_PATHS[name], apiUrl);
+  } catch {
+    throw new UsageError(`--api-url ${JSON.stringify(apiUrl)} is not a URL: give the API's address, like http://127.0.0.1:8080`);
   }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`--api-url ${JSON.stringify(apiUrl)} is not an http(s) URL: give the API's address, like http://127.0.0.1:8080`);
+  }
+  for (const [flag, value] of pairs) url.searchParams.append(flag, value === true ? 'true' : String(value));
   let response: Response;
   try {
-    response = await fetch(url);
+    response = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   } catch (error) {
-    throw new RunsCdcError(`the runs-cdc API at ${apiUrl} is not reachable: ${(error as Error).message}`);
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    throw new RunsCdcError(
+      `the runs-cdc API at ${apiUrl} is not reachable (${cause?.code ?? cause?.message ?? firstLine(error)}): is replicate --api-port or serve running there?`,
+    );
   }
-  const body = (await response.json()) as { error?: string };
-  if (!response.ok) throw new RunsCdcError(body.error ?? `the API answered ${response.status}`);
+  const body = (await response.json().catch(() => ({}))) as { error?: string };
+  if (response.status === 400) throw new UsageError(body.error ?? 'the API refused the request');
+  if (!response.ok) throw new RunsCdcError(body.error ?? `the API at ${apiUrl} answered ${response.status}`);
   return body;
 }
 

@@ -1,5 +1,5 @@
 /** Wiring shared by the commands: config from flags + env, logger, ClickHouse. */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Command } from 'commander';
@@ -60,8 +60,36 @@ export function describeClickHouse(config: Pick<Config, 'clickhouseUrl' | 'chdbP
 /** The embedded engine's directory is held by another process (chDB allows one). */
 export class ChdbInUseError extends RunsCdcError {}
 
+/**
+ * The pid of a live process holding a chDB directory, from the status file the engine writes
+ * (`PID: 123`); undefined when none does (no file, or a stale one left by a killed process).
+ */
+function chdbHolder(chdbPath: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(/^PID: (\d+)/m.exec(readFileSync(join(chdbPath, 'status'), 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+const chdbInUse = (chdbPath: string, pid?: number) =>
+  new ChdbInUseError(
+    `the chDB directory ${chdbPath} is open in another process${pid ? ` (pid ${pid})` : ''} (chDB allows one; is runs-cdc replicate running?): add --api-url http://127.0.0.1:<its --metrics-port> to run backfill, verify, dead-letters or status in it, stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
+  );
+
 /** Connect and check ClickHouse answers, with a message that says where it looked. */
 export async function openClickHouse(config: Config): Promise<ClickHouseClient> {
+  // Checked before opening: the engine would print its own "Cannot lock file" line to stderr first.
+  const holder = config.clickhouseUrl ? undefined : chdbHolder(config.chdbPath);
+  if (holder !== undefined) throw chdbInUse(config.chdbPath, holder);
   let client: ClickHouseClient | undefined;
   const tls = clickHouseTls(config, config.clickhouseUrl);
   try {
@@ -78,9 +106,7 @@ export async function openClickHouse(config: Config): Promise<ClickHouseClient> 
     // chDB prints "Cannot lock file .../status" to stderr itself and throws only "Failed to create
     // connection"; a live status file is the lock another process holds.
     if (!config.clickhouseUrl && existsSync(join(config.chdbPath, 'status'))) {
-      throw new ChdbInUseError(
-        `the chDB directory ${config.chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?): add --api-url http://127.0.0.1:<its --metrics-port> to run backfill, verify, dead-letters or status in it, stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
-      );
+      throw chdbInUse(config.chdbPath);
     }
     const given = { caCert: config.clickhouseCaCert !== undefined, clientCert: config.clickhouseClientCert !== undefined };
     const tlsError = config.clickhouseUrl ? clickHouseTlsError(error, config.clickhouseUrl, given) : undefined;

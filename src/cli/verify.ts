@@ -1,28 +1,32 @@
-/** `runs-cdc verify [--repair]`: compare Postgres and ClickHouse; exit 1 when they differ. */
+/** `runs-cdc verify [--repair]`: compare Postgres and ClickHouse; exit 1 when they differ (after --repair: when they still do). */
 import { Command } from 'commander';
 import type pg from 'pg';
 import { parseTableList, parseUtcTime } from '../backfill/request.ts';
 import { requireDatabaseUrl } from '../config.ts';
-import { ConfigError } from '../errors.ts';
+
+import { UsageError } from '../errors.ts';
 import { formatTable } from '../report.ts';
+
 import type { RunsTable } from '../sink/runs-table.ts';
 import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
 import { SOURCE_COLUMNS, SOURCE_TABLES } from '../transform/columns.ts';
 import { type ColumnSet, KEY_COLUMNS } from '../verify/fingerprint.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { type OrganizationScope, Verifier, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
+import { EXIT_FINDING, EXIT_OK } from './failures.ts';
 import { setExitCode, stdout } from './job-context.ts';
+
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets, withPostgres } from './runtime.ts';
 
 const positive = (flag: string, text: string) => {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${flag} must be a positive integer (got ${JSON.stringify(text)})`);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer (got ${JSON.stringify(text)})`);
   return n;
 };
 const epochMs = (text: string, flag: string) => Date.parse(`${parseUtcTime(text, flag).replace(' ', 'T')}Z`);
 
 function columnSet(text: string): ColumnSet {
-  if (text !== 'all' && text !== 'key') throw new ConfigError(`--columns must be all or key (got ${JSON.stringify(text)})`);
+  if (text !== 'all' && text !== 'key') throw new UsageError(`--columns must be all or key (got ${JSON.stringify(text)})`);
   return text;
 }
 
@@ -81,8 +85,10 @@ export function verifyCommand(): Command {
         const routes = await openTargets(config, client, loggerFor(config), REPAIR_RETRIES);
         try {
           const result = await verifyEachTarget(sql, routes, options, o.repair ? databaseUrl : undefined);
+          // After a repair, compare again: the exit code says whether the databases are equal now.
+          if (result.repaired.length > 0) result.recheck = (await verifyEachTarget(sql, routes, options, undefined)).report;
           stdout(`${o.json ? jsonReport(result, Boolean(o.repair)) : textReport(result, routes.routing !== undefined)}\n`);
-          setExitCode(result.report.equal ? 0 : 1);
+          setExitCode((result.recheck ?? result.report).equal ? EXIT_OK : EXIT_FINDING);
         } finally {
           await routes.close();
         }
@@ -97,6 +103,8 @@ export function verifyCommand(): Command {
 interface VerifyResult {
   report: VerifyReport;
   repaired: Array<RepairResult & { target: string }>;
+  /** The comparison after the repair, when something was repaired. */
+  recheck?: VerifyReport;
 }
 
 /** Verify every target for its organizations; with `repairFrom` (the Postgres URL), repair each differing one. */
@@ -120,11 +128,15 @@ async function verifyEachTarget(
   return { report, repaired };
 }
 
-function jsonReport({ report, repaired }: VerifyResult, repair: boolean): string {
-  return JSON.stringify({ ...report, repaired: repair ? repaired.map((r) => ({ ...r, version: r.version.toString() })) : undefined });
+function jsonReport({ report, repaired, recheck }: VerifyResult, repair: boolean): string {
+  return JSON.stringify({
+    ...report,
+    repaired: repair ? repaired.map((r) => ({ ...r, version: r.version.toString() })) : undefined,
+    recheck: recheck && { equal: recheck.equal, differences: recheck.differences },
+  });
 }
 
-function textReport({ report, repaired }: VerifyResult, routed: boolean): string {
+function textReport({ report, repaired, recheck }: VerifyResult, routed: boolean): string {
   const all = report.columns.length === SOURCE_COLUMNS.length;
   const lines = [
     `compared ${all ? `every mapped column (${report.columns.length})` : `the key columns ${report.columns.join(', ')} (--columns key)`}`,
@@ -141,7 +153,9 @@ function textReport({ report, repaired }: VerifyResult, routed: boolean): string
   lines.push('', report.equal ? 'EQUAL' : `DIFFERENT: ${report.differences.length} runs`);
   for (const { target, copied, tombstoned, version } of repaired) {
     const where = routed ? ` in target ${target}` : '';
-    lines.push(`repaired${where}: ${copied} copied, ${tombstoned} tombstoned at version ${version}; run verify again to confirm`);
+    lines.push(`repaired${where}: ${copied} copied, ${tombstoned} tombstoned at version ${version}`);
   }
+  if (recheck)
+    lines.push(recheck.equal ? 'after the repair: EQUAL' : `after the repair: still DIFFERENT: ${recheck.differences.length} runs`);
   return lines.join('\n');
 }

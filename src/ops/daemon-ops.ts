@@ -4,6 +4,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { type Config, redact } from '../config.ts';
 import { firstLine } from '../errors.ts';
+import { tokenMatches } from '../http/server.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn, type Lsn } from '../lsn.ts';
 import type { QueryRouter } from '../queries/params.ts';
@@ -16,6 +17,13 @@ import type { DaemonMetrics } from './metrics.ts';
 import { type OpsServer, startOpsServer } from './server.ts';
 
 const CLICKHOUSE_PING_MS = 2_000;
+/** The live page's static files: open even with a token (they hold no data). */
+const STATIC_PATHS = ['/', '/assets/'];
+
+const bearerMatches = (request: http.IncomingMessage, token: string): boolean => {
+  const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+  return presented !== undefined && tokenMatches(presented.trim(), token);
+};
 
 export interface DaemonOpsOptions {
   metrics: DaemonMetrics;
@@ -32,6 +40,10 @@ export interface DaemonOpsOptions {
   sampleEveryMs?: number;
   /** More routes on the same port (replicate: the jobs it runs for clients, cli/jobs.ts). */
   routes?: (request: http.IncomingMessage, response: http.ServerResponse) => Promise<boolean>;
+  /** Bearer token every path but /healthz and the page's static files requires, when set. */
+  token?: string;
+  /** With no `token`, the bearer token the page's data, the explorer and /jobs require (--api-token). */
+  dataToken?: string;
 }
 
 /** The newest backfill jobs for the live page (their messages with any URL password masked). */
@@ -98,14 +110,22 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
     log,
   });
   const routes = options.routes;
-  const server = await startOpsServer(
-    metrics.registry,
-    readiness,
-    options.port,
-    options.host,
-    log,
-    async (request, response) => (await page.handle(request, response)) || (routes !== undefined && (await routes(request, response))),
-  );
+  // Without a metrics token, the page's data, the explorer and the jobs still obey --api-token:
+  // they show runs and run commands, unlike /metrics and the page's static files.
+  const dataToken = options.token === undefined ? options.dataToken : undefined;
+  const server = await startOpsServer(metrics.registry, readiness, options.port, options.host, log, options.token, {
+    openPaths: STATIC_PATHS,
+    methods: ['POST'],
+    handle: async (request, response, target) => {
+      const isStatic = STATIC_PATHS.some((p) => (p.endsWith('/') ? target.path.startsWith(p) : target.path === p));
+      if (dataToken !== undefined && !isStatic && !bearerMatches(request, dataToken)) {
+        response.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer', 'x-request-id': target.id });
+        response.end(JSON.stringify({ error: 'missing or wrong bearer token: send Authorization: Bearer <the --api-token>' }));
+        return true;
+      }
+      return (await page.handle(request, response)) || (routes !== undefined && (await routes(request, response)));
+    },
+  });
   return {
     url: server.url,
     close: async () => {

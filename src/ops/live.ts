@@ -13,9 +13,9 @@ import type http from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
+import { UsageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { QueryInputError } from '../queries/filters.ts';
-import { QUERY_PATHS, type QueryKind, type QueryRouter, queryInput, runQuery } from '../queries/params.ts';
+import { parseQuery, QUERY_PATHS, type QueryKind, type QueryRouter, runQuery } from '../queries/params.ts';
 
 /** Sampling period of the ring buffer and how many samples it keeps (15 minutes at 5 s). */
 export const SAMPLE_EVERY_MS = 5_000;
@@ -256,12 +256,12 @@ export function startLivePage(options: LivePageOptions): LivePage {
       json(404, { error: 'this process serves no run-list queries' });
       return true;
     }
-    const grouped = new Map<string, string[]>();
-    for (const [name, value] of url.searchParams) grouped.set(name, [...(grouped.get(name) ?? []), value]);
     try {
-      json(200, await runQuery(options.queries, kind as QueryKind, queryInput(grouped)));
+      // The run-list API's own parser: the same names, checks and sentences (queries/params.ts).
+      const input = parseQuery(kind as QueryKind, url.searchParams, 'param');
+      json(200, await runQuery(options.queries, kind as QueryKind, input));
     } catch (error) {
-      if (error instanceof QueryInputError) json(400, { error: error.message });
+      if (error instanceof UsageError) json(400, { error: error.message });
       else {
         options.log.warn({ path: url.pathname, err: (error as Error).message }, 'live page query failed');
         json(503, { error: 'the query failed; the daemon log has the detail' });

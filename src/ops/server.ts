@@ -1,11 +1,13 @@
 /**
  * The operations endpoint of a long-running command (replicate, backfill): `/metrics`
  * (Prometheus text), `/healthz` (the process answers) and `/readyz` (200 when the command's
- * readiness check finds no problem, 503 with the reasons otherwise; see daemon-ops.ts).
+ * readiness check finds no problem, 503 with the reasons otherwise; see daemon-ops.ts). GET and
+ * HEAD only (a daemon's extra routes may take more, e.g. POST /jobs), behind the shared request
+ * guard (src/http/server.ts); with a token, /healthz stays open for probes.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import type { Registry } from 'prom-client';
+import { type GuardedRequest, type Listening, serve } from '../http/server.ts';
 import type { Logger } from '../logger.ts';
 
 export interface Readiness {
@@ -13,9 +15,16 @@ export interface Readiness {
   problems(): Promise<string[]>;
 }
 
-export interface OpsServer {
-  url: string;
-  close(): Promise<void>;
+export type OpsServer = Listening;
+
+/** Routes a daemon adds to its ops port (the live page, the jobs it runs for clients). */
+export interface RawRoutes {
+  /** Paths anyone may fetch even when a token is set (static files; a trailing `/` opens a folder). */
+  openPaths: readonly string[];
+  /** Methods beyond GET and HEAD that some route takes (POST /jobs). */
+  methods: readonly string[];
+  /** Answers and returns true when the path is theirs; called once the guard's checks passed. */
+  handle(request: http.IncomingMessage, response: http.ServerResponse, target: GuardedRequest): Promise<boolean>;
 }
 
 export async function startOpsServer(
@@ -24,39 +33,34 @@ export async function startOpsServer(
   port: number,
   host: string,
   log: Logger,
-  /** More routes (the live page): answers and returns true when the path is its own. */
-  routes?: (request: http.IncomingMessage, response: http.ServerResponse) => Promise<boolean>,
+  token?: string,
+  /** More routes (the live page, the jobs a daemon runs for clients): answer and return true when
+   * the path is theirs. They sit behind the same guard. */
+  routes?: RawRoutes,
 ): Promise<OpsServer> {
-  const server = http.createServer(async (request, response) => {
-    const path = new URL(request.url ?? '/', 'http://ops').pathname;
-    const send = (status: number, type: string, body: string) => {
-      response.writeHead(status, { 'content-type': type });
-      response.end(body);
-    };
-    try {
-      if (path === '/metrics') return send(200, registry.contentType, await registry.metrics());
-      if (path === '/healthz') return send(200, 'application/json', '{"ok":true}');
+  const listening = await serve(
+    {
+      name: 'metrics',
+      methods: ['GET', 'HEAD', ...(routes?.methods ?? [])],
+      token,
+      openPaths: ['/healthz', ...(routes?.openPaths ?? [])],
+      raw: routes?.handle,
+      log,
+      port,
+      host,
+      what: '--metrics-port',
+    },
+    async ({ path, method }) => {
+      if (method !== 'GET' && method !== 'HEAD') return { status: 405, body: { error: `${path} is read-only: use GET` } };
+      if (path === '/metrics') return { status: 200, type: registry.contentType, body: await registry.metrics() };
+      if (path === '/healthz') return { status: 200, body: { ok: true } };
       if (path === '/readyz') {
         const problems = await readiness.problems();
-        return send(problems.length === 0 ? 200 : 503, 'application/json', JSON.stringify({ ready: problems.length === 0, problems }));
+        return { status: problems.length === 0 ? 200 : 503, body: { ready: problems.length === 0, problems } };
       }
-      if (routes && (await routes(request, response))) return;
-      return send(404, 'application/json', JSON.stringify({ error: 'use /metrics, /healthz or /readyz' }));
-    } catch (error) {
-      return send(500, 'application/json', JSON.stringify({ error: (error as Error).message }));
-    }
-  });
-  const listening = await listen(server, port, host);
+      return { status: 404, body: { error: 'no such path: use /metrics, /healthz or /readyz' } };
+    },
+  );
   log.info({ url: listening.url }, 'metrics and health endpoints listening');
   return listening;
-}
-
-/** Start `server` on `host:port` (0: any free port); its URL, and a close that waits for it. */
-export async function listen(server: http.Server, port: number, host: string): Promise<OpsServer> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
-  return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }

@@ -4,7 +4,7 @@
  * spliced into the SQL text.
  */
 import { z } from 'zod';
-import { RunsCdcError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import { SOURCE_TABLES } from '../transform/columns.ts';
 import { utcTimestamp } from '../utc.ts';
 
@@ -39,17 +39,25 @@ export const FAILED_STATUSES: readonly RunStatus[] = [
   'TIMED_OUT',
 ];
 
-export class QueryInputError extends RunsCdcError {}
+export class QueryInputError extends UsageError {}
 
 const DEFAULT_PERIOD = '7d';
 const PERIOD = /^(\d+)(m|h|d)$/;
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
-/** `30m`, `24h`, `7d` in milliseconds. */
+/** The longest period or "ago" a query takes: ten years (ClickHouse's DateTime64 ends at 1900). */
+export const MAX_PERIOD_MS = 3650 * UNIT_MS.d;
+/** The times a query may name: what ClickHouse's DateTime64 holds. */
+const EARLIEST_MS = Date.UTC(1900, 0, 1);
+const LATEST_MS = Date.UTC(2299, 11, 31, 23, 59, 59, 999);
+
+/** `30m`, `24h`, `7d` in milliseconds, at most ten years. */
 export function periodMs(text: string): number {
   const m = PERIOD.exec(text);
   if (!m) throw new QueryInputError(`period ${JSON.stringify(text)} is not like 30m, 24h or 7d`);
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  const ms = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  if (ms > MAX_PERIOD_MS) throw new QueryInputError(`period ${JSON.stringify(text)} is longer than ten years (3650d)`);
+  return ms;
 }
 
 /** A UTC time: ISO 8601 (`2026-01-31`, `2026-01-31T12:00:00Z`) or a period before now (`24h`). */
@@ -60,6 +68,10 @@ export function parseTime(text: string, now: number): number {
     : Number.NaN;
   if (Number.isNaN(iso))
     throw new QueryInputError(`time ${JSON.stringify(text)} is not an ISO UTC time (2026-01-31T12:00:00Z) or a period like 24h`);
+  // Date.parse rolls 2026-02-30 over to March 2nd: a date that does not exist is refused.
+  if (new Date(iso).toISOString().slice(0, 10) !== text.slice(0, 10))
+    throw new QueryInputError(`time ${JSON.stringify(text)} names a day that does not exist`);
+  if (iso < EARLIEST_MS || iso > LATEST_MS) throw new QueryInputError(`time ${JSON.stringify(text)} is outside 1900-01-01 to 2299-12-31`);
   return iso;
 }
 

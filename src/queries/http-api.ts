@@ -1,14 +1,17 @@
 /**
- * The run-list queries as a small read-only HTTP JSON API, for dashboards:
+ * The run-list queries as a small read-only HTTP JSON API, for dashboards and backends:
  * `GET /runs`, `/runs/count`, `/runs/stats`, `/runs/tags` with the CLI's names as query
  * parameters (`?org=o1&project=p1&env=e1&status=CRASHED&tag=user:42`), and `/healthz`.
- * Bad input is a 400 with one sentence; everything else GET-only.
+ *
+ * What it trusts: the caller. It is a backend-for-backend API: the caller names the organization,
+ * project and environment, and gets their runs; it has no users. Run it on loopback (the default)
+ * or behind a backend that authorizes its users, and set a bearer token (`--api-token`) when
+ * anything else can reach the port. Requests pass the shared guard (src/http/server.ts): input
+ * mistakes are 400 with one sentence, engine failures 503 with a request id.
  */
-import http from 'node:http';
+import { serve } from '../http/server.ts';
 import type { Logger } from '../logger.ts';
-import { listen } from '../ops/server.ts';
-import { QueryInputError } from './filters.ts';
-import { QUERY_PATHS, type QueryKind, type QueryRouter, queryInput, runQuery } from './params.ts';
+import { parseQuery, QUERY_PATHS, type QueryKind, type QueryRouter, runQuery } from './params.ts';
 
 export interface RunningApi {
   url: string;
@@ -17,32 +20,16 @@ export interface RunningApi {
 
 const KIND_BY_PATH = new Map<string, QueryKind>(Object.entries(QUERY_PATHS).map(([kind, path]) => [path, kind as QueryKind]));
 
-function paramsOf(url: URL): Record<string, unknown> {
-  const grouped = new Map<string, string[]>();
-  for (const [name, value] of url.searchParams) grouped.set(name, [...(grouped.get(name) ?? []), value]);
-  return queryInput(grouped);
-}
-
-export async function startApi(queries: QueryRouter, port: number, host: string, log: Logger): Promise<RunningApi> {
-  const server = http.createServer(async (request, response) => {
-    const send = (status: number, body: unknown) => {
-      response.writeHead(status, { 'content-type': 'application/json' });
-      response.end(JSON.stringify(body));
-    };
-    const url = new URL(request.url ?? '/', 'http://api');
-    if (request.method !== 'GET') return send(405, { error: 'the API is read-only: use GET' });
-    if (url.pathname === '/healthz') return send(200, { ok: true });
-    const kind = KIND_BY_PATH.get(url.pathname);
-    if (!kind) return send(404, { error: `no route ${url.pathname}: use ${Object.values(QUERY_PATHS).join(', ')}` });
-    try {
-      return send(200, await runQuery(queries, kind, paramsOf(url)));
-    } catch (error) {
-      if (error instanceof QueryInputError) return send(400, { error: error.message });
-      log.warn({ path: url.pathname, err: (error as Error).message }, 'API query failed');
-      return send(503, { error: (error as Error).message });
-    }
-  });
-  const api = await listen(server, port, host);
+export async function startApi(queries: QueryRouter, port: number, host: string, log: Logger, token?: string): Promise<RunningApi> {
+  const api = await serve(
+    { name: 'run-list API', methods: ['GET', 'HEAD'], token, openPaths: ['/healthz'], log, port, host, what: '--api-port' },
+    async ({ path, params }) => {
+      if (path === '/healthz') return { status: 200, body: { ok: true } };
+      const kind = KIND_BY_PATH.get(path);
+      if (!kind) return { status: 404, body: { error: `no such path: use ${Object.values(QUERY_PATHS).join(', ')}` } };
+      return { status: 200, body: await runQuery(queries, kind, parseQuery(kind, params, 'param')), data: true };
+    },
+  );
   log.info({ url: api.url }, 'run-list API listening');
   return api;
 }

@@ -1,4 +1,7 @@
-import type { RunQueries } from './run-queries.ts';
+import { UsageError } from '../errors.ts';
+import { SOURCE_TABLES } from '../transform/columns.ts';
+import { filtersSchema, parseTime, periodMs, RUN_STATUSES, timeWindow } from './filters.ts';
+import { MAX_LIST_LIMIT, MAX_TAGS_LIMIT, type RunQueries } from './run-queries.ts';
 
 /**
  * The one naming of query inputs shared by the CLI flags (`--org`, `--status`, ...) and the HTTP
@@ -33,22 +36,164 @@ export const QUERY_PARAMS = {
 
 export type QueryParamName = keyof typeof QUERY_PARAMS;
 
-/** Library input from named values; repeated names become lists, `root-only` a boolean. */
-export function queryInput(values: Iterable<[string, string | string[] | boolean]>): Record<string, unknown> {
+/** The four queries, by the name the CLI uses and the path the HTTP API serves them on. */
+export const QUERY_PATHS = { list: '/runs', count: '/runs/count', stats: '/runs/stats', tags: '/runs/tags' } as const;
+export type QueryKind = keyof typeof QUERY_PATHS;
+
+const ALL = Object.keys(QUERY_PARAMS) as QueryParamName[];
+/** The names each query takes; anything else is refused. */
+export const QUERY_NAMES: Record<QueryKind, readonly QueryParamName[]> = {
+  list: ALL.filter((f) => f !== 'prefix'),
+  count: ALL.filter((f) => !['prefix', 'limit', 'cursor'].includes(f)),
+  stats: ALL.filter((f) => !['prefix', 'limit', 'cursor'].includes(f)),
+  tags: ['org', 'project', 'env', 'prefix', 'limit', 'cursor'],
+};
+
+/** Names that take several values (repeated, or comma-separated). */
+export const LIST_NAMES: ReadonlySet<QueryParamName> = new Set([
+  'status',
+  'task',
+  'version',
+  'tag',
+  'tag-all',
+  'run-id',
+  'queue',
+  'region',
+  'machine',
+]);
+
+/** Page sizes: the default and the largest, per query that pages. */
+export const LIMITS = { list: { default: 25, max: MAX_LIST_LIMIT }, tags: { default: 50, max: MAX_TAGS_LIMIT } } as const;
+
+/**
+ * What each name takes, for help texts and error messages: the format, and whether it is
+ * required (per query).
+ */
+export const QUERY_HELP: Record<QueryParamName, string> = {
+  org: 'organization id (required)',
+  project: 'project id (required)',
+  env: 'environment id (required; optional for tags)',
+  status: `run statuses, any of (${RUN_STATUSES.join(', ')})`,
+  task: 'task identifiers, any of',
+  version: 'task versions, any of',
+  tag: 'runs with any of these tags',
+  'tag-all': 'runs with all of these tags',
+  schedule: 'schedule id',
+  period: 'window ending now: 30m, 24h, 7d (default 7d, at most 3650d); ignored with --from',
+  from: 'created at or after: ISO UTC (2026-01-31, 2026-01-31T12:00:00Z) or a period ago (24h)',
+  to: 'created before: ISO UTC or a period ago (default now)',
+  test: 'only | exclude test runs',
+  'root-only': 'root runs only (no parent)',
+  batch: 'batch id',
+  'bulk-action': 'bulk action id',
+  'run-id': 'friendly run ids (run_...), any of',
+  queue: 'queues, any of',
+  region: 'regions, any of',
+  machine: 'machine presets, any of',
+  'source-table': `${SOURCE_TABLES.join(' | ')}`,
+  limit: `page size (list: default ${LIMITS.list.default}, at most ${LIMITS.list.max}; tags: default ${LIMITS.tags.default}, at most ${LIMITS.tags.max})`,
+  cursor: 'opaque cursor from a previous page (nextCursor / previousCursor)',
+  prefix: 'tag prefix, e.g. user: (default: all tags)',
+};
+
+const NAME_OF_KEY = new Map<string, QueryParamName>(Object.entries(QUERY_PARAMS).map(([name, key]) => [key, name as QueryParamName]));
+
+/** How the caller spells names: CLI flags (`--env`) or query parameters (`env`). */
+export type NameStyle = 'flag' | 'param';
+const shown = (name: string, style: NameStyle) => (style === 'flag' ? `--${name}` : name);
+
+/**
+ * The one parser of run-query input, shared by the CLI and the HTTP API: named values in the
+ * order given (a repeated name appears several times) to library input. A repeated single-value
+ * name, an unknown name, a missing scope, a bad status, an impossible date, a period over ten
+ * years or a limit out of range is a UsageError naming the input as the caller typed it.
+ */
+export function parseQuery(kind: QueryKind, pairs: Iterable<[string, string | boolean]>, style: NameStyle): Record<string, unknown> {
+  const names = QUERY_NAMES[kind];
+  const seen = new Map<QueryParamName, Array<string | boolean>>();
+  for (const [name, value] of pairs) {
+    if (!names.includes(name as QueryParamName)) {
+      throw new UsageError(
+        `unknown ${style === 'flag' ? 'flag' : 'parameter'} ${JSON.stringify(shown(name, style).slice(0, 60))}: ${QUERY_PATHS[kind]} takes ${names.map((n) => shown(n, style)).join(', ')}`,
+      );
+    }
+    const known = name as QueryParamName;
+    if (seen.has(known) && !LIST_NAMES.has(known)) {
+      throw new UsageError(`${shown(known, style)} is given more than once: give it once`);
+    }
+    seen.set(known, [...(seen.get(known) ?? []), value]);
+  }
   const input: Record<string, unknown> = {};
-  for (const [name, value] of values) {
-    const key = QUERY_PARAMS[name as QueryParamName];
-    if (key === undefined) continue;
-    if (key === 'rootOnly') input[key] = value === true || value === 'true' || value === '1' || value === '';
-    else if (Array.isArray(value)) input[key] = value.length === 1 ? value[0] : value;
-    else input[key] = value;
+  for (const [name, values] of seen) {
+    const value = values[0] as string | boolean;
+    const key = QUERY_PARAMS[name];
+    if (name === 'root-only') {
+      if (value === true || value === '' || value === 'true' || value === '1') input[key] = true;
+      else if (value === 'false' || value === '0') input[key] = false;
+      else throw new UsageError(`${shown(name, style)} takes true or false (got ${JSON.stringify(String(value).slice(0, 60))})`);
+    } else if (LIST_NAMES.has(name)) {
+      input[key] = values
+        .flatMap((v) => String(v).split(','))
+        .map((v) => v.trim())
+        .filter((v) => v !== '');
+    } else if (name === 'limit') {
+      const page = LIMITS[kind as keyof typeof LIMITS];
+      const n = /^\d{1,9}$/.test(String(value)) ? Number(value) : Number.NaN;
+      if (!(n >= 1 && n <= page.max)) {
+        throw new UsageError(
+          `${shown(name, style)} must be a whole number from 1 to ${page.max} (got ${JSON.stringify(String(value).slice(0, 60))})`,
+        );
+      }
+      input[key] = n;
+    } else input[key] = String(value);
+  }
+  // Times and the window, named as typed.
+  for (const name of ['from', 'to', 'period'] as const) {
+    const text = input[QUERY_PARAMS[name]];
+    if (typeof text !== 'string') continue;
+    try {
+      if (name === 'period') periodMs(text);
+      else parseTime(text, Date.now());
+    } catch (error) {
+      throw new UsageError(`${shown(name, style)}: ${(error as Error).message}`);
+    }
+  }
+  if (kind !== 'tags') {
+    const parsed = filtersSchema.safeParse(input);
+    if (!parsed.success) throw new UsageError(issuesSentence(parsed.error.issues, style));
+    try {
+      timeWindow(parsed.data);
+    } catch (error) {
+      throw new UsageError(
+        style === 'flag'
+          ? (error as Error).message.replace(/^from \(/, '--from (').replace(/before to \(/, 'before --to (')
+          : (error as Error).message,
+      );
+    }
+  } else {
+    for (const name of ['org', 'project'] as const) {
+      if (typeof input[QUERY_PARAMS[name]] !== 'string' || input[QUERY_PARAMS[name]] === '') {
+        throw new UsageError(`${shown(name, style)} is required`);
+      }
+    }
   }
   return input;
 }
 
-/** The four queries, by the name the CLI uses and the path the HTTP API serves them on. */
-export const QUERY_PATHS = { list: '/runs', count: '/runs/count', stats: '/runs/stats', tags: '/runs/tags' } as const;
-export type QueryKind = keyof typeof QUERY_PATHS;
+/** zod's issues as one sentence, each naming the input as the caller typed it. */
+function issuesSentence(
+  issues: ReadonlyArray<{ path: PropertyKey[]; message: string; code: string; input?: unknown }>,
+  style: NameStyle,
+): string {
+  return issues
+    .map((issue) => {
+      const name = NAME_OF_KEY.get(String(issue.path[0]));
+      const where = name ? shown(name, style) : 'input';
+      if (issue.code === 'invalid_type' && issue.input === undefined) return `${where} is required`;
+      return `${where}: ${issue.message}`;
+    })
+    .join('; ');
+}
 
 /**
  * Which RunQueries answers a query: with --routes, the one of the ClickHouse target that holds the

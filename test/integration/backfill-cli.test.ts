@@ -36,22 +36,22 @@ const cli = (args: string[], env: Record<string, string> = {}): CliProcess => wo
 
 it('rejects a malformed cursor, an unknown table and --from after --to before anything runs', async () => {
   const cursor = await cli(['backfill', '--after', '2026-13-01 00:00:00_run_1']).finished();
-  expect(cursor.code).toBe(1);
+  expect(cursor.code).toBe(2); // usage mistakes: exit 2
   expect(cursor.output).toContain('--after: malformed cursor "2026-13-01 00:00:00_run_1"');
   const table = await cli(['backfill', '--table', 'TaskRuns']).finished();
-  expect(table.code).toBe(1);
+  expect(table.code).toBe(2);
   expect(table.output).toContain('unknown table "TaskRuns"');
   const range = await cli(['backfill', '--from', '2026-02-01', '--to', '2026-01-01']).finished();
-  expect(range.code).toBe(1);
+  expect(range.code).toBe(2);
   expect(range.output).toContain('is not before --to');
   const list = await cli(['backfill', '--list']).finished();
   expect(list.output).toContain('no backfill jobs yet');
 });
 
-it('an unreachable ClickHouse ends in FAILURE with the reason', async () => {
+it('an unreachable ClickHouse: could not run (exit 2), with the reason', async () => {
   const { code, output } = await cli(['backfill'], { CLICKHOUSE_URL: `http://127.0.0.1:${await freePort()}` }).finished();
-  expect(code).toBe(1);
-  expect(output).toMatch(/backfill FAILURE: ClickHouse \(http:\/\/127\.0\.0\.1:\d+\/?\) is not reachable/);
+  expect(code).toBe(2);
+  expect(output).toMatch(/runs-cdc: ClickHouse \(http:\/\/127\.0\.0\.1:\d+\/?\) is not reachable/);
 });
 
 it('--dry-run prints the plan and writes nothing', async () => {
@@ -70,8 +70,9 @@ it.skipIf(usingClickHouseServer())(
     await waitForSlot(workspace.pgdb.sql, slot, true);
     try {
       const { code, output } = await cli(['backfill']).finished();
-      expect(code).toBe(1);
-      expect(output).toContain(`backfill FAILURE: the chDB directory ${chdbPath} is open in another process`);
+      expect(code).toBe(2); // could not run
+      expect(output).toMatch(new RegExp(`^runs-cdc: the chDB directory ${chdbPath} is open in another process`));
+      expect(output).not.toContain('DB::Exception'); // the engine's own line is not printed first
     } finally {
       daemon.child.kill('SIGTERM');
       expect(await daemon.exit, daemon.output()).toBe(0);
@@ -118,6 +119,9 @@ it('verify: EQUAL after the backfill; a run only Postgres has is named; --repair
   expect(JSON.parse(differs.stdout).differences).toEqual([expect.objectContaining({ table: 'TaskRun', runId: extra.id, kind: 'missing' })]);
   const repair = await cli(['verify', '--repair']).finished();
   expect(repair.output).toContain('repaired: 1 copied, 0 tombstoned');
+  // A repair that made the databases equal is a success: exit 0, after a re-check.
+  expect(repair.output).toContain('after the repair: EQUAL');
+  expect(repair.code, repair.output).toBe(0);
   expect((await cli(['verify']).finished()).code).toBe(0);
 });
 

@@ -54,10 +54,10 @@ it('lists as an aligned table with the next page, counts, and prints JSON with -
 
 it('rejects bad input with one sentence', async () => {
   const status = await run(['runs', 'list', ...SCOPE, '--status', 'DONE']);
-  expect(status.code).toBe(1);
+  expect(status.code).toBe(2); // a usage mistake
   expect(status.output).toContain('unknown status "DONE"');
   const limit = await run(['runs', 'list', ...SCOPE, '--limit', '1000']);
-  expect(limit.output).toContain('limit must be at most 100');
+  expect(limit.output).toContain('--limit must be a whole number from 1 to 100');
   const cursor = await run(['runs', 'list', ...SCOPE, '--cursor', 'xyz']);
   expect(cursor.output).toContain('malformed cursor');
 });
@@ -76,7 +76,7 @@ it('while replicate holds the directory: says what to do, and answers through it
     if (!usingClickHouseServer()) {
       // Only the embedded engine allows one process per data directory.
       const blocked = await run(['runs', 'count', ...SCOPE]);
-      expect(blocked.code).toBe(1);
+      expect(blocked.code).toBe(2); // could not run
       expect(blocked.output).toContain('--api-url http://127.0.0.1:8080');
     }
 
@@ -101,7 +101,7 @@ it('while replicate holds the directory: says what to do, and answers through it
     expect(body.runs.map((r) => r.status)).toEqual(['PENDING', 'PENDING', 'PENDING']);
     const bad = await fetch(`http://127.0.0.1:${port}/runs?org=org_1&project=proj_1`);
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { error: string }).error).toContain('environmentId');
+    expect(((await bad.json()) as { error: string }).error).toBe('env is required');
     expect((await fetch(`http://127.0.0.1:${port}/runs`, { method: 'POST' })).status).toBe(405);
     // The same process serves its metrics and readiness.
     expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);

@@ -1,5 +1,8 @@
 /**
- * Passwords in DATABASE_URL and CLICKHOUSE_URL never reach output: not in logs, errors, status.
+ * Secrets never reach output: passwords in DATABASE_URL and CLICKHOUSE_URL, as userinfo
+ * (`u:X@h`) or as a query parameter (`?password=X`, percent-encoded names too), and in an
+ * echoed `--api-url`, are absent from every command's stdout, stderr and logs (debug level),
+ * whether the connection works or fails.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from '../../src/embedded/postgres.ts';
@@ -17,26 +20,53 @@ afterAll(async () => {
   await pgdb.close();
 });
 
-it.each([
+const COMMANDS = [
   ['status'],
   ['status', '--json'],
   ['replicate'],
   ['backfill'],
   ['migrate'],
+  ['verify'],
   ['runs', 'count', '--org', 'o', '--project', 'p', '--env', 'e'],
-])('runs-cdc %s prints no password', async (...args) => {
-  // The test server trusts any password; ClickHouse is a closed port, so every path errors out.
-  const url = new URL(pgdb.url);
-  url.password = PG_SECRET;
-  const child = runCli(args, {
-    DATABASE_URL: url.toString(),
-    CLICKHOUSE_URL: `http://default:${CH_SECRET}@127.0.0.1:${await freePort()}`,
-    LOG_LEVEL: 'debug',
-  });
-  const code = await child.exit;
-  const output = child.output();
-  expect(output.length).toBeGreaterThan(0);
-  expect(code).not.toBe(0);
+];
+
+/** The two ways a URL carries a password. */
+async function urls(form: 'userinfo' | 'query', postgresUp: boolean): Promise<Record<string, string>> {
+  const pg = new URL(pgdb.url);
+  if (!postgresUp) pg.port = String(await freePort());
+  const chPort = await freePort(); // nothing listens: every path that needs ClickHouse fails
+  if (form === 'userinfo') {
+    pg.password = PG_SECRET;
+    return { DATABASE_URL: pg.toString(), CLICKHOUSE_URL: `http://default:${CH_SECRET}@127.0.0.1:${chPort}` };
+  }
+  pg.searchParams.set('password', PG_SECRET);
+  // A percent-encoded parameter name is still a password.
+  return { DATABASE_URL: pg.toString(), CLICKHOUSE_URL: `http://127.0.0.1:${chPort}/?user=default&pass%77ord=${CH_SECRET}` };
+}
+
+for (const form of ['userinfo', 'query'] as const) {
+  for (const postgresUp of [true, false]) {
+    it.each(COMMANDS)(`runs-cdc %s prints no password (${form} form, Postgres ${postgresUp ? 'up' : 'down'})`, async (...args) => {
+      const child = runCli(args, { ...(await urls(form, postgresUp)), LOG_LEVEL: 'debug' });
+      const { code, output } = await child.finished();
+      expect(output.length).toBeGreaterThan(0);
+      expect(code, output).toBe(args[0] === 'status' && postgresUp ? 1 : 2); // status reports; the rest could not run
+      expect(output).not.toContain(PG_SECRET);
+      expect(output).not.toContain(CH_SECRET);
+      expect(output).not.toMatch(/\n\s+at /); // and one sentence, not a stack
+    });
+  }
+}
+
+it('an --api-url with a password is never echoed', async () => {
+  const child = runCli(
+    ['runs', 'count', '--org', 'o', '--project', 'p', '--env', 'e', '--api-url', `http://user:${PG_SECRET}@127.0.0.1:${await freePort()}`],
+    {
+      LOG_LEVEL: 'debug',
+    },
+  );
+  const { code, output } = await child.finished();
+  expect(code).toBe(2);
+  expect(output).toContain('http://user:***@127.0.0.1');
   expect(output).not.toContain(PG_SECRET);
-  expect(output).not.toContain(CH_SECRET);
 });

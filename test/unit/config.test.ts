@@ -28,7 +28,24 @@ describe('config', () => {
     const message = (error as Error).message;
     expect(message).toContain('--batch-rows (RUNS_CDC_BATCH_ROWS)');
     expect(message).toContain('--database-url (DATABASE_URL): must be a postgres:// URL (got "mysql://x")');
-    expect(message).toContain('--slot (RUNS_CDC_SLOT): the slot name must be letters');
+    expect(message).toContain('--slot (RUNS_CDC_SLOT): must be lower-case letters, digits and underscores');
+  });
+
+  it.each([
+    ['UPPER', 'must be lower-case letters'],
+    ['s'.repeat(64), 'must be at most 63 characters'],
+  ])('refuses slot name %s as Postgres would, never cutting it', (slot, message) => {
+    expect(() => loadConfig({ slot }, {})).toThrow(message);
+  });
+
+  it('accepts what Postgres accepts in a slot name', () => {
+    expect(loadConfig({ slot: `1${'s'.repeat(62)}` }, {}).slot).toHaveLength(63);
+  });
+
+  it('never echoes a token', () => {
+    expect(() => loadConfig({ apiToken: 'short-secret' }, {})).toThrow(
+      /--api-token \(RUNS_CDC_API_TOKEN\): must be at least 16 characters$/,
+    );
   });
 
   it('hides passwords when echoing a bad URL', () => {

@@ -1,10 +1,9 @@
 /** The job endpoint's edges: which arguments go to a daemon, and what it refuses before running anything. */
-import http from 'node:http';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { JOBS_PATH, jobRoutes, remoteJob } from '../../src/cli/jobs.ts';
 import { loadConfig } from '../../src/config.ts';
+import { type Listening, serve } from '../../src/http/server.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { listen, type OpsServer } from '../../src/ops/server.ts';
 
 it('sends backfill, verify, dead-letters and status with --api-url to the daemon, without that flag', () => {
   expect(remoteJob(['backfill', '--list', '--api-url', 'http://h:1'])).toEqual({ apiUrl: 'http://h:1', argv: ['backfill', '--list'] });
@@ -14,16 +13,22 @@ it('sends backfill, verify, dead-letters and status with --api-url to the daemon
   expect(() => remoteJob(['status', '--api-url'])).toThrow('--api-url needs the URL');
 });
 
-let server: OpsServer;
+let server: Listening;
 beforeAll(async () => {
   const routes = jobRoutes(loadConfig({ databaseUrl: 'postgres://u:secret@db/x' }, {}), silentLogger);
-  const handler = http.createServer(async (request, response) => {
-    if (!(await routes(request, response))) {
-      response.writeHead(404);
-      response.end();
-    }
-  });
-  server = await listen(handler, 0, '127.0.0.1');
+  // Behind the request guard, as on a daemon's ops port (ops/server.ts).
+  server = await serve(
+    {
+      name: 'jobs',
+      methods: ['GET', 'HEAD', 'POST'],
+      log: silentLogger,
+      port: 0,
+      host: '127.0.0.1',
+      what: '--metrics-port',
+      raw: (request, response) => routes(request, response),
+    },
+    async () => ({ status: 404, body: { error: 'no such path' } }),
+  );
 });
 afterAll(() => server.close());
 
