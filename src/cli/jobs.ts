@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { CONFIG_SOURCES, type Config } from '../config.ts';
 import { RunsCdcError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { EXIT_COULD_NOT_RUN, EXIT_OK, expectedFailure } from './failures.ts';
 import { runInJob } from './job-context.ts';
 import { buildProgram } from './program.ts';
 
@@ -43,9 +44,21 @@ export function remoteJob(argv: readonly string[]): RemoteJob | undefined {
   return { apiUrl, argv: rest };
 }
 
+/** Commander's "errors" that are help or the version: exit 0. */
+const COMMANDER_OK = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
+
+/** The daemon's ops port may want a token: --metrics-token's, else --api-token's (ops/daemon-ops.ts). */
+function bearer(): Record<string, string> {
+  const token = process.env.RUNS_CDC_METRICS_TOKEN ?? process.env.RUNS_CDC_API_TOKEN;
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
 /** The settings of this process's environment, by their variable names (flags travel as arguments). */
 function settingsFromEnvironment(): Record<string, string> {
-  const names = Object.values(CONFIG_SOURCES).map((s) => s.env);
+  // Tokens stay here: they open this client's way to the daemon (bearer()), not the job's.
+  const names = Object.values(CONFIG_SOURCES)
+    .map((s) => s.env)
+    .filter((name) => name !== CONFIG_SOURCES.apiToken.env && name !== CONFIG_SOURCES.metricsToken.env);
   return Object.fromEntries(names.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name] as string]])));
 }
 
@@ -63,7 +76,7 @@ export async function runRemoteJob(job: RemoteJob): Promise<number> {
   try {
     response = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...bearer() },
       body: JSON.stringify({ argv: job.argv, env: settingsFromEnvironment() }),
       signal: controller.signal,
     });
@@ -85,7 +98,7 @@ export async function runRemoteJob(job: RemoteJob): Promise<number> {
     if (message.exitCode !== undefined) exitCode = message.exitCode;
     if (message.error !== undefined) {
       process.stderr.write(`runs-cdc: ${message.error}\n`);
-      exitCode = 1;
+      exitCode = EXIT_COULD_NOT_RUN;
     }
   };
   try {
@@ -195,8 +208,9 @@ export function jobRoutes(config: Config, log: Logger): (request: http.IncomingM
       );
       send({ exitCode });
     } catch (error) {
-      if (error instanceof CommanderError) send({ exitCode: error.exitCode });
-      else if (error instanceof RunsCdcError) send({ error: error.message });
+      const expected = expectedFailure(error);
+      if (error instanceof CommanderError) send({ exitCode: COMMANDER_OK.has(error.code) ? EXIT_OK : EXIT_COULD_NOT_RUN });
+      else if (expected !== undefined) send({ error: expected });
       else {
         log.warn({ job: input.argv.join(' '), err: (error as Error).message }, 'a job for a client failed');
         send({ error: 'the job failed; the daemon log has the detail' });

@@ -75,9 +75,9 @@ it('backfill, verify, status and dead-letters run in the live daemon while a wor
     const letters = await workspace.cli(['dead-letters', 'list', ...api]).finished();
     expect([letters.code, letters.stdout.trim()]).toEqual([0, 'no dead letters']);
 
-    // A usage error is the command's own, with its exit code.
+    // A usage error is the command's own, with its exit code: 2, could not run.
     const bad = await workspace.cli(['verify', '--window-hours', 'x', ...api]).finished();
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(2);
     expect(bad.output).toContain('--window-hours must be a positive integer');
 
     writing = false;
