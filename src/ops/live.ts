@@ -230,9 +230,11 @@ export function startLivePage(options: LivePageOptions): LivePage {
     const asset = ASSETS[url.pathname];
     const kind = KIND_BY_PATH.get(url.pathname);
     if (!asset && !kind && url.pathname !== '/live.json') return false;
+    // A whole body with its length, as the request guard sends its own answers (http/server.ts).
     const send = (status: number, type: string, body: string | Buffer) => {
-      response.writeHead(status, { 'content-type': type, ...PAGE_HEADERS });
-      response.end(body);
+      const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+      response.writeHead(status, { 'content-type': type, 'content-length': bytes.length, ...PAGE_HEADERS });
+      response.end(bytes);
     };
     const json = (status: number, body: unknown) => send(status, 'application/json', JSON.stringify(body));
     if (request.method !== 'GET' && request.method !== 'HEAD') {

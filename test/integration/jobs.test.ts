@@ -42,7 +42,7 @@ it('backfill, verify, status and dead-letters run in the live daemon while a wor
     await waitForSlot(pgdb.sql, slot, true);
     if (!usingClickHouseServer()) {
       const blocked = await workspace.cli(['backfill', '--list']).finished();
-      expect(blocked.code).toBe(1);
+      expect(blocked.code).toBe(2); // could not run: the directory is locked
       expect(blocked.output).toContain('is open in another process');
     }
 
@@ -91,8 +91,9 @@ it('backfill, verify, status and dead-letters run in the live daemon while a wor
     expect(report.equal).toBe(false);
     expect(report.differences.map((d) => d.kind)).toEqual(september.map(() => 'missing'));
     const repair = await workspace.cli(['verify', '--repair', ...api]).finished();
-    expect(repair.code, repair.output).toBe(1); // it reports what it found, then repairs
+    expect(repair.code, repair.output).toBe(0); // it reports what it found, repairs, and the re-check is equal
     expect(repair.stdout).toContain(`repaired: ${september.length} copied, 0 tombstoned`);
+    expect(repair.stdout).toContain('after the repair: EQUAL');
 
     const verify = await workspace.cli(['verify', '--json', ...api]).finished();
     expect(verify.code, verify.output).toBe(0);

@@ -60,5 +60,5 @@ it("streams a command's output and exit code; commander's own exits and errors s
   expect(help.at(-1)).toEqual({ exitCode: 0 });
   const unknown = await lines(await post(JSON.stringify({ argv: ['verify', '--no-such-flag'] })));
   expect(unknown.map((l) => l.stderr ?? '').join('')).toContain("unknown option '--no-such-flag'");
-  expect(unknown.at(-1)).toEqual({ exitCode: 1 });
+  expect(unknown.at(-1)).toEqual({ exitCode: 2 }); // a usage error: could not run
 });
