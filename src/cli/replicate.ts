@@ -1,10 +1,16 @@
+import type { ClickHouseClient } from '@clickhouse/client';
 import { Command } from 'commander';
+import { repairGap } from '../backfill/gap-repair.ts';
+import { backfillContextFor } from '../backfill/job.ts';
+import { progressReporter } from '../backfill/progress.ts';
 import { type Config, requireDatabaseUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
 import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
-import { ReplicationDaemon } from '../replication/daemon.ts';
+import { ReplicationDaemon, type SlotGuard } from '../replication/daemon.ts';
+import { ClickHouseSlotLedger } from '../sink/slot-ledger.ts';
+import { RunsTargets } from '../sink/targets.ts';
 import { maybeStartApi } from './query-api.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
 
@@ -21,6 +27,7 @@ const REPLICATE_SETTINGS = [
   'flushGroups',
   'fixReplicaIdentity',
   'allowPartialIdentity',
+  'recreateSlot',
   'onTruncate',
   'retryInitialMs',
   'retryMaxMs',
@@ -62,6 +69,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
       },
     },
     routes.routing,
+    slotGuardFor(config, client, new RunsTargets(routes.sink, routes.routing), log),
   );
   const closeApi = await maybeStartApi(config, log);
   const ops =
@@ -115,4 +123,27 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     offSignals();
     await client.close();
   }
+}
+
+/**
+ * The slot check of replication/slot-guard.ts for `replicate`: records in the configured
+ * database, and a repair that runs the snapshot repair backfill (progress logged per checkpoint,
+ * job recorded like any backfill) through every target, then tombstones what the snapshot lacks.
+ */
+export function slotGuardFor(config: Config, client: ClickHouseClient, targets: RunsTargets, log: Logger): SlotGuard {
+  return {
+    ledger: new ClickHouseSlotLedger(client, config.clickhouseDatabase),
+    recreateSlot: config.recreateSlot,
+    repair: async (signal) => {
+      const context = backfillContextFor(config, client, log, { runsTable: targets, progress: progressReporter(log, false), signal });
+      const result = await repairGap(
+        context,
+        targets.all.map(([, table]) => table),
+      );
+      log.info(
+        result,
+        `gap repair ${result.jobId}: ${result.rowsCopied} runs copied, ${result.rowsTombstoned} rows deleted meanwhile tombstoned`,
+      );
+    },
+  };
 }

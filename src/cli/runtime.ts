@@ -15,7 +15,7 @@ import { clickHouseTls } from '../sink/tls.ts';
 import { connectPostgres } from '../source/connection.ts';
 import { clickHouseTlsError } from '../tls-errors.ts';
 
-const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity']);
+const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity', 'recreateSlot']);
 
 /** Add the flags of the given settings to a command (help text names the env variable too). */
 export function addConfigOptions(command: Command, keys: readonly ConfigKey[]): Command {

@@ -91,6 +91,13 @@ export class DaemonMetrics {
       ({ snapshot }) => snapshot.lagSeconds,
     );
     this.reading(
+      'gauge',
+      'runs_cdc_slot_gap_repair_running',
+      '1 while the gap after a recreated replication slot is being repaired (replicate --recreate-slot), else 0',
+      [],
+      ({ snapshot }) => (snapshot.repairingGap ? 1 : 0),
+    );
+    this.reading(
       'counter',
       'runs_cdc_changes_received_total',
       'Changes received from the slot, per source table and operation',

@@ -16,9 +16,11 @@ import { TransactionApplier } from './applier.ts';
 import { ConnectionLostError, ReplicationConnection, SlotInUseError } from './connection.ts';
 import { DurableBuffer } from './durable-buffer.ts';
 import { type DaemonState, Lifecycle } from './lifecycle.ts';
+import { checkSlotIdentity, recordSlot, repairEnded, type SlotGuard } from './slot-guard.ts';
 import { type DaemonObserver, type DaemonStats, emptyDaemonStats, type ReplicationSnapshot, type SnapshotSource } from './snapshot.ts';
-import { checkBeforeStreaming, sleepUnless, waitForFreeSlot } from './startup.ts';
+import { checkBeforeStreaming, sleepUnless, waitForFreeSlot, withSql } from './startup.ts';
 
+export type { SlotGuard } from './slot-guard.ts';
 export type { DaemonObserver, DaemonStats } from './snapshot.ts';
 
 export type DaemonSettings = Pick<
@@ -56,6 +58,9 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   private reconnectAttempt = 0;
   /** Resolves once preflight passed and Postgres started streaming. */
   readonly ready: Promise<void>;
+  /** The repair of the gap after a slot recreation (slot-guard.ts), while it runs. */
+  private gapRepair: Promise<void> | undefined;
+  private readonly stopGapRepair = new AbortController();
 
   constructor(
     private readonly databaseUrl: string,
@@ -64,6 +69,8 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     private readonly log: Logger,
     observer: DaemonObserver = {},
     routing?: Routing,
+    /** Checks that the slot is the one ClickHouse's rows came from (absent: not checked). */
+    private readonly slotGuard?: SlotGuard,
   ) {
     this.targets = new RunsTargets(sink, routing);
     this.ready = new Promise((resolve) => {
@@ -121,12 +128,20 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
       throw error;
     } finally {
       this.buffer.end(ended);
+      this.stopGapRepair.abort();
+      await this.gapRepair;
     }
   }
 
   private async preflightAndStream(): Promise<void> {
     this.lifecycle.enter('preflight');
+    const guard = this.slotGuard;
+    const plan = guard && (await withSql(this.databaseUrl, (sql) => checkSlotIdentity(sql, this.settings.slot, guard, this.log)));
     await checkBeforeStreaming(this.databaseUrl, this.settings, this.targets, this.log);
+    if (guard && plan) {
+      await withSql(this.databaseUrl, (sql) => recordSlot(sql, this.settings.slot, plan, guard.ledger));
+      if (plan.repair) this.startGapRepair(guard);
+    }
     let reconnecting = false;
     for (;;) {
       try {
@@ -164,6 +179,27 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     }
   }
 
+  /** Repair the gap beside the stream; it ends the daemon if it fails (a restart repeats it). */
+  private startGapRepair(guard: SlotGuard): void {
+    const { slot } = this.settings;
+    this.gapRepair = guard.repair(this.stopGapRepair.signal).then(
+      async () => {
+        await repairEnded(slot, guard.ledger);
+        this.log.info({ slot }, `the gap after slot ${slot} was recreated is repaired: ClickHouse holds every change`);
+        this.gapRepair = undefined;
+      },
+      (error: Error) => {
+        this.gapRepair = undefined;
+        if (!this.halting) this.die(error);
+      },
+    );
+  }
+
+  /** A repair of the gap after a slot recreation is running: /readyz is not ready. */
+  get repairingGap(): boolean {
+    return this.gapRepair !== undefined;
+  }
+
   private backoffMs(): number {
     return Math.min(this.settings.retryMaxMs, this.settings.retryInitialMs * 2 ** Math.max(0, this.reconnectAttempt - 1));
   }
@@ -185,6 +221,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   async [CRASH](): Promise<void> {
     this.lifecycle.become('killed');
     this.failure ??= new StreamError('killed');
+    this.stopGapRepair.abort();
     this.applier.halt();
     this.buffer[CRASH]();
     await this.connection?.close(this.failure);
@@ -194,6 +231,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   async stop(): Promise<void> {
     if (this.halting) return;
     this.lifecycle.become('stopping');
+    this.stopGapRepair.abort();
     this.connection?.pause();
     this.applier.halt(); // received but unhandled: never confirmed, so Postgres sends it again
     await this.applier.discardReceived();
@@ -258,6 +296,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   private die(error: Error): void {
     if (this.failure) return;
     this.failure = error;
+    this.stopGapRepair.abort();
     this.applier.halt();
     this.connection?.pause();
     this.log.error({ err: error.message, confirmedLsn: formatLsn(this.confirmedLsn) }, 'replication stopped');
@@ -284,6 +323,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   snapshot(): ReplicationSnapshot {
     return {
       streaming: this.streaming,
+      repairingGap: this.repairingGap,
       confirmedLsn: this.confirmedLsn,
       lagSeconds: this.lagSeconds,
       stats: this.stats,

@@ -41,6 +41,8 @@ export function emptyDaemonStats(): DaemonStats {
 export interface ReplicationSnapshot {
   /** Subscribed to the slot and running: what /readyz reports. */
   streaming: boolean;
+  /** Repairing the gap after the slot was recreated (--recreate-slot): not ready until it ends. */
+  repairingGap: boolean;
   /** The LSN confirmed to Postgres so far. */
   confirmedLsn: Lsn;
   /** Now - commit time of the newest confirmed transaction; 0 when nothing received is waiting. */

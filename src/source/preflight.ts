@@ -208,7 +208,7 @@ export async function slotProblems(sql: pg.ClientBase, state: SlotState, slot: s
   }
   if (state.walStatus === 'lost') {
     problems.push(
-      `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes; drop and recreate it (SELECT pg_drop_replication_slot('${slot}');), restart replicate, then repair the gap with runs-cdc backfill --mode repair`,
+      `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes: restart with runs-cdc replicate --recreate-slot (drops it, creates it again and repairs the gap in ClickHouse as runs-cdc backfill --mode repair does)`,
     );
   }
   return problems;
