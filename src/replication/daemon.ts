@@ -13,6 +13,7 @@ import { formatLsn, type Lsn } from '../lsn.ts';
 import type { EncodedRow, RunsStore } from '../sink/runs-sink.ts';
 import { type Routing, RunsTargets } from '../sink/targets.ts';
 import { TransactionApplier } from './applier.ts';
+import { ReconnectBackoff } from './backoff.ts';
 import { ConnectionLostError, ReplicationConnection, SlotInUseError } from './connection.ts';
 import { DurableBuffer } from './durable-buffer.ts';
 import { type DaemonState, Lifecycle } from './lifecycle.ts';
@@ -54,8 +55,8 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   private failure: Error | undefined;
   private connection: ReplicationConnection | undefined;
   private started: (() => void) | undefined;
-  /** Failed connection attempts since the stream last started; sets the reconnect backoff. */
-  private reconnectAttempt = 0;
+  /** Failed connection attempts since the stream was last healthy; sets the reconnect delay. */
+  private readonly backoff: ReconnectBackoff;
   /** Resolves once preflight passed and Postgres started streaming. */
   readonly ready: Promise<void>;
   /** The repair of the gap after a slot recreation (slot-guard.ts), while it runs. */
@@ -73,6 +74,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     private readonly slotGuard?: SlotGuard,
   ) {
     this.targets = new RunsTargets(sink, routing);
+    this.backoff = new ReconnectBackoff(settings.retryInitialMs, settings.retryMaxMs);
     this.ready = new Promise((resolve) => {
       this.started = resolve;
     });
@@ -149,9 +151,9 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
       } catch (error) {
         // While reconnecting, Postgres may still be restarting: keep trying, with backoff.
         if (!reconnecting || !isRetryable(error) || this.halting) throw error;
-        this.reconnectAttempt += 1;
-        this.log.warn({ attempt: this.reconnectAttempt, err: (error as Error).message }, 'Postgres not reachable yet; retrying');
-        if (await this.sleepUnlessHalting(this.backoffMs())) return;
+        const { attempt, delayMs } = this.backoff.failed(this.confirmedLsn);
+        this.log.warn({ attempt, delayMs, err: (error as Error).message }, 'Postgres not reachable yet; retrying');
+        if (await this.sleepUnlessHalting(delayMs)) return;
         continue;
       }
       if (this.halting) return;
@@ -166,15 +168,15 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
           continue;
         }
         if (!(error instanceof ConnectionLostError) || this.failure) throw this.failure ?? error;
-        this.reconnectAttempt += 1;
+        const { attempt, delayMs } = this.backoff.failed(this.confirmedLsn);
         reconnecting = true;
         this.stats.reconnects += 1;
         this.log.warn(
-          { attempt: this.reconnectAttempt, err: error.message, confirmedLsn: formatLsn(this.confirmedLsn) },
+          { attempt, delayMs, err: error.message, confirmedLsn: formatLsn(this.confirmedLsn) },
           'replication connection lost; flushing what was received, then reconnecting from the slot',
         );
         await this.recoverFromLostConnection();
-        if (await this.sleepUnlessHalting(this.backoffMs())) return;
+        if (await this.sleepUnlessHalting(delayMs)) return;
       }
     }
   }
@@ -198,10 +200,6 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   /** A repair of the gap after a slot recreation is running: /readyz is not ready. */
   get repairingGap(): boolean {
     return this.gapRepair !== undefined;
-  }
-
-  private backoffMs(): number {
-    return Math.min(this.settings.retryMaxMs, this.settings.retryInitialMs * 2 ** Math.max(0, this.reconnectAttempt - 1));
   }
 
   /**
@@ -278,7 +276,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
       confirmedLsn: () => this.confirmedLsn,
       onStart: () => {
         this.lifecycle.enter('streaming');
-        this.reconnectAttempt = 0;
+        this.backoff.started(this.confirmedLsn);
         this.started?.();
       },
       onItem: (item) => {
