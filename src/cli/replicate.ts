@@ -9,6 +9,7 @@ import { formatLsn } from '../lsn.ts';
 import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
 import { ReplicationDaemon, type SlotGuard } from '../replication/daemon.ts';
+import type { ReplicationSnapshot } from '../replication/snapshot.ts';
 import { ClickHouseSlotLedger } from '../sink/slot-ledger.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { maybeStartApi } from './query-api.ts';
@@ -95,20 +96,11 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   let lastAt = performance.now();
   const summary = setInterval(() => {
     const now = performance.now();
-    const { stats, lagSeconds, bufferedRows, confirmedLsn } = daemon.snapshot();
-    const changesPerSecond = Math.round(((stats.changes - lastChanges) * 1000) / (now - lastAt));
-    lastChanges = stats.changes;
+    const snapshot = daemon.snapshot();
+    const changesPerSecond = Math.round(((snapshot.stats.changes - lastChanges) * 1000) / (now - lastAt));
+    lastChanges = snapshot.stats.changes;
     lastAt = now;
-    log.info(
-      {
-        changesPerSecond,
-        lagSeconds: Math.round(lagSeconds * 10) / 10,
-        ...stats,
-        buffered: bufferedRows,
-        confirmedLsn: formatLsn(confirmedLsn),
-      },
-      'replication progress',
-    );
+    log.info(progressSummary(snapshot, changesPerSecond), 'replication progress');
   }, 30_000);
   summary.unref();
   try {
@@ -123,6 +115,20 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     offSignals();
     await client.close();
   }
+}
+
+/** The fields of the 30 s 'replication progress' log line. */
+export function progressSummary(snapshot: ReplicationSnapshot, changesPerSecond: number): Record<string, unknown> {
+  const { stats, lagSeconds, lagBytes, bufferedRows, confirmedLsn, repairingGap } = snapshot;
+  return {
+    changesPerSecond,
+    lagSeconds: Math.round(lagSeconds * 10) / 10,
+    lagBytes,
+    ...stats,
+    buffered: bufferedRows,
+    confirmedLsn: formatLsn(confirmedLsn),
+    ...(repairingGap ? { repairingGap } : {}),
+  };
 }
 
 /**

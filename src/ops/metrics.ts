@@ -74,19 +74,19 @@ export class DaemonMetrics {
     this.reading(
       'gauge',
       'runs_cdc_replication_lag_bytes',
-      'Server WAL end minus the LSN confirmed to the slot (what Postgres keeps for us)',
+      'Server WAL end (or, if further, what was received or announced) minus the LSN confirmed to the slot (what Postgres keeps for us)',
       [],
       async (s) => {
         const walEnd = await s.serverWalEnd();
-        if (walEnd === undefined) return undefined;
+        if (walEnd === undefined) return s.snapshot.lagBytes;
         const lag = walEnd - s.snapshot.confirmedLsn;
-        return Number(lag > 0n ? lag : 0n);
+        return Math.max(s.snapshot.lagBytes, Number(lag > 0n ? lag : 0n));
       },
     );
     this.reading(
       'gauge',
       'runs_cdc_replication_lag_seconds',
-      'Now minus the commit time of the last confirmed transaction; 0 when every received transaction is confirmed',
+      'Now minus the commit time of the oldest transaction received or announced (its BEGIN) but not confirmed; 0 when none is waiting',
       [],
       ({ snapshot }) => snapshot.lagSeconds,
     );

@@ -9,13 +9,14 @@ import type { Config } from '../config.ts';
 import { isRetryable, StreamError } from '../errors.ts';
 import { CRASH, type Crashable } from '../failpoints.ts';
 import type { Logger } from '../logger.ts';
-import { formatLsn, type Lsn } from '../lsn.ts';
+import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
 import type { EncodedRow, RunsStore } from '../sink/runs-sink.ts';
 import { type Routing, RunsTargets } from '../sink/targets.ts';
 import { TransactionApplier } from './applier.ts';
 import { ReconnectBackoff } from './backoff.ts';
 import { ConnectionLostError, ReplicationConnection, SlotInUseError } from './connection.ts';
 import { DurableBuffer } from './durable-buffer.ts';
+import { LagTracker } from './lag.ts';
 import { type DaemonState, Lifecycle } from './lifecycle.ts';
 import { checkSlotIdentity, recordSlot, repairEnded, type SlotGuard } from './slot-guard.ts';
 import { type DaemonObserver, type DaemonStats, emptyDaemonStats, type ReplicationSnapshot, type SnapshotSource } from './snapshot.ts';
@@ -51,6 +52,8 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   readonly targets: RunsTargets;
   private readonly applier: TransactionApplier;
   private readonly lifecycle = new Lifecycle();
+  /** What was received or announced (BEGIN) and is not confirmed yet: lag.ts. */
+  private readonly lag = new LagTracker();
   /** The error that ends replication (a write, an item, a kill); undefined while none. */
   private failure: Error | undefined;
   private connection: ReplicationConnection | undefined;
@@ -280,6 +283,13 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
         this.started?.();
       },
       onItem: (item) => {
+        if (item.kind === 'message') {
+          this.lag.reached(item.lsn);
+          const { message } = item;
+          // commitTime: µs since the epoch
+          if (message.tag === 'begin')
+            this.lag.announced(parseLsn(message.commitLsn as string), Number((message.commitTime as bigint) / 1000n));
+        }
         if (!this.halting && !this.failure) this.applier.receive(item);
       },
       onHeartbeat: () => {
@@ -311,19 +321,21 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     return this.buffer.pendingCommits === 0;
   }
 
-  /** Replication lag in seconds: now - commit time of the newest confirmed transaction, 0 when
-   * nothing received is waiting. */
-  get lagSeconds(): number {
-    const last = this.buffer.confirmedCommitMs;
-    return this.allConfirmed || last === undefined ? 0 : Math.max(0, (Date.now() - last) / 1000);
+  /** Replication lag: now - commit time of the oldest transaction received or announced (its
+   * BEGIN) but not confirmed, and the bytes received or announced past the confirmed LSN; 0 when
+   * nothing is waiting (lag.ts). */
+  get currentLag(): { seconds: number; bytes: number } {
+    return this.lag.lag(this.confirmedLsn);
   }
 
   snapshot(): ReplicationSnapshot {
+    const lag = this.currentLag;
     return {
       streaming: this.streaming,
       repairingGap: this.repairingGap,
       confirmedLsn: this.confirmedLsn,
-      lagSeconds: this.lagSeconds,
+      lagSeconds: lag.seconds,
+      lagBytes: lag.bytes,
       stats: this.stats,
       bufferedRows: this.buffer.bufferedRows,
       bufferedBytes: this.buffer.bufferedBytes,

@@ -45,8 +45,11 @@ export interface ReplicationSnapshot {
   repairingGap: boolean;
   /** The LSN confirmed to Postgres so far. */
   confirmedLsn: Lsn;
-  /** Now - commit time of the newest confirmed transaction; 0 when nothing received is waiting. */
+  /** Now - commit time of the oldest transaction received or announced (BEGIN) but not
+   * confirmed; 0 when nothing is waiting. A huge transaction counts from its BEGIN on. */
   lagSeconds: number;
+  /** The furthest LSN received or announced (a BEGIN's final LSN) minus the confirmed LSN. */
+  lagBytes: number;
   stats: Readonly<DaemonStats>;
   /** Rows and estimated bytes buffered or in flight to the sink. */
   bufferedRows: number;
