@@ -46,6 +46,11 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
       }
       return problems;
     },
+    degraded: async () =>
+      Object.entries(daemon.snapshot().stats.degradedIdentity).map(
+        ([table, identity]) =>
+          `${table} is replicated without REPLICA IDENTITY FULL (${identity}): deletes carry only the id and unchanged TOASTed values are looked up in ClickHouse; run ALTER TABLE "${table}" REPLICA IDENTITY FULL`,
+      ),
   };
   const server = await startOpsServer(metrics.registry, readiness, options.port, options.host, log);
   return {

@@ -6,6 +6,7 @@
 import client from 'prom-client';
 import type { Lsn } from '../lsn.ts';
 import type { DaemonObserver, ReplicationSnapshot, SnapshotSource } from '../replication/snapshot.ts';
+import { SOURCE_TABLES } from '../transform/columns.ts';
 
 export interface MetricsSources {
   /** What the metrics read: a snapshot taken at each scrape. */
@@ -89,6 +90,13 @@ export class DaemonMetrics {
       'Now minus the commit time of the oldest transaction received or announced (its BEGIN) but not confirmed; 0 when none is waiting',
       [],
       ({ snapshot }) => snapshot.lagSeconds,
+    );
+    this.reading(
+      'gauge',
+      'runs_cdc_degraded_identity',
+      '1 for a source table replicated without REPLICA IDENTITY FULL (values it lacks are looked up in ClickHouse), else 0',
+      ['table'],
+      ({ snapshot }) => Object.fromEntries(SOURCE_TABLES.map((t) => [t, snapshot.stats.degradedIdentity[t] ? 1 : 0])),
     );
     this.reading(
       'gauge',

@@ -11,6 +11,8 @@ import type { Logger } from '../logger.ts';
 export interface Readiness {
   /** Empty when ready; otherwise the reasons it is not. */
   problems(): Promise<string[]>;
+  /** Ways it runs degraded (still ready: it replicates, at a cost); listed by /readyz. */
+  degraded?(): Promise<string[]>;
 }
 
 export interface OpsServer {
@@ -36,7 +38,9 @@ export async function startOpsServer(
       if (path === '/healthz') return send(200, 'application/json', '{"ok":true}');
       if (path === '/readyz') {
         const problems = await readiness.problems();
-        return send(problems.length === 0 ? 200 : 503, 'application/json', JSON.stringify({ ready: problems.length === 0, problems }));
+        const degraded = (await readiness.degraded?.()) ?? [];
+        const body = { ready: problems.length === 0, problems, ...(degraded.length > 0 ? { degraded } : {}) };
+        return send(problems.length === 0 ? 200 : 503, 'application/json', JSON.stringify(body));
       }
       return send(404, 'application/json', JSON.stringify({ error: 'use /metrics, /healthz or /readyz' }));
     } catch (error) {

@@ -142,7 +142,8 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     this.lifecycle.enter('preflight');
     const guard = this.slotGuard;
     const plan = guard && (await withSql(this.databaseUrl, (sql) => checkSlotIdentity(sql, this.settings.slot, guard, this.log)));
-    await checkBeforeStreaming(this.databaseUrl, this.settings, this.targets, this.log);
+    const partialIdentity = await checkBeforeStreaming(this.databaseUrl, this.settings, this.targets, this.log);
+    for (const table of partialIdentity) this.stats.degradedIdentity[table] = 'NOT FULL';
     if (guard && plan) {
       await withSql(this.databaseUrl, (sql) => recordSlot(sql, this.settings.slot, plan, guard.ledger));
       if (plan.repair) this.startGapRepair(guard);

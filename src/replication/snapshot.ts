@@ -20,6 +20,10 @@ export interface DaemonStats {
   heartbeats: number;
   /** Changes received per `table/operation` (insert, update, delete, truncate). */
   received: Record<string, number>;
+  /** Tables whose changes come without REPLICA IDENTITY FULL (set at start with
+   * --allow-partial-identity, or switched mid-stream), each with its identity: values they lack
+   * are looked up in ClickHouse. */
+  degradedIdentity: Record<string, string>;
 }
 
 export function emptyDaemonStats(): DaemonStats {
@@ -35,6 +39,7 @@ export function emptyDaemonStats(): DaemonStats {
     reconnects: 0,
     heartbeats: 0,
     received: {},
+    degradedIdentity: {},
   };
 }
 

@@ -59,7 +59,7 @@ export function missingTableProblem(table: SourceTable): string {
 /** Why a table's replica identity (`relreplident`) is not enough, or undefined when it is FULL. */
 export function identityProblem(table: SourceTable, identity: string): string | undefined {
   if (identity === 'f') return undefined;
-  return `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY_NAMES[identity] ?? identity}, but runs-cdc needs FULL so deletes and updates carry the whole old row: run ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL; or start with --fix-replica-identity`;
+  return `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY_NAMES[identity] ?? identity}, but runs-cdc needs FULL so deletes and updates carry the whole old row (replication without it is DEGRADED: values are looked up in ClickHouse): run ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL; or start with --fix-replica-identity`;
 }
 
 /** Replica identity of each runs table, failing when a table does not exist. */
