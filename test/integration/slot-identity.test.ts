@@ -12,7 +12,7 @@ import { ClickHouseSlotLedger } from '../../src/sink/slot-ledger.ts';
 import { readSlot } from '../../src/source/preflight.ts';
 import { expectClickHouseEqualsPostgres, withFailpoint } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
-import { testClickHouse, uniqueName, waitFor } from '../support/databases.ts';
+import { freshClickHouseDatabase, testClickHouse, uniqueName, waitFor, withOwnPostgres } from '../support/databases.ts';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
@@ -126,5 +126,60 @@ it('a slot dropped while stopped: replicate refuses, and --recreate-slot repairs
         await second.stop();
       }
     },
+  );
+});
+
+it('a slot invalidated while stopped (wal_status=lost) over replicated rows: refused, then --recreate-slot drops it, recreates it and repairs', async () => {
+  const settings = ['max_slot_wal_keep_size=1MB', 'wal_keep_size=0', 'min_wal_size=32MB', 'max_wal_size=32MB'];
+  await withOwnPostgres(
+    async (pgdb) => {
+      const ch = await testClickHouse();
+      const database = await freshClickHouseDatabase(ch);
+      const slot = uniqueName('slot');
+      const first = await startDaemon(pgdb, ch, database, { slot }, { guardSlot: true });
+      const runs = Array.from({ length: 20 }, (_, i) => makeRun({ table: 'task_run_v2', index: i }));
+      await insertRuns(pgdb.sql, 'task_run_v2', runs);
+      await first.caughtUp();
+      await first.stop();
+
+      // Stopped: changes, then far more WAL than the slot may keep, written and recycled.
+      await deleteRuns(
+        pgdb.sql,
+        'task_run_v2',
+        runs.slice(0, 4).map((r) => r.id),
+      );
+      await completeRuns(
+        pgdb.sql,
+        'task_run_v2',
+        runs.slice(4, 8).map((r) => r.id),
+        new Date(),
+      );
+      await pgdb.sql.query('CREATE TABLE filler (body text)');
+      await waitFor(
+        'the slot to be invalidated',
+        async () => {
+          await pgdb.sql.query(`INSERT INTO filler SELECT md5(random()::text) || repeat('x', 1000) FROM generate_series(1, 20000)`);
+          await pgdb.sql.query('SELECT pg_switch_wal()');
+          await pgdb.sql.query('CHECKPOINT');
+          return (await readSlot(pgdb.sql, slot))?.walStatus === 'lost';
+        },
+        60_000,
+      );
+
+      await expect(startDaemon(pgdb, ch, database, { slot }, { guardSlot: true })).rejects.toThrow(
+        `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, but ClickHouse already holds rows replicated from it`,
+      );
+      const second = await startDaemon(pgdb, ch, database, { slot, recreateSlot: true }, { guardSlot: true });
+      try {
+        await waitFor('the repair to end', () => !second.daemon.snapshot().repairingGap, 30_000);
+        await second.caughtUp();
+        expect((await readSlot(pgdb.sql, slot))?.walStatus).not.toBe('lost');
+        expect(await expectClickHouseEqualsPostgres(pgdb, ch, database)).toBe(16);
+        expect(await new ClickHouseSlotLedger(ch, database).read(slot)).toMatchObject({ epoch: 2, repairPending: false });
+      } finally {
+        await second.stop();
+      }
+    },
+    { settings },
   );
 });
