@@ -67,7 +67,11 @@ export async function waitForFreeSlot(wait: FreeSlotWait): Promise<boolean> {
   return withSql(wait.databaseUrl, async (sql) => {
     for (;;) {
       const slot = await readSlot(sql, wait.slot);
-      if (!slot) throw new StreamError(`replication slot ${wait.slot} disappeared`);
+      if (!slot) {
+        throw new StreamError(
+          `replication slot ${wait.slot} disappeared: changes made since it was dropped are not in ClickHouse; restart with runs-cdc replicate --recreate-slot (creates it and repairs the gap)`,
+        );
+      }
       // On a reconnect too: the slot may have been invalidated while the connection was down.
       await assertUsableSlot(sql, slot, wait.slot);
       wait.onSlot(slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : 0n);
