@@ -69,6 +69,9 @@ export const configSchema = z
     onTruncate: z.enum(['delete', 'ignore', 'fail'], { error: 'must be delete, ignore or fail' }).default('delete'),
     /** Run without FULL identity (deletes carry only the id; unchanged TOAST is looked up). */
     allowPartialIdentity: flag.default(false),
+    /** When the slot is missing or invalidated while ClickHouse already holds replicated rows:
+     * create it and repair the gap (a snapshot repair backfill) instead of refusing to start. */
+    recreateSlot: flag.default(false),
     /** First retry delay after a transient ClickHouse failure; doubles up to retryMaxMs. */
     retryInitialMs: positiveInt.default(500),
     /** Cap on the retry delay, so recovery is noticed within this long after ClickHouse is back. */
@@ -204,6 +207,11 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
     flag: '--allow-partial-identity',
     env: 'RUNS_CDC_ALLOW_PARTIAL_IDENTITY',
     help: 'run without FULL identity (degraded)',
+  },
+  recreateSlot: {
+    flag: '--recreate-slot',
+    env: 'RUNS_CDC_RECREATE_SLOT',
+    help: 'recreate a missing or lost slot and repair the gap in ClickHouse',
   },
   retryInitialMs: { flag: '--retry-initial-ms', env: 'RUNS_CDC_RETRY_INITIAL_MS', help: 'first ClickHouse retry delay' },
   retryMaxMs: { flag: '--retry-max-ms', env: 'RUNS_CDC_RETRY_MAX_MS', help: 'longest ClickHouse retry delay' },

@@ -1,10 +1,17 @@
+import type { ClickHouseClient } from '@clickhouse/client';
 import { Command } from 'commander';
+import { repairGap } from '../backfill/gap-repair.ts';
+import { backfillContextFor } from '../backfill/job.ts';
+import { progressReporter } from '../backfill/progress.ts';
 import { type Config, requireDatabaseUrl } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
 import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
-import { ReplicationDaemon } from '../replication/daemon.ts';
+import { ReplicationDaemon, type SlotGuard } from '../replication/daemon.ts';
+import type { ReplicationSnapshot } from '../replication/snapshot.ts';
+import { ClickHouseSlotLedger } from '../sink/slot-ledger.ts';
+import { RunsTargets } from '../sink/targets.ts';
 import { jobRoutes } from './jobs.ts';
 import { maybeStartApi, openQueries } from './query-api.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
@@ -22,6 +29,7 @@ const REPLICATE_SETTINGS = [
   'flushGroups',
   'fixReplicaIdentity',
   'allowPartialIdentity',
+  'recreateSlot',
   'onTruncate',
   'retryInitialMs',
   'retryMaxMs',
@@ -65,6 +73,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
       },
     },
     routes.routing,
+    slotGuardFor(config, client, new RunsTargets(routes.sink, routes.routing), log),
   );
   const closeApi = await maybeStartApi(config, log);
   // The live page's runs explorer reads through connections of its own, as the API does.
@@ -97,20 +106,11 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
   let lastAt = performance.now();
   const summary = setInterval(() => {
     const now = performance.now();
-    const { stats, lagSeconds, bufferedRows, confirmedLsn } = daemon.snapshot();
-    const changesPerSecond = Math.round(((stats.changes - lastChanges) * 1000) / (now - lastAt));
-    lastChanges = stats.changes;
+    const snapshot = daemon.snapshot();
+    const changesPerSecond = Math.round(((snapshot.stats.changes - lastChanges) * 1000) / (now - lastAt));
+    lastChanges = snapshot.stats.changes;
     lastAt = now;
-    log.info(
-      {
-        changesPerSecond,
-        lagSeconds: Math.round(lagSeconds * 10) / 10,
-        ...stats,
-        buffered: bufferedRows,
-        confirmedLsn: formatLsn(confirmedLsn),
-      },
-      'replication progress',
-    );
+    log.info(progressSummary(snapshot, changesPerSecond), 'replication progress');
   }, 30_000);
   summary.unref();
   try {
@@ -126,4 +126,41 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     offSignals();
     await client.close();
   }
+}
+
+/** The fields of the 30 s 'replication progress' log line. */
+export function progressSummary(snapshot: ReplicationSnapshot, changesPerSecond: number): Record<string, unknown> {
+  const { stats, lagSeconds, lagBytes, bufferedRows, confirmedLsn, repairingGap } = snapshot;
+  return {
+    changesPerSecond,
+    lagSeconds: Math.round(lagSeconds * 10) / 10,
+    lagBytes,
+    ...stats,
+    buffered: bufferedRows,
+    confirmedLsn: formatLsn(confirmedLsn),
+    ...(repairingGap ? { repairingGap } : {}),
+  };
+}
+
+/**
+ * The slot check of replication/slot-guard.ts for `replicate`: records in the configured
+ * database, and a repair that runs the snapshot repair backfill (progress logged per checkpoint,
+ * job recorded like any backfill) through every target, then tombstones what the snapshot lacks.
+ */
+export function slotGuardFor(config: Config, client: ClickHouseClient, targets: RunsTargets, log: Logger): SlotGuard {
+  return {
+    ledger: new ClickHouseSlotLedger(client, config.clickhouseDatabase),
+    recreateSlot: config.recreateSlot,
+    repair: async (signal) => {
+      const context = backfillContextFor(config, client, log, { runsTable: targets, progress: progressReporter(log, false), signal });
+      const result = await repairGap(
+        context,
+        targets.all.map(([, table]) => table),
+      );
+      log.info(
+        result,
+        `gap repair ${result.jobId}: ${result.rowsCopied} runs copied, ${result.rowsTombstoned} rows deleted meanwhile tombstoned`,
+      );
+    },
+  };
 }

@@ -17,7 +17,7 @@ import { connectPostgres } from '../source/connection.ts';
 import { clickHouseTlsError } from '../tls-errors.ts';
 import { jobContext } from './job-context.ts';
 
-const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity']);
+const BOOLEAN_SETTINGS: ReadonlySet<ConfigKey> = new Set(['fixReplicaIdentity', 'allowPartialIdentity', 'recreateSlot']);
 
 /** Add the flags of the given settings to a command (help text names the env variable too). */
 export function addConfigOptions(command: Command, keys: readonly ConfigKey[]): Command {

@@ -75,7 +75,9 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
   const readiness = {
     problems: async () => {
       const problems: string[] = [];
-      if (!daemon.snapshot().streaming) problems.push('not streaming from the replication slot');
+      const snapshot = daemon.snapshot();
+      if (!snapshot.streaming) problems.push('not streaming from the replication slot');
+      if (snapshot.repairingGap) problems.push('repairing the gap after the replication slot was recreated (--recreate-slot)');
       const ping = clickhouse.query({ query: 'SELECT 1', format: 'JSONEachRow' }).then((r) => r.json());
       const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('no answer in 2 s')), CLICKHOUSE_PING_MS).unref());
       try {
@@ -85,6 +87,11 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
       }
       return problems;
     },
+    degraded: async () =>
+      Object.entries(daemon.snapshot().stats.degradedIdentity).map(
+        ([table, identity]) =>
+          `${table} is replicated without REPLICA IDENTITY FULL (${identity}): deletes carry only the id and unchanged TOASTed values are looked up in ClickHouse; run ALTER TABLE "${table}" REPLICA IDENTITY FULL`,
+      ),
   };
   const { settings } = options;
   registerHealthMetrics(metrics.registry, {

@@ -6,6 +6,7 @@
 import client from 'prom-client';
 import type { Lsn } from '../lsn.ts';
 import type { DaemonObserver, ReplicationSnapshot, SnapshotSource } from '../replication/snapshot.ts';
+import { SOURCE_TABLES } from '../transform/columns.ts';
 
 export interface MetricsSources {
   /** What the metrics read: a snapshot taken at each scrape. */
@@ -74,21 +75,35 @@ export class DaemonMetrics {
     this.reading(
       'gauge',
       'runs_cdc_replication_lag_bytes',
-      'Server WAL end minus the LSN confirmed to the slot (what Postgres keeps for us)',
+      'Server WAL end (or, if further, what was received or announced) minus the LSN confirmed to the slot (what Postgres keeps for us)',
       [],
       async (s) => {
         const walEnd = await s.serverWalEnd();
-        if (walEnd === undefined) return undefined;
+        if (walEnd === undefined) return s.snapshot.lagBytes;
         const lag = walEnd - s.snapshot.confirmedLsn;
-        return Number(lag > 0n ? lag : 0n);
+        return Math.max(s.snapshot.lagBytes, Number(lag > 0n ? lag : 0n));
       },
     );
     this.reading(
       'gauge',
       'runs_cdc_replication_lag_seconds',
-      'Now minus the commit time of the last confirmed transaction; 0 when every received transaction is confirmed',
+      'Now minus the commit time of the oldest transaction received or announced (its BEGIN) but not confirmed; 0 when none is waiting',
       [],
       ({ snapshot }) => snapshot.lagSeconds,
+    );
+    this.reading(
+      'gauge',
+      'runs_cdc_degraded_identity',
+      '1 for a source table replicated without REPLICA IDENTITY FULL (values it lacks are looked up in ClickHouse), else 0',
+      ['table'],
+      ({ snapshot }) => Object.fromEntries(SOURCE_TABLES.map((t) => [t, snapshot.stats.degradedIdentity[t] ? 1 : 0])),
+    );
+    this.reading(
+      'gauge',
+      'runs_cdc_slot_gap_repair_running',
+      '1 while the gap after a recreated replication slot is being repaired (replicate --recreate-slot), else 0',
+      [],
+      ({ snapshot }) => (snapshot.repairingGap ? 1 : 0),
     );
     this.reading(
       'counter',

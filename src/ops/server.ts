@@ -13,6 +13,8 @@ import type { Logger } from '../logger.ts';
 export interface Readiness {
   /** Empty when ready; otherwise the reasons it is not. */
   problems(): Promise<string[]>;
+  /** Ways it runs degraded (still ready: it replicates, at a cost); listed by /readyz. */
+  degraded?(): Promise<string[]>;
 }
 
 export type OpsServer = Listening;
@@ -56,7 +58,9 @@ export async function startOpsServer(
       if (path === '/healthz') return { status: 200, body: { ok: true } };
       if (path === '/readyz') {
         const problems = await readiness.problems();
-        return { status: problems.length === 0 ? 200 : 503, body: { ready: problems.length === 0, problems } };
+        const degraded = (await readiness.degraded?.()) ?? [];
+        const body = { ready: problems.length === 0, problems, ...(degraded.length > 0 ? { degraded } : {}) };
+        return { status: problems.length === 0 ? 200 : 503, body };
       }
       return { status: 404, body: { error: 'no such path: use /metrics, /healthz or /readyz' } };
     },

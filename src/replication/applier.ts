@@ -223,9 +223,21 @@ export class TransactionApplier {
     return result.rows;
   }
 
-  /** Stop at a mapped column that is gone or changed type; note columns the mapping lacks. */
+  /** Stop at a mapped column that is gone or changed type; note columns the mapping lacks, and an
+   * identity that is no longer FULL (degraded: warned once per table, shown by metrics and /readyz). */
   private checkSchema(relation: Pgoutput.MessageRelation): void {
     if (!isSourceTable(relation.name)) return;
+    const degraded = this.stats.degradedIdentity;
+    if (relation.replicaIdentity === 'full') delete degraded[relation.name];
+    else if (!degraded[relation.name]) {
+      const identity = relation.replicaIdentity.toUpperCase();
+      degraded[relation.name] = identity;
+      this.warnOnce(
+        `identity:${relation.name}`,
+        { table: relation.name, identity },
+        `DEGRADED: ${relation.name} now has REPLICA IDENTITY ${identity}, not FULL: its deletes carry only the id and unchanged TOASTed values are looked up in ClickHouse; run ALTER TABLE "${relation.name}" REPLICA IDENTITY FULL`,
+      );
+    }
     const drift = checkRelation(relation.name, relation.columns);
     if (drift.incompatible.length > 0) {
       throw new StreamError(

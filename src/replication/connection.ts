@@ -14,11 +14,20 @@ import { startHeartbeat } from './heartbeat.ts';
 
 /** SQLSTATE of "replication slot ... is active for PID ...". */
 const OBJECT_IN_USE = '55006';
+/** SQLSTATE of "publication ... does not exist", raised by pgoutput while decoding a change. */
+const UNDEFINED_OBJECT = '42704';
 
 /** Another process took the slot between the check and START_REPLICATION: stand by and retry. */
 export class SlotInUseError extends StreamError {
   override readonly retryable = true;
 }
+
+/**
+ * pgoutput cannot find the publication at a change's WAL position (it was dropped while the slot
+ * had changes after it): every reconnect fails at that change, and recreating the publication does
+ * not help, because the slot decodes with the catalog as of that position. Not retryable.
+ */
+export class PublicationUnusableError extends StreamError {}
 
 /** The replication connection dropped (walsender terminated, server restarted, network). */
 export class ConnectionLostError extends StreamError {
@@ -72,9 +81,18 @@ export class ReplicationConnection implements PausableSource {
       const fatal = failure();
       if (fatal) throw fatal;
       if (halting()) return;
-      if ((error as { code?: string }).code === OBJECT_IN_USE) throw new SlotInUseError((error as Error).message);
-      throw new ConnectionLostError(`replication connection failed: ${(error as Error).message}`);
+      const { code, message } = error as { code?: string; message: string };
+      if (code === OBJECT_IN_USE) throw new SlotInUseError(message);
+      if (code === UNDEFINED_OBJECT && /publication/i.test(message)) {
+        throw new PublicationUnusableError(
+          `the slot cannot decode past this point (${message}): publication ${settings.publication} was dropped while slot ${settings.slot} still had changes after it, and recreating it does not help; recover with SELECT pg_drop_replication_slot('${settings.slot}'); then runs-cdc replicate --recreate-slot (creates the publication and a new slot, then repairs ClickHouse)`,
+        );
+      }
+      throw new ConnectionLostError(`replication connection failed: ${message}`);
     } finally {
+      // However the attempt ended, its connection is closed: a failed START_REPLICATION leaves the
+      // walsender idle but connected, holding one of max_wal_senders.
+      await stream.stop();
       await heartbeat.stop();
     }
     const fatal = failure();

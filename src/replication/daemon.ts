@@ -9,16 +9,20 @@ import type { Config } from '../config.ts';
 import { isRetryable, StreamError } from '../errors.ts';
 import { CRASH, type Crashable } from '../failpoints.ts';
 import type { Logger } from '../logger.ts';
-import { formatLsn, type Lsn } from '../lsn.ts';
+import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
 import type { EncodedRow, RunsStore } from '../sink/runs-sink.ts';
 import { type Routing, RunsTargets } from '../sink/targets.ts';
 import { TransactionApplier } from './applier.ts';
+import { ReconnectBackoff } from './backoff.ts';
 import { ConnectionLostError, ReplicationConnection, SlotInUseError } from './connection.ts';
 import { DurableBuffer } from './durable-buffer.ts';
+import { LagTracker } from './lag.ts';
 import { type DaemonState, Lifecycle } from './lifecycle.ts';
+import { checkSlotIdentity, recordSlot, repairEnded, type SlotGuard } from './slot-guard.ts';
 import { type DaemonObserver, type DaemonStats, emptyDaemonStats, type ReplicationSnapshot, type SnapshotSource } from './snapshot.ts';
-import { checkBeforeStreaming, sleepUnless, waitForFreeSlot } from './startup.ts';
+import { checkBeforeStreaming, sleepUnless, waitForFreeSlot, withSql } from './startup.ts';
 
+export type { SlotGuard } from './slot-guard.ts';
 export type { DaemonObserver, DaemonStats } from './snapshot.ts';
 
 export type DaemonSettings = Pick<
@@ -48,14 +52,19 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   readonly targets: RunsTargets;
   private readonly applier: TransactionApplier;
   private readonly lifecycle = new Lifecycle();
+  /** What was received or announced (BEGIN) and is not confirmed yet: lag.ts. */
+  private readonly lag = new LagTracker();
   /** The error that ends replication (a write, an item, a kill); undefined while none. */
   private failure: Error | undefined;
   private connection: ReplicationConnection | undefined;
   private started: (() => void) | undefined;
-  /** Failed connection attempts since the stream last started; sets the reconnect backoff. */
-  private reconnectAttempt = 0;
+  /** Failed connection attempts since the stream was last healthy; sets the reconnect delay. */
+  private readonly backoff: ReconnectBackoff;
   /** Resolves once preflight passed and Postgres started streaming. */
   readonly ready: Promise<void>;
+  /** The repair of the gap after a slot recreation (slot-guard.ts), while it runs. */
+  private gapRepair: Promise<void> | undefined;
+  private readonly stopGapRepair = new AbortController();
 
   constructor(
     private readonly databaseUrl: string,
@@ -64,8 +73,11 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     private readonly log: Logger,
     observer: DaemonObserver = {},
     routing?: Routing,
+    /** Checks that the slot is the one ClickHouse's rows came from (absent: not checked). */
+    private readonly slotGuard?: SlotGuard,
   ) {
     this.targets = new RunsTargets(sink, routing);
+    this.backoff = new ReconnectBackoff(settings.retryInitialMs, settings.retryMaxMs);
     this.ready = new Promise((resolve) => {
       this.started = resolve;
     });
@@ -121,12 +133,21 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
       throw error;
     } finally {
       this.buffer.end(ended);
+      this.stopGapRepair.abort();
+      await this.gapRepair;
     }
   }
 
   private async preflightAndStream(): Promise<void> {
     this.lifecycle.enter('preflight');
-    await checkBeforeStreaming(this.databaseUrl, this.settings, this.targets, this.log);
+    const guard = this.slotGuard;
+    const plan = guard && (await withSql(this.databaseUrl, (sql) => checkSlotIdentity(sql, this.settings.slot, guard, this.log)));
+    const partialIdentity = await checkBeforeStreaming(this.databaseUrl, this.settings, this.targets, this.log);
+    for (const table of partialIdentity) this.stats.degradedIdentity[table] = 'NOT FULL';
+    if (guard && plan) {
+      await withSql(this.databaseUrl, (sql) => recordSlot(sql, this.settings.slot, plan, guard.ledger));
+      if (plan.repair) this.startGapRepair(guard);
+    }
     let reconnecting = false;
     for (;;) {
       try {
@@ -134,9 +155,9 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
       } catch (error) {
         // While reconnecting, Postgres may still be restarting: keep trying, with backoff.
         if (!reconnecting || !isRetryable(error) || this.halting) throw error;
-        this.reconnectAttempt += 1;
-        this.log.warn({ attempt: this.reconnectAttempt, err: (error as Error).message }, 'Postgres not reachable yet; retrying');
-        if (await this.sleepUnlessHalting(this.backoffMs())) return;
+        const { attempt, delayMs } = this.backoff.failed(this.confirmedLsn);
+        this.log.warn({ attempt, delayMs, err: (error as Error).message }, 'Postgres not reachable yet; retrying');
+        if (await this.sleepUnlessHalting(delayMs)) return;
         continue;
       }
       if (this.halting) return;
@@ -151,21 +172,38 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
           continue;
         }
         if (!(error instanceof ConnectionLostError) || this.failure) throw this.failure ?? error;
-        this.reconnectAttempt += 1;
+        const { attempt, delayMs } = this.backoff.failed(this.confirmedLsn);
         reconnecting = true;
         this.stats.reconnects += 1;
         this.log.warn(
-          { attempt: this.reconnectAttempt, err: error.message, confirmedLsn: formatLsn(this.confirmedLsn) },
+          { attempt, delayMs, err: error.message, confirmedLsn: formatLsn(this.confirmedLsn) },
           'replication connection lost; flushing what was received, then reconnecting from the slot',
         );
         await this.recoverFromLostConnection();
-        if (await this.sleepUnlessHalting(this.backoffMs())) return;
+        if (await this.sleepUnlessHalting(delayMs)) return;
       }
     }
   }
 
-  private backoffMs(): number {
-    return Math.min(this.settings.retryMaxMs, this.settings.retryInitialMs * 2 ** Math.max(0, this.reconnectAttempt - 1));
+  /** Repair the gap beside the stream; it ends the daemon if it fails (a restart repeats it). */
+  private startGapRepair(guard: SlotGuard): void {
+    const { slot } = this.settings;
+    this.gapRepair = guard.repair(this.stopGapRepair.signal).then(
+      async () => {
+        await repairEnded(slot, guard.ledger);
+        this.log.info({ slot }, `the gap after slot ${slot} was recreated is repaired: ClickHouse holds every change`);
+        this.gapRepair = undefined;
+      },
+      (error: Error) => {
+        this.gapRepair = undefined;
+        if (!this.halting) this.die(error);
+      },
+    );
+  }
+
+  /** A repair of the gap after a slot recreation is running: /readyz is not ready. */
+  get repairingGap(): boolean {
+    return this.gapRepair !== undefined;
   }
 
   /**
@@ -185,6 +223,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   async [CRASH](): Promise<void> {
     this.lifecycle.become('killed');
     this.failure ??= new StreamError('killed');
+    this.stopGapRepair.abort();
     this.applier.halt();
     this.buffer[CRASH]();
     await this.connection?.close(this.failure);
@@ -194,6 +233,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   async stop(): Promise<void> {
     if (this.halting) return;
     this.lifecycle.become('stopping');
+    this.stopGapRepair.abort();
     this.connection?.pause();
     this.applier.halt(); // received but unhandled: never confirmed, so Postgres sends it again
     await this.applier.discardReceived();
@@ -240,10 +280,17 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
       confirmedLsn: () => this.confirmedLsn,
       onStart: () => {
         this.lifecycle.enter('streaming');
-        this.reconnectAttempt = 0;
+        this.backoff.started(this.confirmedLsn);
         this.started?.();
       },
       onItem: (item) => {
+        if (item.kind === 'message') {
+          this.lag.reached(item.lsn);
+          const { message } = item;
+          // commitTime: µs since the epoch
+          if (message.tag === 'begin')
+            this.lag.announced(parseLsn(message.commitLsn as string), Number((message.commitTime as bigint) / 1000n));
+        }
         if (!this.halting && !this.failure) this.applier.receive(item);
       },
       onHeartbeat: () => {
@@ -258,6 +305,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   private die(error: Error): void {
     if (this.failure) return;
     this.failure = error;
+    this.stopGapRepair.abort();
     this.applier.halt();
     this.connection?.pause();
     this.log.error({ err: error.message, confirmedLsn: formatLsn(this.confirmedLsn) }, 'replication stopped');
@@ -274,18 +322,21 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     return this.buffer.pendingCommits === 0;
   }
 
-  /** Replication lag in seconds: now - commit time of the newest confirmed transaction, 0 when
-   * nothing received is waiting. */
-  get lagSeconds(): number {
-    const last = this.buffer.confirmedCommitMs;
-    return this.allConfirmed || last === undefined ? 0 : Math.max(0, (Date.now() - last) / 1000);
+  /** Replication lag: now - commit time of the oldest transaction received or announced (its
+   * BEGIN) but not confirmed, and the bytes received or announced past the confirmed LSN; 0 when
+   * nothing is waiting (lag.ts). */
+  get currentLag(): { seconds: number; bytes: number } {
+    return this.lag.lag(this.confirmedLsn);
   }
 
   snapshot(): ReplicationSnapshot {
+    const lag = this.currentLag;
     return {
       streaming: this.streaming,
+      repairingGap: this.repairingGap,
       confirmedLsn: this.confirmedLsn,
-      lagSeconds: this.lagSeconds,
+      lagSeconds: lag.seconds,
+      lagBytes: lag.bytes,
       stats: this.stats,
       bufferedRows: this.buffer.bufferedRows,
       bufferedBytes: this.buffer.bufferedBytes,

@@ -20,6 +20,10 @@ export interface DaemonStats {
   heartbeats: number;
   /** Changes received per `table/operation` (insert, update, delete, truncate). */
   received: Record<string, number>;
+  /** Tables whose changes come without REPLICA IDENTITY FULL (set at start with
+   * --allow-partial-identity, or switched mid-stream), each with its identity: values they lack
+   * are looked up in ClickHouse. */
+  degradedIdentity: Record<string, string>;
 }
 
 export function emptyDaemonStats(): DaemonStats {
@@ -35,16 +39,22 @@ export function emptyDaemonStats(): DaemonStats {
     reconnects: 0,
     heartbeats: 0,
     received: {},
+    degradedIdentity: {},
   };
 }
 
 export interface ReplicationSnapshot {
   /** Subscribed to the slot and running: what /readyz reports. */
   streaming: boolean;
+  /** Repairing the gap after the slot was recreated (--recreate-slot): not ready until it ends. */
+  repairingGap: boolean;
   /** The LSN confirmed to Postgres so far. */
   confirmedLsn: Lsn;
-  /** Now - commit time of the newest confirmed transaction; 0 when nothing received is waiting. */
+  /** Now - commit time of the oldest transaction received or announced (BEGIN) but not
+   * confirmed; 0 when nothing is waiting. A huge transaction counts from its BEGIN on. */
   lagSeconds: number;
+  /** The furthest LSN received or announced (a BEGIN's final LSN) minus the confirmed LSN. */
+  lagBytes: number;
   stats: Readonly<DaemonStats>;
   /** Rows and estimated bytes buffered or in flight to the sink. */
   bufferedRows: number;

@@ -7,7 +7,7 @@ import type { Logger } from '../logger.ts';
 import type { RunsStore } from '../sink/runs-sink.ts';
 import type { Routing } from '../sink/targets.ts';
 import { currentWalLsn } from '../source/preflight.ts';
-import { type DaemonObserver, type DaemonSettings, ReplicationDaemon } from './daemon.ts';
+import { type DaemonObserver, type DaemonSettings, ReplicationDaemon, type SlotGuard } from './daemon.ts';
 
 export interface Replication {
   daemon: ReplicationDaemon;
@@ -27,8 +27,9 @@ export async function startReplication(
   log: Logger,
   observer?: DaemonObserver,
   routing?: Routing,
+  slotGuard?: SlotGuard,
 ): Promise<Replication> {
-  const daemon = new ReplicationDaemon(databaseUrl, settings, table, log, observer, routing);
+  const daemon = new ReplicationDaemon(databaseUrl, settings, table, log, observer, routing, slotGuard);
   const running = daemon.run();
   running.catch(() => {}); // reported through `running`, waitForConfirmed and stop()
   await Promise.race([daemon.ready, running]);

@@ -9,7 +9,7 @@ import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
 import type { RunsTargets } from '../sink/targets.ts';
 import { connectPostgres } from '../source/connection.ts';
-import { assertUsableSlot, type PreflightOptions, preflightPostgres, readSlot } from '../source/preflight.ts';
+import { assertUsableSlot, type PreflightOptions, type PreflightResult, preflightPostgres, readSlot } from '../source/preflight.ts';
 
 /** A short-lived ordinary connection for startup checks (the stream has its own). */
 export async function withSql<T>(databaseUrl: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {
@@ -21,15 +21,16 @@ export async function withSql<T>(databaseUrl: string, use: (sql: pg.Client) => P
   }
 }
 
-/** Preflight Postgres, then check that every target's table matches the mapping. */
+/** Preflight Postgres, then check that every target's table matches the mapping; returns the
+ * tables without FULL identity (--allow-partial-identity). */
 export async function checkBeforeStreaming(
   databaseUrl: string,
   settings: PreflightOptions,
   targets: RunsTargets,
   log: Logger,
-): Promise<void> {
-  await withSql(databaseUrl, async (sql) => {
-    await preflightPostgres(sql, settings, log);
+): Promise<PreflightResult['partialIdentityTables']> {
+  return withSql(databaseUrl, async (sql) => {
+    const { partialIdentityTables } = await preflightPostgres(sql, settings, log);
     for (const [, table] of targets.all) {
       const mismatches = await table.schemaMismatches();
       if (mismatches.length > 0) {
@@ -38,6 +39,7 @@ export async function checkBeforeStreaming(
         );
       }
     }
+    return partialIdentityTables;
   });
 }
 
@@ -65,7 +67,11 @@ export async function waitForFreeSlot(wait: FreeSlotWait): Promise<boolean> {
   return withSql(wait.databaseUrl, async (sql) => {
     for (;;) {
       const slot = await readSlot(sql, wait.slot);
-      if (!slot) throw new StreamError(`replication slot ${wait.slot} disappeared`);
+      if (!slot) {
+        throw new StreamError(
+          `replication slot ${wait.slot} disappeared: changes made since it was dropped are not in ClickHouse; restart with runs-cdc replicate --recreate-slot (creates it and repairs the gap)`,
+        );
+      }
       // On a reconnect too: the slot may have been invalidated while the connection was down.
       await assertUsableSlot(sql, slot, wait.slot);
       wait.onSlot(slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : 0n);

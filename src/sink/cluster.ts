@@ -14,6 +14,7 @@ const SHARDING_KEYS: Record<string, string> = {
   backfill_jobs: 'cityHash64(job_id)',
   backfill_checkpoints: 'cityHash64(job_id)',
   dead_letters: 'cityHash64(run_id)',
+  replication_slots: 'cityHash64(slot)',
   runs_cdc_migrations: 'version',
 };
 

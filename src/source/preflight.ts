@@ -59,7 +59,7 @@ export function missingTableProblem(table: SourceTable): string {
 /** Why a table's replica identity (`relreplident`) is not enough, or undefined when it is FULL. */
 export function identityProblem(table: SourceTable, identity: string): string | undefined {
   if (identity === 'f') return undefined;
-  return `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY_NAMES[identity] ?? identity}, but runs-cdc needs FULL so deletes and updates carry the whole old row: run ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL; or start with --fix-replica-identity`;
+  return `table ${quoteIdent(table)} has REPLICA IDENTITY ${IDENTITY_NAMES[identity] ?? identity}, but runs-cdc needs FULL so deletes and updates carry the whole old row (replication without it is DEGRADED: values are looked up in ClickHouse): run ALTER TABLE ${quoteIdent(table)} REPLICA IDENTITY FULL; or start with --fix-replica-identity`;
 }
 
 /** Replica identity of each runs table, failing when a table does not exist. */
@@ -208,7 +208,7 @@ export async function slotProblems(sql: pg.ClientBase, state: SlotState, slot: s
   }
   if (state.walStatus === 'lost') {
     problems.push(
-      `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes; drop and recreate it (SELECT pg_drop_replication_slot('${slot}');), restart replicate, then repair the gap with runs-cdc backfill --mode repair`,
+      `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, so ClickHouse may be missing changes: restart with runs-cdc replicate --recreate-slot (drops it, creates it again and repairs the gap in ClickHouse as runs-cdc backfill --mode repair does)`,
     );
   }
   return problems;

@@ -33,6 +33,7 @@ export class ReplicationStream {
   private readonly service: LogicalReplicationService;
   private statusTimer: NodeJS.Timeout | undefined;
   private paused = false;
+  private stopping: Promise<void> | undefined;
 
   constructor(
     private readonly options: StreamOptions,
@@ -98,9 +99,11 @@ export class ReplicationStream {
     this.socket()?.resume();
   }
 
-  async stop(): Promise<void> {
+  /** Close the connection; idempotent (every caller waits for the same close). */
+  stop(): Promise<void> {
     clearInterval(this.statusTimer);
-    await this.service.destroy();
+    this.stopping ??= this.service.destroy().then(() => {});
+    return this.stopping;
   }
 
   /** The library keeps the connection private; it pauses the same socket in its own flow control. */

@@ -15,8 +15,15 @@ it('migrate is idempotent and records what it applied', async () => {
     '002_backfill_jobs',
     '003_dead_letters',
     '004_vertical_merges',
+    '005_replication_slots',
   ]);
-  expect(await migrate(ch, database)).toEqual(['001_task_runs_v2', '002_backfill_jobs', '003_dead_letters', '004_vertical_merges']);
+  expect(await migrate(ch, database)).toEqual([
+    '001_task_runs_v2',
+    '002_backfill_jobs',
+    '003_dead_letters',
+    '004_vertical_merges',
+    '005_replication_slots',
+  ]);
   expect(await migrate(ch, database)).toEqual([]);
   expect(await pendingMigrations(ch, database)).toEqual([]);
   const [engine] = await queryRows<{ engine_full: string }>(
@@ -56,7 +63,7 @@ describe('before replicating, ClickHouse must be', () => {
   it('migrated: missing migrations fail with the command to run', async () => {
     const config = loadConfig({ clickhouseDatabase: uniqueName('unmigrated') }, {});
     await expect(openRunsTable(await testClickHouse(), config, silentLogger)).rejects.toThrow(
-      `is missing migrations 001_task_runs_v2, 002_backfill_jobs, 003_dead_letters, 004_vertical_merges: run runs-cdc migrate first`,
+      `is missing migrations 001_task_runs_v2, 002_backfill_jobs, 003_dead_letters, 004_vertical_merges, 005_replication_slots: run runs-cdc migrate first`,
     );
   });
 });

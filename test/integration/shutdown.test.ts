@@ -17,6 +17,10 @@ it('a second SIGTERM exits at once while the first is still flushing; nothing un
   const migrate = workspace.cli(['migrate']);
   expect(await migrate.exit, migrate.output()).toBe(0);
 
+  // The slot exists before ClickHouse holds a row: a missing slot over rows would be a gap
+  // (replicate refuses it, see slot-identity.test.ts). The publication before the slot.
+  await workspace.pgdb.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
+  await workspace.pgdb.sql.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [slot]);
   // Make every insert into November 2026 fail with TOO_MANY_PARTS (transient: retried forever).
   const ch = await cliClickHouse(chdbPath);
   await ch.insert({

@@ -1,12 +1,13 @@
 /** Runs the real replication daemon in the test process against real Postgres and ClickHouse. */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { afterEach, beforeEach } from 'vitest';
+import { slotGuardFor } from '../../src/cli/replicate.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { type Logger, silentLogger } from '../../src/logger.ts';
 import type { DaemonObserver, ReplicationDaemon } from '../../src/replication/daemon.ts';
 import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import type { Routing } from '../../src/sink/targets.ts';
+import { type Routing, RunsTargets } from '../../src/sink/targets.ts';
 import { freshClickHouseDatabase, freshPostgres, type TestPostgres, testClickHouse, uniqueName } from './databases.ts';
 
 export interface RunningDaemon {
@@ -26,6 +27,8 @@ export interface DaemonWiring {
   log?: Logger;
   observer?: DaemonObserver;
   routing?: Routing;
+  /** Check the slot against ClickHouse's record of it, as `replicate` does (slot-guard.ts). */
+  guardSlot?: boolean;
 }
 
 export async function startDaemon(
@@ -33,7 +36,7 @@ export async function startDaemon(
   ch: ClickHouseClient,
   database: string,
   overrides: Partial<Record<keyof Config, unknown>> = {},
-  { log = silentLogger, observer, routing }: DaemonWiring = {},
+  { log = silentLogger, observer, routing, guardSlot = false }: DaemonWiring = {},
 ): Promise<RunningDaemon> {
   const config = loadConfig(
     {
@@ -49,7 +52,8 @@ export async function startDaemon(
     {},
   );
   const table = RunsTable.fromConfig(ch, config, log);
-  const replication = await startReplication(pgdb.url, config, table, log, observer, routing);
+  const guard = guardSlot ? slotGuardFor(config, ch, new RunsTargets(table, routing), log) : undefined;
+  const replication = await startReplication(pgdb.url, config, table, log, observer, routing, guard);
   return { ...replication, table, config, caughtUp: () => replication.caughtUp(pgdb.sql) };
 }
 

@@ -18,7 +18,7 @@ export function relation(name: string, columns: Array<{ name: string; typeOid: n
     relationOid: 1,
     schema: 'public',
     name,
-    replicaIdentity: 'f',
+    replicaIdentity: 'full', // as pg-logical-replication parses it
     columns,
     keyColumns: [],
   } as unknown as Pgoutput.MessageRelation;

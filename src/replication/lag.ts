@@ -1,0 +1,50 @@
+/**
+ * Replication lag as work received or announced but not yet confirmed. pgoutput sends a
+ * transaction only after its commit, and its BEGIN already carries the commit's LSN (final LSN)
+ * and time, so from the BEGIN on the lag counts the whole transaction, not only once its commit
+ * message arrives: during a transaction of a million rows that ClickHouse is slow to take, lag in
+ * seconds grows from its commit time and lag in bytes covers it up to its commit.
+ *
+ * - seconds: now - the commit time of the oldest transaction announced (BEGIN received) and not
+ *   confirmed; 0 when there is none;
+ * - bytes: the furthest position received or announced - the confirmed position; 0 when nothing
+ *   is ahead.
+ */
+import type { Lsn } from '../lsn.ts';
+
+interface Announced {
+  finalLsn: Lsn;
+  commitMs: number;
+}
+
+export class LagTracker {
+  /** Announced transactions in LSN order; those at or below the confirmed position are dropped. */
+  private pending: Announced[] = [];
+  private furthest: Lsn = 0n;
+
+  /** A BEGIN: the transaction commits at `finalLsn` at `commitMs`. A replayed one is not added twice. */
+  announced(finalLsn: Lsn, commitMs: number): void {
+    this.reached(finalLsn);
+    const last = this.pending.at(-1);
+    if (last && last.finalLsn >= finalLsn) return;
+    this.pending.push({ finalLsn, commitMs });
+  }
+
+  /** A message or keepalive at `lsn` arrived. */
+  reached(lsn: Lsn): void {
+    if (lsn > this.furthest) this.furthest = lsn;
+  }
+
+  /** The lag with `confirmed` confirmed to Postgres (the end of every transaction before it). */
+  lag(confirmed: Lsn, now: number = Date.now()): { seconds: number; bytes: number } {
+    // A transaction is confirmed once the confirmed position passed its commit record.
+    let drop = 0;
+    while (drop < this.pending.length && (this.pending[drop] as Announced).finalLsn < confirmed) drop += 1;
+    if (drop > 0) this.pending = this.pending.slice(drop);
+    const oldest = this.pending[0];
+    return {
+      seconds: oldest ? Math.max(0, (now - oldest.commitMs) / 1000) : 0,
+      bytes: this.furthest > confirmed ? Number(this.furthest - confirmed) : 0,
+    };
+  }
+}
