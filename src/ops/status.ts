@@ -82,9 +82,7 @@ export async function gatherStatus(
   const problems: string[] = [];
   const state = await readSlot(sql, names.slot);
   const slot: StatusReport['slot'] = { name: names.slot, exists: state !== undefined };
-  if (!state) {
-    problems.push(`replication slot ${names.slot} does not exist: start runs-cdc replicate (it creates it)`);
-  } else {
+  if (state) {
     const { rows } = await sql.query<{ lag: string | null }>(
       'SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint::text AS lag FROM pg_replication_slots WHERE slot_name = $1',
       [names.slot],
@@ -117,6 +115,15 @@ export async function gatherStatus(
   const bothExist = tables.length === 2 && tables.every((t) => t.exists);
   const clickhouseReport = await clickhouseStatus(clickhouse, names.database);
   if (!clickhouseReport.available) problems.push(clickhouseReport.note ?? 'ClickHouse is not available');
+  if (!state) {
+    // Once ClickHouse holds replicated rows, a new slot would start after a gap (replicate refuses it).
+    const holdsRows = (clickhouseReport.rows ?? []).some((r) => r.raw > 0);
+    problems.unshift(
+      holdsRows
+        ? `replication slot ${names.slot} does not exist while ClickHouse holds replicated rows, so the changes made since it went are missing there: run runs-cdc replicate --recreate-slot (it recreates the slot and repairs the gap)`
+        : `replication slot ${names.slot} does not exist: start runs-cdc replicate (it creates it)`,
+    );
+  }
   return {
     slot,
     publication: { name: names.publication, exists: pub !== undefined },
@@ -158,7 +165,7 @@ async function migrationStatus(sql: pg.ClientBase): Promise<StatusReport['migrat
  */
 function missingPublicationProblem(publication: string, slot: string | undefined): string {
   if (slot === undefined) return `publication ${publication} does not exist: start runs-cdc replicate (it creates it)`;
-  return `publication ${publication} does not exist, and replication slot ${slot} cannot stream past the point it was dropped (recreating the publication does not help): drop the slot (SELECT pg_drop_replication_slot('${slot}');), start runs-cdc replicate (it creates both), then copy the changes made meanwhile with runs-cdc backfill --mode repair`;
+  return `publication ${publication} does not exist, and replication slot ${slot} cannot stream past the point it was dropped (recreating the publication does not help): drop the slot (SELECT pg_drop_replication_slot('${slot}');), then run runs-cdc replicate --recreate-slot (it creates both and repairs the changes made meanwhile)`;
 }
 
 async function clickhouseStatus(

@@ -132,7 +132,7 @@ it('a dropped publication: exit 1, and the slot cannot be revived by recreating 
   expect(run.report.problems).toEqual([
     expect.stringMatching(
       new RegExp(
-        `^publication ${publication} does not exist, and replication slot ${slot} cannot stream past the point it was dropped .*pg_drop_replication_slot.*backfill --mode repair$`,
+        `^publication ${publication} does not exist, and replication slot ${slot} cannot stream past the point it was dropped .*pg_drop_replication_slot.*replicate --recreate-slot .*$`,
       ),
     ),
   ]);
@@ -145,4 +145,15 @@ it('a dropped publication: exit 1, and the slot cannot be revived by recreating 
       publication,
     ]),
   ).rejects.toThrow(`publication "${publication}" does not exist`);
+});
+
+it('a missing slot while ClickHouse holds replicated rows: exit 1, says --recreate-slot (a new slot alone would leave a gap)', async () => {
+  await writeRuns(3);
+  const copied = await workspace.cli(['backfill']).finished();
+  expect(copied.code, copied.output).toBe(0);
+  const run = await status({ RUNS_CDC_SLOT: uniqueName('gone') });
+  expect(run.code).toBe(1);
+  expect(run.report.problems).toEqual([
+    expect.stringMatching(/does not exist while ClickHouse holds replicated rows.*runs-cdc replicate --recreate-slot/),
+  ]);
 });
