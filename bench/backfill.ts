@@ -17,12 +17,12 @@ import { SELECT_LIST } from '../src/backfill/source.ts';
 import { BACKFILL_PROFILES, loadConfig } from '../src/config.ts';
 import { startPostgres } from '../src/embedded/postgres.ts';
 import { silentLogger } from '../src/logger.ts';
+import { SOURCE_TABLES } from '../src/schema/columns.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
 import { migrate } from '../src/sink/migrations.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
-import { quoteIdent } from '../src/source/preflight.ts';
+import { quoteIdent } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
-import { SOURCE_TABLES } from '../src/transform/columns.ts';
 import { Verifier } from '../src/verify/verify.ts';
 import { numberArg } from './args.ts';
 

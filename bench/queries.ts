@@ -18,7 +18,7 @@ import { numberArg } from './args.ts';
 const ROWS = numberArg('--rows', 5_000_000);
 const REPEAT = numberArg('--repeat', 20);
 const MIGRATED = numberArg('--migrated', 1) !== 0;
-/** A task_run_v2 version (src/transform/version.ts): the table rank bit over a small version. */
+/** A task_run_v2 version (src/schema/version.ts): the table rank bit over a small version. */
 const V2_VERSION = `toUInt128('${(1n << 127n) + 4n}')`;
 const NOW = Date.UTC(2026, 10, 23);
 const LARGE = { organizationId: 'org_big', projectId: 'proj_1', environmentId: 'env_prod' };

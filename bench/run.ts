@@ -25,7 +25,7 @@ import { startReplication } from '../src/replication/start.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
 import { migrate } from '../src/sink/migrations.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
-import { currentWalLsn, readSlot } from '../src/source/preflight.ts';
+import { currentWalLsn, readSlot } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';

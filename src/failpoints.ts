@@ -5,7 +5,7 @@
  * test armed that name. The one fault that is not a point in the code, a crash, is `crash()`
  * here too: components implement it under the CRASH symbol, outside their public API.
  */
-import type { SourceTable } from './transform/columns.ts';
+import type { SourceTable } from './schema/columns.ts';
 import type { Tuple } from './transform/row.ts';
 
 export interface Failpoints {

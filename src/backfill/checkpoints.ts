@@ -6,9 +6,9 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { BackfillTuning } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { assertIdentifier } from '../sink/clickhouse.ts';
+import type { SourceTable } from '../schema/columns.ts';
+import { assertIdentifier } from '../schema/tables.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from '../sink/retry.ts';
-import type { SourceTable } from '../transform/columns.ts';
 import { utcTimestamp } from '../utc.ts';
 
 export type BackfillStatus = 'RUNNING' | 'SUCCESS' | 'FAILURE' | 'EMPTY';

@@ -9,9 +9,9 @@
  * TRUNCATE at the snapshot would (tombstoneSourceTable), so rows CDC writes later stay.
  */
 import { RunsCdcError } from '../errors.ts';
+import { SOURCE_TABLES } from '../schema/columns.ts';
 import type { RunsSink } from '../sink/runs-sink.ts';
 import { connectPostgres } from '../source/connection.ts';
-import { SOURCE_TABLES } from '../transform/columns.ts';
 import { backfillRequest, runBackfill } from './job.ts';
 import type { BackfillContext } from './run.ts';
 

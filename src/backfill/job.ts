@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { type BackfillTuning, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
 import { RunsCdcError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
+import { SOURCE_TABLES, type SourceTable } from '../schema/columns.ts';
 import { utcTimestamp } from '../utc.ts';
 import { type BackfillMode, CheckpointStore, type JobParams, type JobRecord, type RangeCheckpoint } from './checkpoints.ts';
 import { type Cursor, formatCursor } from './cursor.ts';

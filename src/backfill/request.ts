@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
-import { SOURCE_TABLES, type SourceTable } from '../transform/columns.ts';
+import { SOURCE_TABLES, type SourceTable } from '../schema/columns.ts';
 import { CursorError, isCalendarTimestamp, parseCursor } from './cursor.ts';
 import type { BackfillRequest } from './job.ts';
 

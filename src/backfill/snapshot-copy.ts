@@ -4,7 +4,7 @@
  * backfill transforms them, at the snapshot's version. verify --repair uses it.
  */
 import type { Logger } from '../logger.ts';
-import type { SourceTable } from '../transform/columns.ts';
+import type { SourceTable } from '../schema/columns.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
 import { connectReader, readPageByIds, rowsOfPage } from './source.ts';
 import { exportSnapshot, importSnapshot } from './version-rule.ts';

@@ -6,9 +6,9 @@
 import type pg from 'pg';
 import parsePostgresArray from 'postgres-array';
 import type { Logger } from '../logger.ts';
+import { SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
+import { quoteIdent } from '../source/catalog.ts';
 import { connectPostgres } from '../source/connection.ts';
-import { quoteIdent } from '../source/preflight.ts';
-import { SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
 import { buildRow, type ClickHouseRow, supersededLegacyTombstone, type Tuple } from '../transform/row.ts';
 import type { Coercion } from '../transform/values.ts';
 import type { Cursor } from './cursor.ts';
@@ -73,7 +73,7 @@ export async function readPage(
 
 /** The ClickHouse rows of a page read here, at `version`; each value that had to be coerced is
  * logged, as the daemon does. A legacy row read while its run had a task_run_v2 copy becomes a
- * tombstone that keeps every legacy row on its key hidden (see transform/version.ts). */
+ * tombstone that keeps every legacy row on its key hidden (see schema/version.ts). */
 export function rowsOfPage(page: readonly Tuple[], table: SourceTable, version: bigint, log: Logger): ClickHouseRow[] {
   const coercions: Coercion[] = [];
   const rows = page.map((tuple) => {

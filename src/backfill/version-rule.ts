@@ -18,9 +18,10 @@ import type pg from 'pg';
 import { PreflightError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
+import { BACKFILL_VERSION, snapshotVersion } from '../schema/version.ts';
+import { quoteIdent, readSlot } from '../source/catalog.ts';
 import { connectPostgres } from '../source/connection.ts';
-import { assertUsableSlot, checkWalLevel, ensurePublication, ensureSlot, quoteIdent, readSlot } from '../source/preflight.ts';
-import { BACKFILL_VERSION, snapshotVersion } from '../transform/version.ts';
+import { assertUsableSlot, checkWalLevel, ensurePublication, ensureSlot } from '../source/preflight.ts';
 
 export interface SlotSettings {
   slot: string;

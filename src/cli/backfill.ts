@@ -12,7 +12,7 @@ import { BackfillMetrics } from '../ops/backfill-metrics.ts';
 import { type OpsServer, startOpsServer } from '../ops/server.ts';
 import { backfillSummary, formatTable } from '../report.ts';
 import { RunsTargets } from '../sink/targets.ts';
-import { readSlot } from '../source/preflight.ts';
+import { readSlot } from '../source/catalog.ts';
 import { jobContext, setExitCode, stdout } from './job-context.ts';
 import {
   addConfigOptions,

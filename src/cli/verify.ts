@@ -6,10 +6,9 @@ import { requireDatabaseUrl } from '../config.ts';
 
 import { UsageError } from '../errors.ts';
 import { formatTable } from '../report.ts';
-
+import { SOURCE_COLUMNS, SOURCE_TABLES } from '../schema/columns.ts';
 import type { RunsTable } from '../sink/runs-table.ts';
 import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
-import { SOURCE_COLUMNS, SOURCE_TABLES } from '../transform/columns.ts';
 import { type ColumnSet, KEY_COLUMNS } from '../verify/fingerprint.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { type OrganizationScope, Verifier, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';

@@ -14,8 +14,8 @@ import { DaemonMetrics } from '../ops/metrics.ts';
 import { oneTarget } from '../queries/params.ts';
 import { RunQueries } from '../queries/run-queries.ts';
 import { backfillSummary, formatTable } from '../report.ts';
+import { SOURCE_TABLES } from '../schema/columns.ts';
 import { connectClickHouse } from '../sink/clickhouse.ts';
-import { SOURCE_TABLES } from '../transform/columns.ts';
 import { startEmbeddedStack } from './embedded-stack.ts';
 import { completeRuns, copyRunsToV2, deleteRuns, insertRuns, makeRun } from './workload.ts';
 

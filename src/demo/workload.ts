@@ -4,8 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { quoteIdent } from '../source/preflight.ts';
-import type { SourceTable } from '../transform/columns.ts';
+import type { SourceTable } from '../schema/columns.ts';
+import { quoteIdent } from '../source/catalog.ts';
 import { utcTimestamp } from '../utc.ts';
 
 export type RunRow = Record<string, unknown> & { id: string; createdAt: string };

@@ -8,7 +8,7 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type pg from 'pg';
 import client from 'prom-client';
-import { readReplicaIdentities } from '../source/preflight.ts';
+import { readReplicaIdentities } from '../source/catalog.ts';
 
 /** The values Postgres reports in pg_replication_slots.wal_status (PG 13+). */
 export const WAL_STATUSES = ['reserved', 'extended', 'unreserved', 'lost'] as const;

@@ -6,7 +6,7 @@
 import client from 'prom-client';
 import type { Lsn } from '../lsn.ts';
 import type { DaemonObserver, ReplicationSnapshot, SnapshotSource } from '../replication/snapshot.ts';
-import { SOURCE_TABLES } from '../transform/columns.ts';
+import { SOURCE_TABLES } from '../schema/columns.ts';
 
 export interface MetricsSources {
   /** What the metrics read: a snapshot taken at each scrape. */

@@ -9,21 +9,13 @@ import type pg from 'pg';
 import { CheckpointStore } from '../backfill/checkpoints.ts';
 import { firstLine } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
+import { SOURCE_TABLES } from '../schema/columns.ts';
+import { runsTableIn } from '../schema/tables.ts';
 import { pendingMigrations } from '../sink/migrations.ts';
 import { readRows } from '../sink/read.ts';
-import { RUNS_TABLE } from '../sink/runs-table.ts';
-import {
-  IDENTITY_NAMES,
-  identityProblem,
-  missingTableProblem,
-  publicationProblems,
-  readPublication,
-  readReplicaIdentities,
-  readSlot,
-  slotProblems,
-} from '../source/preflight.ts';
+import { IDENTITY_NAMES, readPublication, readReplicaIdentities, readSlot } from '../source/catalog.ts';
+import { identityProblem, missingTableProblem, publicationProblems, slotProblems } from '../source/preflight.ts';
 import { readSlotHealth, slotHealthProblems } from '../source/slot-health.ts';
-import { SOURCE_TABLES } from '../transform/columns.ts';
 
 export interface StatusReport {
   slot: {
@@ -140,7 +132,7 @@ const MIGRATION_COUNT_TIMEOUT_MS = 3_000;
 /**
  * Runs in both tables, counted in Postgres (an index probe into task_run_v2's primary key per
  * legacy row, given up after MIGRATION_COUNT_TIMEOUT_MS). ClickHouse cannot count them: both
- * copies share one sort key there, and merges keep only the v2 row (see transform/version.ts).
+ * copies share one sort key there, and merges keep only the v2 row (see schema/version.ts).
  */
 async function migrationStatus(sql: pg.ClientBase): Promise<StatusReport['migration']> {
   try {
@@ -183,7 +175,7 @@ async function clickhouseStatus(
     }
     const count = async (from: string) => {
       const rows = await readRows<{ source_table: string; n: string }>(clickhouse, {
-        query: `SELECT source_table, count() AS n FROM ${database}.${RUNS_TABLE} ${from} GROUP BY source_table`,
+        query: `SELECT source_table, count() AS n FROM ${runsTableIn(database)} ${from} GROUP BY source_table`,
       });
       return new Map(rows.map((r) => [r.source_table, Number(r.n)]));
     };

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { UsageError } from '../errors.ts';
-import { SOURCE_TABLES } from '../transform/columns.ts';
+import { SOURCE_TABLES } from '../schema/columns.ts';
 import { utcTimestamp } from '../utc.ts';
 
 export const RUN_STATUSES = [

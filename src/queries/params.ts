@@ -1,5 +1,5 @@
 import { UsageError } from '../errors.ts';
-import { SOURCE_TABLES } from '../transform/columns.ts';
+import { SOURCE_TABLES } from '../schema/columns.ts';
 import { filtersSchema, parseTime, periodMs, RUN_STATUSES, timeWindow } from './filters.ts';
 import { MAX_LIST_LIMIT, MAX_TAGS_LIMIT, type RunQueries } from './run-queries.ts';
 

@@ -13,9 +13,8 @@
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { z } from 'zod';
 import { firstLine, RunsCdcError } from '../errors.ts';
-import { assertIdentifier } from '../sink/clickhouse.ts';
+import { runsTableIn } from '../schema/tables.ts';
 import { readRows } from '../sink/read.ts';
-import { RUNS_TABLE } from '../sink/runs-table.ts';
 import { utcTimestamp } from '../utc.ts';
 import {
   FAILED_STATUSES,
@@ -195,7 +194,7 @@ export class RunQueries {
     /** Current time for relative periods; tests pin it. */
     private readonly now: () => number = Date.now,
   ) {
-    this.table = `${assertIdentifier(database, 'ClickHouse database')}.${RUNS_TABLE}`;
+    this.table = runsTableIn(database);
     this.settings = {
       readonly: '2', // no writes; settings may still be set per query (1 would forbid these)
       max_execution_time: limits.timeoutSeconds,

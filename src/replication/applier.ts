@@ -10,13 +10,13 @@ import type { Config } from '../config.ts';
 import { StreamError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
+import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
+import { changeVersion } from '../schema/version.ts';
 import { type EncodedRow, encodeRow } from '../sink/runs-sink.ts';
 import type { RunsTargets } from '../sink/targets.ts';
 import type { StreamItem } from '../source/stream.ts';
-import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../transform/columns.ts';
 import { type Change, type ClickHouseRow, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
 import { checkRelation } from '../transform/schema-drift.ts';
-import { changeVersion } from '../transform/version.ts';
 import type { DurableBuffer } from './durable-buffer.ts';
 import type { DaemonStats } from './snapshot.ts';
 

@@ -21,7 +21,7 @@ import type pg from 'pg';
 import { PreflightError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
-import { readSlot } from '../source/preflight.ts';
+import { readSlot } from '../source/catalog.ts';
 
 export interface SlotRecord {
   slot: string;

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import type { Logger } from '../logger.ts';
 import type { RunsStore } from '../sink/runs-sink.ts';
 import type { Routing } from '../sink/targets.ts';
-import { currentWalLsn } from '../source/preflight.ts';
+import { currentWalLsn } from '../source/catalog.ts';
 import { type DaemonObserver, type DaemonSettings, ReplicationDaemon, type SlotGuard } from './daemon.ts';
 
 export interface Replication {

@@ -8,8 +8,9 @@ import { StreamError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
 import type { RunsTargets } from '../sink/targets.ts';
+import { readSlot } from '../source/catalog.ts';
 import { connectPostgres } from '../source/connection.ts';
-import { assertUsableSlot, type PreflightOptions, type PreflightResult, preflightPostgres, readSlot } from '../source/preflight.ts';
+import { assertUsableSlot, type PreflightOptions, type PreflightResult, preflightPostgres } from '../source/preflight.ts';
 
 /** A short-lived ordinary connection for startup checks (the stream has its own). */
 export async function withSql<T>(databaseUrl: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {

@@ -91,11 +91,3 @@ export async function connectClickHouse(target: ClickHouseTarget): Promise<Click
   const connection = createChdbConnection({ path: target.chdbPath }) as unknown as ChConnection;
   return createClient({ connection, clickhouse_settings: SESSION_SETTINGS, log: CLIENT_LOG });
 }
-
-/** A ClickHouse identifier runs-cdc will splice into DDL (database names): plain names only. */
-export function assertIdentifier(name: string, what: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
-    throw new Error(`${what} ${JSON.stringify(name)} must be letters, digits and underscores, not starting with a digit`);
-  }
-  return name;
-}

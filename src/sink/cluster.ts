@@ -6,7 +6,7 @@
  * a run lands on one shard and FINAL stays shard-local (a sort-key move to another organization
  * tombstones the old key on the old shard, since the tombstone carries the old organization).
  */
-import { assertIdentifier } from './clickhouse.ts';
+import { assertIdentifier } from '../schema/tables.ts';
 
 /** Sharding key per table: all rows FINAL must see together share a shard. */
 const SHARDING_KEYS: Record<string, string> = {

@@ -5,10 +5,10 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import { formatLsn } from '../lsn.ts';
+import { assertIdentifier } from '../schema/tables.ts';
+import { versionCommitLsn } from '../schema/version.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
-import { versionCommitLsn } from '../transform/version.ts';
 import { utcTimestamp } from '../utc.ts';
-import { assertIdentifier } from './clickhouse.ts';
 
 export interface DeadLetter {
   sourceTable: string;

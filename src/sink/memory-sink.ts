@@ -8,8 +8,9 @@
  * ClickHouse would return for that line. Tests can hold writes (`hold`) or make them fail
  * (`failWith`) to see what the caller does while the store is slow or refusing.
  */
+
+import { rankedVersion } from '../schema/version.ts';
 import { type ClickHouseRow, tombstoneOf } from '../transform/row.ts';
-import { rankedVersion } from '../transform/version.ts';
 import { decodeRow, type EncodedRow, emptySinkStats, encodeRow, type RunsStore, type SinkStats } from './runs-sink.ts';
 
 /** The runs table's ORDER BY: rows with the same key are one run under FINAL. */
@@ -63,7 +64,7 @@ export class MemorySink implements RunsStore {
   }
 
   async tombstoneSourceTable(sourceTable: string, version: bigint): Promise<number> {
-    // As the runs table does: compared and written at the table's rank (transform/version.ts).
+    // As the runs table does: compared and written at the table's rank (schema/version.ts).
     const older = this.final(sourceTable).filter((row) => versionOf(row) < rankedVersion(sourceTable, version));
     await this.write(older.map((row) => tombstoneOf(row, version)));
     return older.length;

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { firstLine, RunsCdcError } from '../errors.ts';
-import { assertIdentifier } from './clickhouse.ts';
+import { assertIdentifier } from '../schema/tables.ts';
 import { clusterStatements, createDatabaseStatement } from './cluster.ts';
 import { readRows } from './read.ts';
 

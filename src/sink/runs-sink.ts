@@ -26,7 +26,7 @@
  * after its `write` resolved.
  */
 
-import { TARGET_COLUMNS } from '../transform/columns.ts';
+import { TARGET_COLUMNS } from '../schema/columns.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
 import { decodeTabSeparatedLine, encodeTabSeparatedLine } from './tab-separated.ts';
 

@@ -10,10 +10,10 @@ import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import type { Config } from '../config.ts';
 import { RowRejectedError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { TARGET_COLUMNS } from '../transform/columns.ts';
+import { TARGET_COLUMNS } from '../schema/columns.ts';
+import { assertIdentifier, RUNS_TABLE, runsTableIn } from '../schema/tables.ts';
+import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from '../schema/version.ts';
 import { type ClickHouseRow, supersededLegacyTombstone, tombstoneOf } from '../transform/row.ts';
-import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from '../transform/version.ts';
-import { assertIdentifier } from './clickhouse.ts';
 import { DeadLetters } from './dead-letters.ts';
 import { runDdl } from './migrations.ts';
 import { parseJsonEachRow } from './read.ts';
@@ -22,7 +22,6 @@ import { decodeRow, type EncodedRow, emptySinkStats, encodeRow, type RunsReader,
 
 export { decodeRow, type EncodedRow, encodeRow, type SinkStats } from './runs-sink.ts';
 
-export const RUNS_TABLE = 'task_runs_v2';
 const INSERT_COLUMNS = TARGET_COLUMNS.map((c) => c.name);
 
 /**
@@ -79,7 +78,7 @@ export class RunsTable implements RunsSink, RunsReader {
     retry: RetryPolicy,
     log: Logger,
   ) {
-    this.qualifiedName = `${assertIdentifier(database, 'ClickHouse database')}.${RUNS_TABLE}`;
+    this.qualifiedName = runsTableIn(database);
     this.retryContext = { policy: retry, log, stats: this.stats, target: this.qualifiedName };
   }
 
@@ -103,7 +102,7 @@ export class RunsTable implements RunsSink, RunsReader {
   }
 
   /**
-   * One run, two tables (see transform/version.ts): a live "TaskRun" row of a run that has a
+   * One run, two tables (see schema/version.ts): a live "TaskRun" row of a run that has a
    * task_run_v2 copy (in ClickHouse, or earlier in this very write) becomes a tombstone at
    * LEGACY_SUPERSEDED_VERSION, so a legacy row under a key the v2 copy does not share (a moved
    * legacy copy, a legacy insert after the copy moved away) cannot show the run twice. Costs one

@@ -2,10 +2,9 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import { formatLsn, parseLsn } from '../lsn.ts';
 import type { SlotLedger, SlotRecord } from '../replication/slot-guard.ts';
+import { assertIdentifier, runsTableIn } from '../schema/tables.ts';
 import { utcTimestamp } from '../utc.ts';
-import { assertIdentifier } from './clickhouse.ts';
 import { readRows } from './read.ts';
-import { RUNS_TABLE } from './runs-table.ts';
 
 interface SlotRow {
   slot: string;
@@ -27,7 +26,7 @@ export class ClickHouseSlotLedger implements SlotLedger {
   ) {
     assertIdentifier(database, 'ClickHouse database');
     this.table = `${database}.replication_slots`;
-    this.runs = `${database}.${RUNS_TABLE}`;
+    this.runs = runsTableIn(database);
   }
 
   async read(slot: string): Promise<SlotRecord | undefined> {

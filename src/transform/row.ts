@@ -12,9 +12,9 @@ import {
   type SourceTable,
   TARGET_COLUMNS,
   VERSION_COLUMN,
-} from './columns.ts';
+} from '../schema/columns.ts';
+import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from '../schema/version.ts';
 import { type ClickHouseValue, type Coercion, convertValue, emptyValue } from './values.ts';
-import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from './version.ts';
 
 /**
  * A row as pgoutput decoded it, with every value kept as Postgres text. `null` is SQL NULL;

@@ -12,7 +12,7 @@
  * again, then lets verify --repair, comparing every column, copy whatever changed meanwhile at a
  * snapshot version (newer than what the old slot wrote, older than what the new slot streams).
  */
-import { type ColumnKind, SOURCE_COLUMNS } from './columns.ts';
+import { type ColumnKind, SOURCE_COLUMNS } from '../schema/columns.ts';
 
 const quoted = (name: string) => `"${name.replaceAll('"', '""')}"`;
 

@@ -5,7 +5,7 @@
  * them, sink/tab-separated.ts). Pure: no I/O.
  */
 import parsePostgresArray from 'postgres-array';
-import type { ColumnKind } from './columns.ts';
+import type { ColumnKind } from '../schema/columns.ts';
 
 export type ClickHouseValue = string | number | boolean | null | string[];
 

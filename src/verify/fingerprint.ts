@@ -21,8 +21,9 @@
  * In Postgres each value and the row's md5 are computed once per row, in LATERAL subqueries kept
  * from being inlined (OFFSET 0): written in place, every use of a value would compute it again.
  */
-import { quoteIdent } from '../source/preflight.ts';
-import { type ColumnMapping, SOURCE_COLUMNS } from '../transform/columns.ts';
+
+import { type ColumnMapping, SOURCE_COLUMNS } from '../schema/columns.ts';
+import { quoteIdent } from '../source/catalog.ts';
 
 /** Which columns verify compares: every mapped column, or the cheaper key set. */
 export type ColumnSet = 'all' | 'key';

@@ -9,18 +9,17 @@
  * each run that is missing from ClickHouse, extra in it, or different (and in which columns). Memory stays bounded by
  * `leafRows` however large the tables are.
  *
- * One run, two tables (transform/version.ts): Postgres' side of "TaskRun" leaves out runs that
+ * One run, two tables (schema/version.ts): Postgres' side of "TaskRun" leaves out runs that
  * have a task_run_v2 copy (the copy is the run), and a legacy run ClickHouse knows as migrated
  * (its v2 copy was deleted, so the run is) is not named missing.
  */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type pg from 'pg';
-import { assertIdentifier } from '../sink/clickhouse.ts';
+import type { SourceTable } from '../schema/columns.ts';
+import { runsTableIn } from '../schema/tables.ts';
+import { LEGACY_SUPERSEDED_VERSION } from '../schema/version.ts';
 import { readRows } from '../sink/read.ts';
-import { RUNS_TABLE } from '../sink/runs-table.ts';
-import { quoteIdent } from '../source/preflight.ts';
-import type { SourceTable } from '../transform/columns.ts';
-import { LEGACY_SUPERSEDED_VERSION } from '../transform/version.ts';
+import { quoteIdent } from '../source/catalog.ts';
 import { type ColumnSet, type Fingerprint, fingerprint } from './fingerprint.ts';
 
 export type DifferenceKind = 'missing' | 'extra' | 'different';
@@ -81,7 +80,7 @@ export class Verifier {
     database: string,
     scope?: OrganizationScope,
   ) {
-    this.table = `${assertIdentifier(database, 'ClickHouse database')}.${RUNS_TABLE}`;
+    this.table = runsTableIn(database);
     if (!scope) {
       [this.pgScope, this.pgParams, this.chScope, this.chParams] = ['TRUE', [], '1', {}];
     } else if ('only' in scope) {

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
 import { startPostgres } from '../../src/embedded/postgres.ts';
-import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
+import { SOURCE_TABLES, type SourceTable } from '../../src/schema/columns.ts';
 import type { Tuple } from '../../src/transform/row.ts';
 import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, withFailpoint } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';

@@ -5,7 +5,7 @@
  */
 import { beforeAll, expect, it } from 'vitest';
 import { freePort } from '../../src/embedded/postgres.ts';
-import { SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { SOURCE_TABLES } from '../../src/schema/columns.ts';
 import { CLI_DATABASE, cliClickHouse, usingClickHouseServer } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
 import { type CliProcess, cliWorkspace } from '../support/cli.ts';

@@ -9,7 +9,7 @@ import { planBackfill, resumeBackfill, runBackfill } from '../../src/backfill/jo
 import { silentProgress } from '../../src/backfill/progress.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { BackfillMetrics } from '../../src/ops/backfill-metrics.ts';
-import { SOURCE_TABLES, type SourceTable } from '../../src/transform/columns.ts';
+import { SOURCE_TABLES, type SourceTable } from '../../src/schema/columns.ts';
 import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, maxRowsPerRun, withFailpoint } from '../support/backfill.ts';
 import {
   freshClickHouseDatabase,

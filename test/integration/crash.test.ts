@@ -5,7 +5,7 @@
  * (chDB allows one process per directory).
  */
 import { expect, it } from 'vitest';
-import { currentWalLsn } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/catalog.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { type CliProcess, cliWorkspace } from '../support/cli.ts';

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SinkFatalError } from '../../src/errors.ts';
-import { currentWalLsn } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/catalog.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { liveRunCount, refuseInserts, slotConfirmedLsn, testClickHouse, unconfirmedInSlot, waitFor } from '../support/databases.ts';
 import { insertRuns, makeRun } from '../support/fixtures.ts';

@@ -7,8 +7,8 @@
 import { expect, it } from 'vitest';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { freePort } from '../../src/embedded/postgres.ts';
-import { currentWalLsn } from '../../src/source/preflight.ts';
-import { SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { SOURCE_TABLES } from '../../src/schema/columns.ts';
+import { currentWalLsn } from '../../src/source/catalog.ts';
 import { CLI_DATABASE, cliClickHouse, usingClickHouseServer } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { cliWorkspace } from '../support/cli.ts';

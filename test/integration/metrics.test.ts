@@ -6,7 +6,7 @@ import { expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.ts';
 import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
-import { currentWalLsn } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/catalog.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { refuseInserts, testClickHouse, waitFor } from '../support/databases.ts';
 import { deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';

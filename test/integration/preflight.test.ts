@@ -6,7 +6,8 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startPostgres } from '../../src/embedded/postgres.ts';
 import { PreflightError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/logger.ts';
-import { preflightPostgres, readSlot } from '../../src/source/preflight.ts';
+import { readSlot } from '../../src/source/catalog.ts';
+import { preflightPostgres } from '../../src/source/preflight.ts';
 import { startDaemon } from '../support/daemon.ts';
 import {
   freshClickHouseDatabase,

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackfill } from '../../src/backfill/job.ts';
 import { FAILED_STATUSES, RUN_STATUSES, type RunFiltersInput } from '../../src/queries/filters.ts';
 import { QueryError, RunQueries } from '../../src/queries/run-queries.ts';
-import type { SourceTable } from '../../src/transform/columns.ts';
+import type { SourceTable } from '../../src/schema/columns.ts';
 import { utcTimestamp } from '../../src/utc.ts';
 import { anotherClickHouse, usingClickHouseServer } from '../support/backends.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';

@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import { expect, it } from 'vitest';
-import { currentWalLsn } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/catalog.ts';
 import { expectClickHouseEqualsPostgres, maxRowsPerRun } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
 import {

@@ -3,8 +3,8 @@
  * with FINAL, as every reader must) after inserts, updates and deletes in both tables.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { currentWalLsn, quoteIdent, readSlot } from '../../src/source/preflight.ts';
-import { SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { SOURCE_TABLES } from '../../src/schema/columns.ts';
+import { currentWalLsn, quoteIdent, readSlot } from '../../src/source/catalog.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
 import {
   freshClickHouseDatabase,

@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { RunsTargets } from '../../src/sink/targets.ts';
-import { currentWalLsn } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/catalog.ts';
 import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { freshClickHouseDatabase, queryRows, refuseInserts, testClickHouse, uniqueName, waitFor } from '../support/databases.ts';

@@ -4,7 +4,7 @@
  * and nothing acknowledged past the change.
  */
 import { expect, it } from 'vitest';
-import { SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { SOURCE_TABLES } from '../../src/schema/columns.ts';
 import { repairDifferences } from '../../src/verify/repair.ts';
 import { Verifier } from '../../src/verify/verify.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { delimiter } from 'node:path';
 import { expect, it } from 'vitest';
 import { insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { currentWalLsn } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/catalog.ts';
 import { CLI_DATABASE, cliClickHouse, cliClickHouseEnv } from '../support/backends.ts';
 import { cliWorkspace } from '../support/cli.ts';
 import { liveRunCount, slotConfirmedLsn, unconfirmedInSlot, waitFor, waitForSlot } from '../support/databases.ts';

@@ -4,7 +4,7 @@
  * streams, ending equal to Postgres.
  */
 import { expect, it } from 'vitest';
-import { currentWalLsn } from '../../src/source/preflight.ts';
+import { currentWalLsn } from '../../src/source/catalog.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { cliWorkspace } from '../support/cli.ts';

@@ -9,7 +9,7 @@ import { silentLogger } from '../../src/logger.ts';
 import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
 import { ClickHouseSlotLedger } from '../../src/sink/slot-ledger.ts';
-import { readSlot } from '../../src/source/preflight.ts';
+import { readSlot } from '../../src/source/catalog.ts';
 import { expectClickHouseEqualsPostgres, withFailpoint } from '../support/backfill.ts';
 import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
 import { freshClickHouseDatabase, testClickHouse, uniqueName, waitFor, withOwnPostgres } from '../support/databases.ts';

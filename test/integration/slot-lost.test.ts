@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { ReplicationDaemon } from '../../src/replication/daemon.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import { readSlot } from '../../src/source/preflight.ts';
+import { readSlot } from '../../src/source/catalog.ts';
 import { runCli } from '../support/cli.ts';
 import { freshClickHouseDatabase, testClickHouse, waitFor, withOwnPostgres } from '../support/databases.ts';
 

@@ -9,9 +9,9 @@
 import { afterAll, expect, inject, it } from 'vitest';
 import { freePort, type RunningPostgres } from '../../src/embedded/postgres.ts';
 import { parseLsn } from '../../src/lsn.ts';
+import { SOURCE_TABLES } from '../../src/schema/columns.ts';
 import { connectPostgres } from '../../src/source/connection.ts';
 import { PostgresTlsError } from '../../src/tls-errors.ts';
-import { SOURCE_TABLES } from '../../src/transform/columns.ts';
 import { CLI_DATABASE, cliClickHouse } from '../support/backends.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
 import { cliWorkspace } from '../support/cli.ts';

@@ -4,10 +4,10 @@
  */
 import { expect, it } from 'vitest';
 import { silentLogger } from '../../src/logger.ts';
+import { SOURCE_COLUMNS } from '../../src/schema/columns.ts';
+import { BACKFILL_VERSION, changeVersion } from '../../src/schema/version.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import { SOURCE_COLUMNS } from '../../src/transform/columns.ts';
 import { type Tuple, transformChange } from '../../src/transform/row.ts';
-import { BACKFILL_VERSION, changeVersion } from '../../src/transform/version.ts';
 import { freshClickHouseDatabase, queryRows, testClickHouse } from '../support/databases.ts';
 
 const run: Tuple = {

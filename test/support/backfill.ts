@@ -8,9 +8,9 @@ import { connectReader, SELECT_LIST } from '../../src/backfill/source.ts';
 import { BACKFILL_PROFILES, type BackfillTuning } from '../../src/config.ts';
 import { armFailpoint, type FailpointName, type Failpoints } from '../../src/failpoints.ts';
 import { silentLogger } from '../../src/logger.ts';
+import { SOURCE_TABLES } from '../../src/schema/columns.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import { quoteIdent } from '../../src/source/preflight.ts';
-import { SOURCE_TABLES } from '../../src/transform/columns.ts';
+import { quoteIdent } from '../../src/source/catalog.ts';
 import { buildRow } from '../../src/transform/row.ts';
 import { queryRows, type TestPostgres } from './databases.ts';
 

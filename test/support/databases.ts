@@ -10,7 +10,7 @@ import { type RunningPostgres, type StartPostgresOptions, startPostgres } from '
 import { type Lsn, parseLsn } from '../../src/lsn.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { migrate } from '../../src/sink/migrations.ts';
-import { readSlot } from '../../src/source/preflight.ts';
+import { readSlot } from '../../src/source/catalog.ts';
 import { createRunsTables } from '../../src/source/schema.ts';
 
 export function uniqueName(prefix: string): string {

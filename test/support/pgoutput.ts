@@ -4,8 +4,8 @@
  */
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Lsn } from '../../src/lsn.ts';
+import { SOURCE_COLUMNS, type SourceTable } from '../../src/schema/columns.ts';
 import type { StreamItem } from '../../src/source/stream.ts';
-import { SOURCE_COLUMNS, type SourceTable } from '../../src/transform/columns.ts';
 import type { Tuple } from '../../src/transform/row.ts';
 
 /** LSN text as pgoutput's message fields carry it: padded. */

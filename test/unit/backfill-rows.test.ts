@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import { rowsOfPage } from '../../src/backfill/source.ts';
-import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from '../../src/transform/version.ts';
+import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from '../../src/schema/version.ts';
 import { capturingLogger } from '../support/logs.ts';
 
 it('rows of a page: a value that had to be coerced is stored NULL and logged with its table and column', () => {

@@ -5,10 +5,10 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Lifecycle } from '../../src/replication/lifecycle.ts';
+import { changeVersion, rankedVersion } from '../../src/schema/version.ts';
 import { MemorySink } from '../../src/sink/memory-sink.ts';
-import { changeVersion, rankedVersion } from '../../src/transform/version.ts';
 
-/** The version of a task_run_v2 change: its table ranks above "TaskRun" (transform/version.ts). */
+/** The version of a task_run_v2 change: its table ranks above "TaskRun" (schema/version.ts). */
 const v2Version = (commitLsn: bigint, ordinal: number) => rankedVersion('task_run_v2', changeVersion(commitLsn, ordinal));
 
 import { replicationCore } from '../support/core.ts';

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SOURCE_COLUMNS, TARGET_COLUMNS } from '../../src/transform/columns.ts';
-import { type Tuple, tombstoneOf, transformChange } from '../../src/transform/row.ts';
+import { SOURCE_COLUMNS, TARGET_COLUMNS } from '../../src/schema/columns.ts';
 import {
   BACKFILL_VERSION,
   changeVersion,
@@ -8,7 +7,8 @@ import {
   rankedVersion,
   snapshotVersion,
   versionCommitLsn,
-} from '../../src/transform/version.ts';
+} from '../../src/schema/version.ts';
+import { type Tuple, tombstoneOf, transformChange } from '../../src/transform/row.ts';
 
 const base: Tuple = {
   id: 'run_1',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SOURCE_COLUMNS } from '../../src/transform/columns.ts';
+import { SOURCE_COLUMNS } from '../../src/schema/columns.ts';
 import { checkRelation } from '../../src/transform/schema-drift.ts';
 
 // The types sql/001_runs_tables.sql gives each kind of column.
