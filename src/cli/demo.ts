@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { runDemo } from '../demo/run-demo.ts';
-import { UsageError } from '../errors.ts';
+import { ConfigError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { onStopSignals } from './runtime.ts';
 
@@ -14,9 +14,9 @@ export function demoCommand(): Command {
     .action(async (options: { runs: string; json?: boolean; serve?: boolean; port: string }) => {
       const runs = Number(options.runs);
       if (!Number.isInteger(runs) || runs < 1)
-        throw new UsageError(`--runs must be a positive integer (got ${JSON.stringify(options.runs)})`);
+        throw new ConfigError(`--runs must be a positive integer (got ${JSON.stringify(options.runs)})`);
       const port = Number(options.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a port number (got ${options.port})`);
+      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new ConfigError(`--port must be a port number (got ${options.port})`);
       let off = () => {};
       const until = new Promise<void>((resolve) => {
         if (options.serve) off = onStopSignals(() => resolve());
