@@ -29,7 +29,9 @@ export async function repairGap(
   const sql = await connectPostgres(context.databaseUrl, { application_name: 'runs-cdc gap repair' });
   let result: Awaited<ReturnType<typeof runBackfill>>;
   try {
-    result = await runBackfill(sql, backfillRequest({ mode: 'repair' }), context);
+    // Every run, whatever --max-rows the environment sets: a run left out would be tombstoned below.
+    const whole = { ...context, tuning: { ...context.tuning, maxRows: 0 } };
+    result = await runBackfill(sql, backfillRequest({ mode: 'repair' }), whole);
   } finally {
     await sql.end();
   }

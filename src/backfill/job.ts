@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type pg from 'pg';
 import { type BackfillTuning, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
-import { RunsCdcError } from '../errors.ts';
+import { RunsCdcError, UsageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { SOURCE_TABLES, type SourceTable } from '../schema/columns.ts';
 import { utcTimestamp } from '../utc.ts';
@@ -142,9 +142,9 @@ export async function resumeBackfill(
   overrides: Partial<BackfillTuning> = {},
 ): Promise<BackfillResult> {
   const job = await context.store.loadJob(jobId);
-  if (!job) throw new RunsCdcError(`no backfill job ${jobId}: runs-cdc backfill --list shows the jobs`);
+  if (!job) throw new UsageError(`no backfill job ${jobId}: runs-cdc backfill --list shows the jobs`);
   const ranges = await context.store.loadCheckpoints(jobId);
-  if (ranges.length === 0) throw new RunsCdcError(`backfill job ${jobId} has no checkpoints to resume from: start a new backfill`);
+  if (ranges.length === 0) throw new UsageError(`backfill job ${jobId} has no checkpoints to resume from: start a new backfill`);
   if (job.status === 'SUCCESS' || job.status === 'EMPTY') {
     return {
       jobId,

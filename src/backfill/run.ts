@@ -49,6 +49,8 @@ export interface BackfillResult {
   version: bigint;
   /** Time spent per step, summed over workers: where a slow backfill spends it. */
   phases: PhaseTimes;
+  /** False when it stopped before reading anything (no slot, no snapshot): could not run. */
+  started?: boolean;
 }
 
 export interface PhaseTimes {
@@ -274,6 +276,7 @@ export class BackfillRun {
       seconds,
       version: this.version,
       phases: this.phases,
+      started: this.record,
     };
   }
 }

@@ -7,12 +7,15 @@ import { progressReporter } from '../backfill/progress.ts';
 import { parseBackfillOptions } from '../backfill/request.ts';
 import { explicitTuning } from '../backfill/resume-settings.ts';
 import { BACKFILL_PROFILES, backfillTuning, type Config, requireDatabaseUrl } from '../config.ts';
+import { UsageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { BackfillMetrics } from '../ops/backfill-metrics.ts';
 import { type OpsServer, startOpsServer } from '../ops/server.ts';
 import { backfillSummary, formatTable } from '../report.ts';
+import { ClickHouseSlotLedger } from '../sink/slot-ledger.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/catalog.ts';
+import { EXIT_COULD_NOT_RUN, EXIT_FINDING, EXIT_OK } from './failures.ts';
 import { jobContext, setExitCode, stdout } from './job-context.ts';
 import {
   addConfigOptions,
@@ -125,17 +128,21 @@ export async function backfill(
       progress,
       signal: interrupt.signal,
     });
-    const result = await withPostgres(databaseUrl, (sql) => {
+    const createSlot = action.kind === 'resume' ? action.createSlot : action.request.createSlot;
+    const result = await withPostgres(databaseUrl, async (sql) => {
+      if (createSlot) await refuseSlotAfterGap(sql, config, client as ClickHouseClient);
       started = true;
       return action.kind === 'resume'
         ? resumeBackfill(sql, action.jobId, action.createSlot, context, explicitTuning(config))
         : runBackfill(sql, action.request, context);
     });
     out(backfillSummary(result));
-    return result.status === 'FAILURE' ? 1 : 0;
+    // A job that never read (no slot, no snapshot) could not run: 2. A FAILURE after it read: 1.
+    if (result.status === 'FAILURE') return result.started === false ? EXIT_COULD_NOT_RUN : EXIT_FINDING;
+    return EXIT_OK;
   } catch (error) {
-    // Not started (ClickHouse or Postgres unreachable, a port taken, ...): could not run, exit 2.
-    if (!started) throw error;
+    // Not started (ClickHouse or Postgres unreachable, a port taken, an unknown job id, ...): could not run, exit 2.
+    if (!started || error instanceof UsageError) throw error;
     // Anything that stops the job before it could record a status is still a FAILURE.
     out(`backfill FAILURE: ${(error as Error).message}`);
     return 1;
@@ -186,4 +193,19 @@ function formatJobs(jobs: JobRecord[]): string {
       message: j.message.slice(0, 80),
     })),
   );
+}
+
+/**
+ * --create-slot makes a slot only where nothing was replicated yet. Once ClickHouse holds rows (or
+ * records a slot), a new slot would start after a gap nothing repairs; replicate --recreate-slot
+ * creates it and repairs the gap (replication/slot-guard.ts).
+ */
+async function refuseSlotAfterGap(sql: pg.ClientBase, config: Config, client: ClickHouseClient): Promise<void> {
+  if (await readSlot(sql, config.slot)) return;
+  const ledger = new ClickHouseSlotLedger(client, config.clickhouseDatabase);
+  if ((await ledger.read(config.slot)) !== undefined || (await ledger.holdsRows())) {
+    throw new UsageError(
+      `replication slot ${config.slot} does not exist while ClickHouse holds replicated rows, so a new slot would start after a gap: run runs-cdc replicate --recreate-slot (it recreates the slot and repairs the gap) instead of backfill --create-slot`,
+    );
+  }
 }

@@ -16,7 +16,7 @@ import { type Command, CommanderError } from 'commander';
 import pino from 'pino';
 import { z } from 'zod';
 import { CONFIG_SOURCES, type Config } from '../config.ts';
-import { RunsCdcError } from '../errors.ts';
+import { RunsCdcError, UsageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { EXIT_COULD_NOT_RUN, EXIT_OK, expectedFailure } from './failures.ts';
 import { runInJob } from './job-context.ts';
@@ -29,27 +29,43 @@ const MAX_REQUEST_BYTES = 64 * 1024;
 export interface RemoteJob {
   apiUrl: string;
   argv: string[];
+  /** The bearer token for the daemon's port, from --metrics-token or --api-token (never sent as an argument). */
+  token?: string;
+}
+
+/** Take `--name value` or `--name=value` out of `args`; the value, or undefined when absent. */
+function takeOption(args: string[], name: string): string | undefined {
+  const at = args.findIndex((a) => a === name || a.startsWith(`${name}=`));
+  if (at < 0) return undefined;
+  const arg = args[at] as string;
+  const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : args[at + 1];
+  args.splice(at, arg.includes('=') ? 1 : 2);
+  if (!value) throw new UsageError(`${name} needs a value`);
+  return value;
 }
 
 /** A job command's arguments (after `runs-cdc`) with `--api-url <url>`: the URL and the rest; else undefined. */
 export function remoteJob(argv: readonly string[]): RemoteJob | undefined {
   if (!(JOB_COMMANDS as readonly string[]).includes(argv[0] ?? '')) return undefined;
   const rest = [...argv];
-  const at = rest.findIndex((a) => a === '--api-url' || a.startsWith('--api-url='));
-  if (at < 0) return undefined;
-  const arg = rest[at] as string;
-  const apiUrl = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : rest[at + 1];
-  rest.splice(at, arg.includes('=') ? 1 : 2);
-  if (!apiUrl) throw new RunsCdcError('--api-url needs the URL of a running runs-cdc replicate --metrics-port, e.g. http://127.0.0.1:9464');
-  return { apiUrl, argv: rest };
+  if (!rest.some((a) => a === '--api-url' || a.startsWith('--api-url='))) return undefined;
+  let apiUrl: string | undefined;
+  try {
+    apiUrl = takeOption(rest, '--api-url');
+  } catch {
+    throw new UsageError('--api-url needs the URL of a running runs-cdc replicate --metrics-port, e.g. http://127.0.0.1:9464');
+  }
+  // Tokens open this client's way to the daemon; as arguments they would reach the daemon's log.
+  const token = takeOption(rest, '--metrics-token') ?? takeOption(rest, '--api-token');
+  return { apiUrl: apiUrl as string, argv: rest, ...(token ? { token } : {}) };
 }
 
 /** Commander's "errors" that are help or the version: exit 0. */
 const COMMANDER_OK = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
 
 /** The daemon's ops port may want a token: --metrics-token's, else --api-token's (ops/daemon-ops.ts). */
-function bearer(): Record<string, string> {
-  const token = process.env.RUNS_CDC_METRICS_TOKEN ?? process.env.RUNS_CDC_API_TOKEN;
+function bearer(flagged: string | undefined): Record<string, string> {
+  const token = flagged ?? process.env.RUNS_CDC_METRICS_TOKEN ?? process.env.RUNS_CDC_API_TOKEN;
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
@@ -76,7 +92,7 @@ export async function runRemoteJob(job: RemoteJob): Promise<number> {
   try {
     response = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...bearer() },
+      headers: { 'content-type': 'application/json', ...bearer(job.token) },
       body: JSON.stringify({ argv: job.argv, env: settingsFromEnvironment() }),
       signal: controller.signal,
     });
@@ -87,7 +103,8 @@ export async function runRemoteJob(job: RemoteJob): Promise<number> {
     const body = (await response.json().catch(() => ({}))) as { error?: string };
     throw new RunsCdcError(body.error ?? `the daemon at ${job.apiUrl} answered ${response.status} to ${JOBS_PATH}`);
   }
-  let exitCode = 1;
+  // Until the daemon says otherwise (an interrupted or cut-off job): could not run, not a finding.
+  let exitCode = EXIT_COULD_NOT_RUN;
   let pending = '';
   const handle = (line: string) => {
     if (line === '') return;
@@ -153,6 +170,13 @@ export function jobRoutes(config: Config, log: Logger): (request: http.IncomingM
     routes: config.routes,
     slot: config.slot,
     publication: config.publication,
+    // ClickHouse TLS, cluster and timeout are the daemon's too: a client must not point the
+    // daemon at files of its choosing or connect it differently.
+    clickhouseCaCert: config.clickhouseCaCert,
+    clickhouseClientCert: config.clickhouseClientCert,
+    clickhouseClientKey: config.clickhouseClientKey,
+    clickhouseCluster: config.clickhouseCluster,
+    clickhouseRequestTimeoutSeconds: config.clickhouseRequestTimeoutSeconds,
     metricsPort: undefined,
     apiPort: undefined,
   };
@@ -160,8 +184,9 @@ export function jobRoutes(config: Config, log: Logger): (request: http.IncomingM
     const path = new URL(request.url ?? '/', 'http://ops').pathname;
     if (path !== JOBS_PATH) return false;
     const refuse = (status: number, error: string) => {
-      response.writeHead(status, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ error }));
+      const body = Buffer.from(JSON.stringify({ error }));
+      response.writeHead(status, { 'content-type': 'application/json', 'content-length': body.length });
+      response.end(body);
       return true;
     };
     if (request.method !== 'POST') return refuse(405, `POST ${JOBS_PATH} with {"argv": ["backfill", …]}`);

@@ -7,7 +7,8 @@ import { requireDatabaseUrl } from '../config.ts';
 import { UsageError } from '../errors.ts';
 import { formatTable } from '../report.ts';
 import { SOURCE_COLUMNS, SOURCE_TABLES } from '../schema/columns.ts';
-import type { RunsTable } from '../sink/runs-table.ts';
+import { runDdl } from '../sink/migrations.ts';
+import { type RunsTable, SYNC_REPLICAS_SETTINGS, syncReplicasStatement } from '../sink/runs-table.ts';
 import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
 import { type ColumnSet, KEY_COLUMNS } from '../verify/fingerprint.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
@@ -85,7 +86,13 @@ export function verifyCommand(): Command {
         try {
           const result = await verifyEachTarget(sql, routes, options, o.repair ? databaseUrl : undefined);
           // After a repair, compare again: the exit code says whether the databases are equal now.
-          if (result.repaired.length > 0) result.recheck = (await verifyEachTarget(sql, routes, options, undefined)).report;
+          if (result.repaired.length > 0) {
+            // On a cluster, every replica first fetches what the repair wrote (see runs-table.ts).
+            if (config.clickhouseCluster) {
+              await runDdl(client, syncReplicasStatement(config.clickhouseDatabase, config.clickhouseCluster), SYNC_REPLICAS_SETTINGS);
+            }
+            result.recheck = (await verifyEachTarget(sql, routes, options, undefined)).report;
+          }
           stdout(`${o.json ? jsonReport(result, Boolean(o.repair)) : textReport(result, routes.routing !== undefined)}\n`);
           setExitCode((result.recheck ?? result.report).equal ? EXIT_OK : EXIT_FINDING);
         } finally {

@@ -53,6 +53,8 @@ export interface GuardOptions {
   token?: string;
   openPaths?: readonly string[];
   log: Logger;
+  /** The setting that chose the port (`--api-port`, `--metrics-port`): names the token to send. */
+  what?: string;
   /**
    * Routes that write their own answer (a page's static files, a job streaming its output): asked
    * first, once the request passed every check above; true when it answered. What it throws is
@@ -104,7 +106,8 @@ export function parseTarget(raw: string): { path: string; params: Array<[string,
 export function guard(options: GuardOptions, handler: Handler): http.RequestListener {
   const { log } = options;
   const open = new Set(options.openPaths ?? []);
-  const isOpen = (path: string) => open.has(path) || [...open].some((p) => p.endsWith('/') && path.startsWith(p));
+  // `/` opens only itself; a longer path ending in `/` opens everything under it (`/assets/`).
+  const isOpen = (path: string) => open.has(path) || [...open].some((p) => p.length > 1 && p.endsWith('/') && path.startsWith(p));
   return (request, response) => {
     const id = randomUUID();
     const send = (reply: Reply, headers: Record<string, string> = {}) => {
@@ -142,7 +145,8 @@ export function guard(options: GuardOptions, handler: Handler): http.RequestList
       if (options.token !== undefined && !isOpen(target.path)) {
         const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
         if (presented === undefined || !tokenMatches(presented.trim(), options.token)) {
-          return refuse(401, 'missing or wrong bearer token: send Authorization: Bearer <the --api-token>', {
+          const flag = options.what === '--api-port' ? '--api-token' : '--metrics-token';
+          return refuse(401, `missing or wrong bearer token: send Authorization: Bearer <the ${flag}>`, {
             'www-authenticate': 'Bearer',
           });
         }

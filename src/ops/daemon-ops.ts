@@ -19,6 +19,8 @@ import { type OpsServer, startOpsServer } from './server.ts';
 const CLICKHOUSE_PING_MS = 2_000;
 /** The live page's static files: open even with a token (they hold no data). */
 const STATIC_PATHS = ['/', '/assets/'];
+/** What shows runs or runs commands: the page's data, the explorer's queries, the jobs. */
+const isDataPath = (path: string): boolean => path === '/live.json' || path === '/jobs' || path === '/runs' || path.startsWith('/runs/');
 
 const bearerMatches = (request: http.IncomingMessage, token: string): boolean => {
   const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
@@ -124,10 +126,15 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
     openPaths: STATIC_PATHS,
     methods: ['POST'],
     handle: async (request, response, target) => {
-      const isStatic = STATIC_PATHS.some((p) => (p.endsWith('/') ? target.path.startsWith(p) : target.path === p));
-      if (dataToken !== undefined && !isStatic && !bearerMatches(request, dataToken)) {
-        response.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer', 'x-request-id': target.id });
-        response.end(JSON.stringify({ error: 'missing or wrong bearer token: send Authorization: Bearer <the --api-token>' }));
+      if (dataToken !== undefined && isDataPath(target.path) && !bearerMatches(request, dataToken)) {
+        const body = Buffer.from(JSON.stringify({ error: 'missing or wrong bearer token: send Authorization: Bearer <the --api-token>' }));
+        response.writeHead(401, {
+          'content-type': 'application/json',
+          'content-length': body.length,
+          'www-authenticate': 'Bearer',
+          'x-request-id': target.id,
+        });
+        response.end(body);
         return true;
       }
       return (await page.handle(request, response)) || (routes !== undefined && (await routes(request, response)));

@@ -15,9 +15,12 @@
  *   other *by the caller*, who awaits one before confirming anything after it. The sink itself
  *   need not keep order: the newest state wins by `_version`, never by arrival.
  * - **Idempotent under replay.** Delivery is at-least-once: after a crash, reconnect or resume the
- *   same change is written again with the same `_version`. The store keeps one row per
- *   `(source_table, run_id)`: the highest `_version`, hidden when `_is_deleted = 1`
- *   (ReplacingMergeTree(_version, _is_deleted) read with FINAL). Writing a row twice is one row.
+ *   same change is written again with the same `_version`. The store keeps one row per sort key
+ *   (organization, project, environment, created_at, run_id; both source tables share it): the
+ *   highest `_version`, hidden when `_is_deleted = 1` (ReplacingMergeTree(_version, _is_deleted)
+ *   read with FINAL). Writing a row twice is one row. The runs table also applies the two-table
+ *   rule (schema/version.ts: a live legacy row of a migrated run is written as a tombstone);
+ *   MemorySink does not, so that rule is tested against the real table.
  * - **Retries are the sink's.** Transient failures are retried inside the call (without limit
  *   unless the sink's policy sets one); a rejection is final for that call (`SinkFatalError`).
  *
