@@ -119,3 +119,63 @@ it(`answers ${REQUESTS} random requests (seed ${SEED}) with 2xx or 4xx and leaks
     await queryClient.close();
   }
 });
+
+it("tokens on the ops port: --metrics-token guards everything but /healthz and the page's static files; --api-token alone guards the page's data, the explorer and /jobs", async () => {
+  const { pgdb } = env;
+  const ch = await testClickHouse();
+  const replication = await env.start({});
+  const routes = async (request: import('node:http').IncomingMessage, response: import('node:http').ServerResponse) => {
+    if (request.url !== '/jobs') return false;
+    response.end('{"ran":true}'); // stands in for cli/jobs.ts: reached only past the token checks
+    return true;
+  };
+  const start = (tokens: { token?: string; dataToken?: string }) =>
+    startDaemonOps({
+      metrics: new DaemonMetrics(), // one registry per server
+      daemon: replication.daemon,
+      clickhouse: ch,
+      databaseUrl: pgdb.url,
+      port: 0,
+      host: '127.0.0.1',
+      log: silentLogger,
+      settings: replication.config,
+      routes,
+      ...tokens,
+    });
+  const METRICS_TOKEN = 'metrics-token-0123456789';
+  const API_TOKEN = 'api-token-0123456789abcdef';
+  const status = async (url: string, path: string, token?: string, method = 'GET') =>
+    (await fetch(`${url}${path}`, { method, headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
+
+  const guarded = await start({ token: METRICS_TOKEN, dataToken: API_TOKEN });
+  try {
+    for (const path of ['/metrics', '/readyz', '/live.json', '/runs?org=o&project=p&env=e']) {
+      expect(await status(guarded.url, path), path).toBe(401);
+    }
+    expect(await status(guarded.url, '/jobs', undefined, 'POST')).toBe(401);
+    expect(await status(guarded.url, '/healthz')).toBe(200);
+    expect(await status(guarded.url, '/')).toBe(200);
+    expect(await status(guarded.url, '/assets/page.js')).toBe(200);
+    expect(await status(guarded.url, '/metrics', METRICS_TOKEN)).toBe(200);
+    expect(await status(guarded.url, '/live.json', METRICS_TOKEN)).toBe(200);
+    expect(await status(guarded.url, '/jobs', METRICS_TOKEN, 'POST')).toBe(200);
+  } finally {
+    await guarded.close();
+  }
+
+  const dataOnly = await start({ dataToken: API_TOKEN });
+  try {
+    expect(await status(dataOnly.url, '/metrics')).toBe(200); // Prometheus scrapes without a token
+    expect(await status(dataOnly.url, '/readyz')).toBe(200);
+    expect(await status(dataOnly.url, '/')).toBe(200);
+    for (const path of ['/live.json', '/runs?org=o&project=p&env=e', '/runs/stats']) {
+      expect(await status(dataOnly.url, path), path).toBe(401);
+    }
+    expect(await status(dataOnly.url, '/jobs', undefined, 'POST')).toBe(401);
+    expect(await status(dataOnly.url, '/jobs', 'wrong-token-0123456789', 'POST')).toBe(401);
+    expect(await status(dataOnly.url, '/live.json', API_TOKEN)).toBe(200);
+    expect(await status(dataOnly.url, '/jobs', API_TOKEN, 'POST')).toBe(200);
+  } finally {
+    await dataOnly.close();
+  }
+});

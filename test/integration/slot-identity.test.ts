@@ -170,7 +170,8 @@ it('a slot invalidated while stopped (wal_status=lost) over replicated rows: ref
       await expect(startDaemon(pgdb, ch, database, { slot }, { guardSlot: true })).rejects.toThrow(
         `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, but ClickHouse already holds rows replicated from it`,
       );
-      const second = await startDaemon(pgdb, ch, database, { slot, recreateSlot: true }, { guardSlot: true });
+      // A --max-rows in the environment must not cut the repair short: a run it left out would be tombstoned.
+      const second = await startDaemon(pgdb, ch, database, { slot, recreateSlot: true, backfillMaxRows: 3 }, { guardSlot: true });
       try {
         await waitFor('the repair to end', () => !second.daemon.snapshot().repairingGap, 30_000);
         await second.caughtUp();

@@ -157,3 +157,17 @@ it('a missing slot while ClickHouse holds replicated rows: exit 1, says --recrea
     expect.stringMatching(/does not exist while ClickHouse holds replicated rows.*runs-cdc replicate --recreate-slot/),
   ]);
 });
+
+it('backfill --create-slot refuses a new slot once ClickHouse holds replicated rows (exit 2), naming replicate --recreate-slot', async () => {
+  await writeRuns(1);
+  const copied = await workspace.cli(['backfill']).finished(); // rows in ClickHouse, whatever ran before
+  expect(copied.code, copied.output).toBe(0);
+  const slot = uniqueName('fresh');
+  const run = await workspace.cli(['backfill', '--create-slot'], { RUNS_CDC_SLOT: slot }).finished();
+  expect(run.code, run.output).toBe(2);
+  expect(run.output).toContain(`replication slot ${slot} does not exist while ClickHouse holds replicated rows`);
+  expect(run.output).toContain('runs-cdc replicate --recreate-slot');
+  expect(run.output).not.toMatch(/\n\s+at /);
+  const { rows } = await workspace.pgdb.sql.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
+  expect(rows).toEqual([]); // no slot was made
+});
