@@ -45,7 +45,7 @@ it('replicate refuses a dropped slot over replicated rows, and --recreate-slot r
   await insertRuns(sql, 'task_run_v2', [makeRun({ table: 'task_run_v2', index: 100 })]);
 
   const refused = await workspace.cli(['replicate']).finished();
-  expect(refused.code).toBe(1);
+  expect(refused.code).toBe(2); // could not run
   expect(refused.output).toContain(
     `runs-cdc: replication slot ${slot} does not exist, but ClickHouse already holds rows replicated from it, so changes made since it was lost would be missing silently: restart with runs-cdc replicate --recreate-slot`,
   );
