@@ -21,6 +21,7 @@ import { backfillContext, backfillRequest } from '../support/backfill.ts';
 import { type RunningDaemon, startDaemon } from '../support/daemon.ts';
 import { refuseInserts, slotConfirmedLsn, type TestPostgres, terminateWalsender, uniqueName, waitFor } from '../support/databases.ts';
 import { copyRunsToV2, insertRuns, makeRun } from '../support/fixtures.ts';
+import { prng as random } from '../support/fuzz.ts';
 
 export interface ChaosOptions {
   seed: number;
@@ -39,18 +40,6 @@ export interface ChaosStats {
   backfill: string;
   verify: VerifyReport;
   slotAtWalEnd: boolean;
-}
-
-/** mulberry32: small, seeded, good enough to pick operations. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -12,21 +12,10 @@ import { RunQueries } from '../../src/queries/run-queries.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { freshEnvironmentPerTest } from '../support/daemon.ts';
 import { clickhouseUrl, testClickHouse } from '../support/databases.ts';
+import { prng as random } from '../support/fuzz.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 18);
 const REQUESTS = 300;
-
-/** mulberry32, as in the chaos test. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 const PATHS = ['/', '/live.json', '/runs', '/runs/count', '/runs/stats', '/runs/tags', '/assets/page.js', '/assets/uplot.js'];
 const HOSTILE_PATHS = [
