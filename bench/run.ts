@@ -13,8 +13,8 @@
  * 4. idle slot: published tables idle while another table is busy; WAL the slot retains.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
@@ -23,12 +23,14 @@ import { silentLogger } from '../src/logger.ts';
 import { type Lsn, parseLsn } from '../src/lsn.ts';
 import { startReplication } from '../src/replication/start.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
+import { DiscardingSink } from '../src/sink/discarding-sink.ts';
 import { migrate } from '../src/sink/migrations.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
 import { currentWalLsn, readSlot } from '../src/source/preflight.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
+import { deleteTenth, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
 
 const large = process.argv.includes('large');
 const SCALE = {
@@ -39,12 +41,8 @@ const SCALE = {
 };
 const TX_ROWS = 1_000;
 
-const RUN_COLUMNS = `id, "friendlyId", "taskIdentifier", payload, "traceId", "spanId", "runtimeEnvironmentId",
-  "projectId", "organizationId", queue, status, "runTags", "createdAt", "startedAt", "costInCents"`;
-const GENERATED_RUN = `'run_' || g, 'friendly_' || g, 'task-' || (g % 20), '{"n":' || g || ',"body":"' || repeat('x', 200) || '"}',
-  md5(g::text), left(md5(g::text), 16), 'env_' || (g % 3), 'proj_' || (g % 5), 'org_1', 'task/q', 'COMPLETED_SUCCESSFULLY',
-  ARRAY['user:' || (g % 100)], timestamp '2026-06-01' + g * interval '10 ms', timestamp '2026-06-01' + g * interval '10 ms',
-  (g % 100) / 10.0`;
+const SHAPE = rowShape(process.argv);
+const { columns: RUN_COLUMNS, generated: GENERATED_RUN } = shapeSql(SHAPE);
 
 /** One bulk INSERT of generated runs (one transaction). */
 function insertGenerated(sql: pg.ClientBase, from: number, to: number): Promise<unknown> {
@@ -348,9 +346,119 @@ async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
   };
 }
 
+/** CPU time of this process's main thread (where the daemon runs), in µs; Linux's per-thread schedstat. */
+function mainThreadCpuMicros(): number {
+  return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+}
+
+interface Mark {
+  at: number;
+  threadCpu: number;
+  processCpu: NodeJS.CpuUsage;
+}
+const mark = (): Mark => ({ at: performance.now(), threadCpu: mainThreadCpuMicros(), processCpu: process.cpuUsage() });
+/** rows/s, µs of main-thread CPU per row and cores of the whole process between two marks. */
+function between(from: Mark, to: Mark, rows: number) {
+  const ms = to.at - from.at;
+  const { user, system } = process.cpuUsage(from.processCpu);
+  const { user: userTo, system: systemTo } = process.cpuUsage(to.processCpu);
+  return {
+    rows,
+    rowsPerSecond: perSecond(rows, ms),
+    threadMicrosPerRow: Number(((to.threadCpu - from.threadCpu) / rows).toFixed(2)),
+    processCores: Number(((user + system - (userTo + systemTo)) / 1000 / ms).toFixed(2)),
+  };
+}
+
+/**
+ * 5. pipeline: the daemon's own cost per row, ClickHouse out of the process. The same WAL (runs
+ * inserted in 1k-row transactions, then three status updates of each, then 1 run in 10 deleted)
+ * read twice from a backlog: by the raw decode (the stream class, nothing done with the changes)
+ * and by the real daemon writing to a DiscardingSink (every batch encoded exactly as for
+ * ClickHouse, then dropped). Per phase: rows/s and main-thread CPU µs per row of each.
+ */
+async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
+  const stack = await freshStack(server, ch);
+  const config = configFor(stack);
+  const rows = SCALE.throughputRows;
+  const sink = new DiscardingSink();
+  // Start and stop once: the daemon's slot (and publication) now hold everything written next.
+  await (await startReplication(stack.url, config, sink, silentLogger)).stop();
+  await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_raw', 'pgoutput')`);
+  const insertPrepared = await prepareGenerated(stack.sql, rows);
+  const phases: Array<{ name: 'insert' | 'update' | 'delete'; rows: number; end: Lsn }> = [];
+  for (let first = 1; first <= rows; first += TX_ROWS) await insertPrepared(first, Math.min(first + TX_ROWS - 1, rows));
+  phases.push({ name: 'insert', rows, end: await currentWalLsn(stack.sql) });
+  for (const status of STATUS_ROUNDS) {
+    for (let first = 1; first <= rows; first += TX_ROWS) await updateStatus(stack.sql, first, Math.min(first + TX_ROWS - 1, rows), status);
+  }
+  phases.push({ name: 'update', rows: rows * STATUS_ROUNDS.length, end: await currentWalLsn(stack.sql) });
+  for (let first = 1; first <= rows; first += TX_ROWS * 10) await deleteTenth(stack.sql, first, Math.min(first + TX_ROWS * 10 - 1, rows));
+  phases.push({ name: 'delete', rows: Math.floor(rows / 10), end: await currentWalLsn(stack.sql) });
+
+  // Raw decode: a mark when the last change of each phase arrives.
+  const counts: Record<string, number> = { insert: 0, update: 0, delete: 0 };
+  const rawMarks: Mark[] = [];
+  let decodedUpTo = 0n;
+  await new Promise<void>((resolve, reject) => {
+    let phase = 0;
+    const stream: ReplicationStream = new ReplicationStream(
+      {
+        connectionString: stack.url,
+        slot: `${stack.database}_raw`,
+        publication: 'runs_cdc',
+        confirmedLsn: () => decodedUpTo,
+        statusIntervalMs: 10_000,
+        onStart: () => rawMarks.push(mark()),
+      },
+      (item) => {
+        if (item.kind !== 'message') return;
+        const { tag } = item.message;
+        if (tag === 'commit') decodedUpTo = parseLsn(item.message.commitEndLsn as string);
+        if (tag !== 'insert' && tag !== 'update' && tag !== 'delete') return;
+        counts[tag] = (counts[tag] ?? 0) + 1;
+        const current = phases[phase];
+        if (current && tag === current.name && counts[tag] === current.rows) {
+          rawMarks.push(mark());
+          phase += 1;
+          if (phase === phases.length) void stream.stop().then(resolve, reject);
+        }
+      },
+    );
+    stream.run().catch(reject);
+  });
+
+  // The daemon: a mark when each phase's last change is confirmed (so written to the sink).
+  const replication = await startReplication(stack.url, config, sink, silentLogger);
+  const daemonMarks: Mark[] = [mark()];
+  for (const phase of phases) {
+    await replication.daemon.waitForConfirmed(phase.end);
+    daemonMarks.push(mark());
+  }
+  await replication.stop();
+  await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
+  await stack.close();
+
+  const figures: Record<string, unknown> = { scenario: 'pipeline', rowShape: SHAPE, runs: rows, transactionRows: TX_ROWS };
+  phases.forEach((phase, i) => {
+    const raw = between(rawMarks[i] as Mark, rawMarks[i + 1] as Mark, phase.rows);
+    const daemon = between(daemonMarks[i] as Mark, daemonMarks[i + 1] as Mark, phase.rows);
+    figures[phase.name] = {
+      rows: phase.rows,
+      rawDecode: { rowsPerSecond: raw.rowsPerSecond, threadMicrosPerRow: raw.threadMicrosPerRow, processCores: raw.processCores },
+      daemon: { rowsPerSecond: daemon.rowsPerSecond, threadMicrosPerRow: daemon.threadMicrosPerRow, processCores: daemon.processCores },
+      ratio: Number((daemon.rowsPerSecond / raw.rowsPerSecond).toFixed(3)),
+    };
+  });
+  figures.rowsWritten = sink.stats.rowsWritten;
+  figures.bytesEncodedMiB = mib(sink.bytesEncoded, 1);
+  figures.loadAverage = loadavg().map((l) => Number(l.toFixed(2)));
+  return figures;
+}
+
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 // The huge transaction first: its idle baseline must not carry the other scenarios' memory.
-const all = [hugeTransaction, throughput, lag, idleSlot];
+const all = [hugeTransaction, throughput, lag, idleSlot, pipeline];
 const unknown = only?.split(',').filter((name) => !all.some((s) => s.name === name)) ?? [];
 if (unknown.length > 0) {
   console.error(`unknown scenario ${unknown.join(', ')}: use ${all.map((s) => s.name).join(', ')}`);

@@ -55,6 +55,11 @@ export function decodeRow(encoded: EncodedRow): ClickHouseRow {
   return decodeTabSeparatedLine(encoded.line, TARGET_COLUMNS);
 }
 
+/** The body of one TabSeparated insert of `rows`: what RunsTable sends (and DiscardingSink builds). */
+export function insertBody(rows: readonly EncodedRow[]): string {
+  return `${rows.map((row) => row.line).join('\n')}\n`;
+}
+
 export interface SinkStats {
   rowsWritten: number;
   /** Rows refused by the store and kept in dead_letters. */

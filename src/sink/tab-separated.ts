@@ -25,17 +25,28 @@ const UNESCAPES: Readonly<Record<string, string>> = { t: '\t', n: '\n', r: '\r',
 const escapeChar = (char: string): string => ESCAPES[char] as string;
 const NULL_FIELD = '\\N';
 
-function field(value: ClickHouseValue | undefined): string {
+/** A string as a TabSeparated field: unchanged unless it holds a character to escape. */
+export function stringField(value: string): string {
+  return FIELD_SPECIAL.test(value) ? value.replace(FIELD_SPECIAL_ALL, escapeChar) : value;
+}
+
+/** One Array(String) element, quoted as ClickHouse writes it. */
+export function quotedItem(item: string): string {
+  return `'${item.replace(QUOTED_SPECIAL_ALL, escapeChar)}'`;
+}
+
+/** Any value as its TabSeparated field. */
+export function field(value: ClickHouseValue | undefined): string {
   if (value === null || value === undefined) return NULL_FIELD;
   switch (typeof value) {
     case 'string':
-      return FIELD_SPECIAL.test(value) ? value.replace(FIELD_SPECIAL_ALL, escapeChar) : value;
+      return stringField(value);
     case 'number':
       return String(value);
     case 'boolean':
       return value ? 'true' : 'false';
     default:
-      return `[${value.map((item) => `'${item.replace(QUOTED_SPECIAL_ALL, escapeChar)}'`).join(',')}]`;
+      return `[${value.map(quotedItem).join(',')}]`;
   }
 }
 

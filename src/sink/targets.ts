@@ -33,7 +33,11 @@ export class RunsTargets {
   }
 
   targetOf(row: ClickHouseRow): string {
-    return this.routing.organizations[String(row.organization_id)] ?? DEFAULT_TARGET;
+    return this.targetOfOrganization(String(row.organization_id));
+  }
+
+  targetOfOrganization(organizationId: string): string {
+    return this.routing.organizations[organizationId] ?? DEFAULT_TARGET;
   }
 
   table(target: string): RunsStore {
