@@ -14,6 +14,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
 import { availableParallelism, loadavg } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
@@ -346,6 +347,58 @@ async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
   };
 }
 
+const PROFILE = process.argv.includes('--profile');
+
+/**
+ * `--profile`: a CPU profile of the daemon's part of the pipeline scenario only (written for
+ * Chrome DevTools / speedscope), and its top functions by self time.
+ */
+async function startProfiler() {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 500 });
+  await post('Profiler.start');
+  return {
+    async stop(path: string) {
+      const { profile } = (await post('Profiler.stop')) as { profile: CpuProfile };
+      session.disconnect();
+      writeFileSync(path, JSON.stringify(profile));
+      return { path, topSelfTime: topSelfTime(profile, 15) };
+    },
+  };
+}
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Functions by share of the busy (not idle) samples, as "name file: percent". */
+function topSelfTime(profile: CpuProfile, count: number): string[] {
+  const ticks = new Map<number, number>();
+  profile.samples.forEach((id, i) => {
+    ticks.set(id, (ticks.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  const byFunction = new Map<string, number>();
+  let busy = 0;
+  for (const node of profile.nodes) {
+    const { functionName, url } = node.callFrame;
+    if (functionName === '(idle)' || functionName === '(program)') continue;
+    const time = ticks.get(node.id) ?? 0;
+    busy += time;
+    const key = `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + time);
+  }
+  return [...byFunction]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([name, time]) => `${name}: ${((100 * time) / busy).toFixed(1)}%`);
+}
+
 /** CPU time of this process's main thread (where the daemon runs), in µs; Linux's per-thread schedstat. */
 function mainThreadCpuMicros(): number {
   return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
@@ -429,6 +482,7 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   });
 
   // The daemon: a mark when each phase's last change is confirmed (so written to the sink).
+  const profiler = PROFILE ? await startProfiler() : undefined;
   const replication = await startReplication(stack.url, config, sink, silentLogger);
   const daemonMarks: Mark[] = [mark()];
   for (const phase of phases) {
@@ -436,6 +490,7 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
     daemonMarks.push(mark());
   }
   await replication.stop();
+  const profile = await profiler?.stop(`bench/results/pipeline-${SHAPE}.cpuprofile`);
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
   await stack.close();
 
@@ -452,6 +507,7 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   });
   figures.rowsWritten = sink.stats.rowsWritten;
   figures.bytesEncodedMiB = mib(sink.bytesEncoded, 1);
+  if (profile) figures.profile = profile;
   figures.loadAverage = loadavg().map((l) => Number(l.toFixed(2)));
   return figures;
 }
