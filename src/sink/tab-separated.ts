@@ -18,7 +18,6 @@ export interface TabSeparatedColumn {
 type Row = Readonly<Record<string, ClickHouseValue>>;
 
 const FIELD_SPECIAL = /[\\\t\n\r]/;
-const FIELD_SPECIAL_ALL = /[\\\t\n\r]/g;
 const QUOTED_SPECIAL_ALL = /[\\'\t\n\r]/g;
 const ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', "'": "\\'" };
 const UNESCAPES: Readonly<Record<string, string>> = { t: '\t', n: '\n', r: '\r', b: '\b', f: '\f', '0': '\0' };
@@ -27,7 +26,14 @@ const NULL_FIELD = '\\N';
 
 /** A string as a TabSeparated field: unchanged unless it holds a character to escape. */
 export function stringField(value: string): string {
-  return FIELD_SPECIAL.test(value) ? value.replace(FIELD_SPECIAL_ALL, escapeChar) : value;
+  if (!FIELD_SPECIAL.test(value)) return value;
+  // One native replaceAll per character present (backslash first): several times faster than one
+  // replace with a callback per match on JSON payloads full of escapes (bench/run.ts --rows=realistic).
+  let escaped = value.includes('\\') ? value.replaceAll('\\', '\\\\') : value;
+  if (escaped.includes('\t')) escaped = escaped.replaceAll('\t', '\\t');
+  if (escaped.includes('\n')) escaped = escaped.replaceAll('\n', '\\n');
+  if (escaped.includes('\r')) escaped = escaped.replaceAll('\r', '\\r');
+  return escaped;
 }
 
 /** One Array(String) element, quoted as ClickHouse writes it. */
