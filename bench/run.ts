@@ -37,7 +37,10 @@ const large = process.argv.includes('large');
 const SCALE = {
   throughputRows: large ? 1_000_000 : 100_000,
   lagSeconds: large ? 60 : 10,
-  hugeRows: large ? 1_000_000 : 200_000,
+  // --huge-rows=N: another size of the one huge transaction (say 1M at the small scale).
+  hugeRows: Number(
+    process.argv.find((arg) => arg.startsWith('--huge-rows='))?.slice('--huge-rows='.length) ?? (large ? 1_000_000 : 200_000),
+  ),
   idleSeconds: large ? 30 : 10,
 };
 const TX_ROWS = 1_000;
@@ -256,10 +259,12 @@ async function lag(server: RunningPostgres, ch: ClickHouseClient) {
   };
 }
 
-async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
+async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient, engine = true) {
   const stack = await freshStack(server, ch);
   const config = configFor(stack);
-  const replication = await startReplication(stack.url, config, RunsTable.fromConfig(ch, config, silentLogger), silentLogger);
+  // Without the engine: the daemon's own memory, every batch encoded as for ClickHouse and dropped.
+  const sink = engine ? RunsTable.fromConfig(ch, config, silentLogger) : new DiscardingSink();
+  const replication = await startReplication(stack.url, config, sink, silentLogger);
   await insertGenerated(stack.sql, 1, 1_000); // warm every path once
   await replication.caughtUp(stack.sql);
   global.gc?.();
@@ -293,7 +298,8 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
   await replication.stop();
   await stack.close();
   return {
-    scenario: 'huge-transaction',
+    scenario: engine ? 'huge-transaction' : 'huge-transaction-without-engine',
+    rowShape: SHAPE,
     rows: SCALE.hugeRows,
     idleRssMiB: mib(idleRss),
     peakRssMiB: mib(peakRss),
@@ -305,8 +311,12 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
     maxBufferedRows: config.maxBufferedRows,
     peakBufferedRows: highWaterRows,
     bufferLimitHeld: highWaterRows <= config.maxBufferedRows,
+    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
   };
 }
+
+/** 3b. The huge transaction with a DiscardingSink: ClickHouse out of the process. */
+const hugeTransactionWithoutEngine = (server: RunningPostgres, ch: ClickHouseClient) => hugeTransaction(server, ch, false);
 
 async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
   const stack = await freshStack(server, ch);
@@ -514,7 +524,7 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
 
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 // The huge transaction first: its idle baseline must not carry the other scenarios' memory.
-const all = [hugeTransaction, throughput, lag, idleSlot, pipeline];
+const all = [hugeTransactionWithoutEngine, hugeTransaction, throughput, lag, idleSlot, pipeline];
 const unknown = only?.split(',').filter((name) => !all.some((s) => s.name === name)) ?? [];
 if (unknown.length > 0) {
   console.error(`unknown scenario ${unknown.join(', ')}: use ${all.map((s) => s.name).join(', ')}`);
@@ -542,6 +552,6 @@ const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding:
 const date = new Date().toISOString();
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(
-  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}.json`,
-  `${JSON.stringify({ date, commit, cores: availableParallelism(), scale: large ? 'large' : 'small', postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
+  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}${SHAPE === 'thin' ? '' : `_${SHAPE}`}.json`,
+  `${JSON.stringify({ date, commit, cores: availableParallelism(), scale: large ? 'large' : 'small', rowShape: SHAPE, postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
 );
