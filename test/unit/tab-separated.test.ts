@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { insertBody } from '../../src/sink/runs-sink.ts';
 import { decodeRow, encodeRow } from '../../src/sink/runs-table.ts';
 import { decodeTabSeparatedLine, encodeTabSeparatedLine } from '../../src/sink/tab-separated.ts';
 import { SOURCE_COLUMNS, TARGET_COLUMNS } from '../../src/transform/columns.ts';
@@ -99,5 +100,11 @@ describe('TabSeparated lines', () => {
       // Through JSON: -0 (the int text '-0') is 0 in ClickHouse, as in the line.
       expect(decodeRow(encoded)).toEqual(JSON.parse(JSON.stringify(row)));
     }
+  });
+
+  it('make an insert body of the lines, each ended by a line feed', () => {
+    const rows = ['a\tb', '\\N\tc'].map((line) => ({ line, sourceTable: 'TaskRun', deleted: false, runId: 'r' }));
+    expect(insertBody(rows)).toBe('a\tb\n\\N\tc\n');
+    expect(insertBody(rows.slice(0, 1))).toBe('a\tb\n');
   });
 });
