@@ -200,6 +200,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const rawInsert = perSecond(inserted, insertMs);
   return {
     scenario: 'throughput',
+    rowShape: SHAPE,
     rows,
     transactionRows: TX_ROWS,
     e2eRowsPerSecond: e2e,
@@ -248,6 +249,7 @@ async function lag(server: RunningPostgres, ch: ClickHouseClient) {
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number);
   return {
     scenario: 'lag',
+    rowShape: SHAPE,
     seconds: SCALE.lagSeconds,
     targetRowsPerSecond: (txRows * 1000) / intervalMs,
     achievedRowsPerSecond: perSecond(from - 1, SCALE.lagSeconds * 1000),
