@@ -6,7 +6,10 @@
 import { ConfigError } from '../errors.ts';
 import { groupBy } from '../objects.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
-import type { RunsStore } from './runs-sink.ts';
+import type { EncodedRow, RunsStore } from './runs-sink.ts';
+
+/** An encoded row with the organization that routes it. */
+export type RoutedEncodedRow = EncodedRow & { readonly organizationId: string };
 
 export const DEFAULT_TARGET = 'default';
 
@@ -49,6 +52,12 @@ export class RunsTargets {
   /** Write rows to their targets, one insert per target, one target after another. */
   async write(rows: readonly ClickHouseRow[], signal?: AbortSignal): Promise<void> {
     for (const [target, group] of groupBy(rows, (row) => this.targetOf(row))) await this.table(target).write(group, signal);
+  }
+
+  /** `write` for rows already encoded, routed by the organization each carries. */
+  async writeEncoded(rows: readonly RoutedEncodedRow[], signal?: AbortSignal): Promise<void> {
+    const groups = groupBy(rows, (row) => this.targetOfOrganization(row.organizationId));
+    for (const [target, group] of groups) await this.table(target).writeEncoded(group, signal);
   }
 
   /** Every target, default first, with its name. */
