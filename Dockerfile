@@ -31,6 +31,10 @@ COPY clickhouse ./clickhouse
 # The one directory runs-cdc writes to (chDB's, should the embedded engine be installed).
 RUN mkdir -p /data && chown node:node /data
 VOLUME /data
+# glibc's malloc raises its mmap threshold after freeing a large block, then keeps freed insert
+# bodies in its heap: a fixed 128 KiB threshold returns them (one huge transaction: +66 instead of
+# +116 MiB RSS, bench/run.ts hugeTransactionWithoutEngine --rows=realistic).
+ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072
 USER node
 EXPOSE 9464
 # Ready = /readyz finds no problem (see the README). Node has fetch; the

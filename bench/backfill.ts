@@ -1,23 +1,25 @@
 /**
  * Backfill throughput against the raw read it is bounded by: N runs (default 1,000,000, half per
  * table) generated in a private Postgres, copied into chDB at default settings, compared with
- * `COPY (SELECT ... ORDER BY "createdAt", id) TO STDOUT` of the same rows from the same server.
+ * `COPY (SELECT ... ORDER BY "createdAt", id) TO STDOUT` of the same rows from the same server and
+ * with the same rows inserted again through the same sink (ratioToCeiling: against the lower one).
  * Then verify over the same rows, comparing every mapped column and then only the key columns.
  * Prints one JSON line. `--rows N`, `--concurrency N`, `--chunk-rows N`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { backfillContextFor, backfillRequest, runBackfill } from '../src/backfill/job.ts';
 import { SELECT_LIST } from '../src/backfill/source.ts';
-import { BACKFILL_PROFILES, loadConfig } from '../src/config.ts';
+import { BACKFILL_PROFILES, type Config, loadConfig } from '../src/config.ts';
 import { startPostgres } from '../src/embedded/postgres.ts';
 import { silentLogger } from '../src/logger.ts';
-import { SOURCE_TABLES } from '../src/schema/columns.ts';
+import { SOURCE_TABLES, TARGET_COLUMNS } from '../src/schema/columns.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
 import { migrate } from '../src/sink/migrations.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
@@ -53,6 +55,45 @@ async function generate(sql: pg.Client, table: string, rows: number): Promise<vo
       [from, Math.min(from + 99_999, rows), table],
     );
   }
+}
+
+/**
+ * The raw insert ceiling: the rows the backfill wrote, read back from ClickHouse as TabSeparated
+ * lines a page at a time (untimed), inserted into another database by the same sink in pages of
+ * the backfill's size; only the inserts are timed.
+ */
+async function rawInsert(ch: ClickHouseClient, config: Config, pageRows: number): Promise<{ seconds: number; rows: number }> {
+  await migrate(ch, 'runs_cdc_raw');
+  const sink = RunsTable.fromConfig(ch, { ...config, clickhouseDatabase: 'runs_cdc_raw' }, silentLogger);
+  const at = (name: string) => TARGET_COLUMNS.findIndex((c) => c.name === name);
+  const [runId, sourceTable, deleted] = [at('run_id'), at('source_table'), at('_is_deleted')];
+  let seconds = 0;
+  let rows = 0;
+  for (const table of SOURCE_TABLES) {
+    for (let after = ''; ; ) {
+      const text = await (
+        await ch.query({
+          query: `SELECT * FROM runs_cdc.task_runs_v2 WHERE source_table = {table:String} AND run_id > {after:String} ORDER BY run_id LIMIT {n:UInt32}`,
+          query_params: { table, after, n: pageRows },
+          format: 'TabSeparated',
+        })
+      ).text();
+      const page = text
+        .split('\n')
+        .filter((line) => line.length > 0)
+        .map((line) => {
+          const fields = line.split('\t');
+          return { line, runId: fields[runId] as string, sourceTable: fields[sourceTable] as string, deleted: fields[deleted] === '1' };
+        });
+      if (page.length === 0) break;
+      after = page.at(-1)?.runId as string;
+      const started = performance.now();
+      await sink.writeEncoded(page);
+      seconds += (performance.now() - started) / 1000;
+      rows += page.length;
+    }
+  }
+  return { seconds, rows };
 }
 
 /** Bytes and seconds of COPY (SELECT every mapped column in keyset order) TO STDOUT. */
@@ -124,9 +165,11 @@ try {
   const verifySeconds = await timeVerify('all');
   const verifyRssGrowthMiB = Math.round((process.memoryUsage().rss - rssBeforeVerify) / 2 ** 20);
   const verifyKeyColumnsSeconds = await timeVerify('key');
+  const inserted = await rawInsert(ch, config, tuning.chunkRows);
   await ch.close();
   const backfillRowsPerSecond = ROWS / result.seconds;
   const rawRowsPerSecond = ROWS / raw.seconds;
+  const rawInsertRowsPerSecond = inserted.rows / inserted.seconds;
   const ms = (v: number) => Math.round(v);
   const figures = {
     scenario: 'backfill',
@@ -140,6 +183,9 @@ try {
     rawCopyRowsPerSecond: Math.round(rawRowsPerSecond),
     rawCopyMiB: Math.round(raw.bytes / 2 ** 20),
     ratio: Number((backfillRowsPerSecond / rawRowsPerSecond).toFixed(3)),
+    rawInsertRowsPerSecond: Math.round(rawInsertRowsPerSecond),
+    // Against the lower ceiling: reading (COPY) or inserting the same rows through the same sink.
+    ratioToCeiling: Number((backfillRowsPerSecond / Math.min(rawRowsPerSecond, rawInsertRowsPerSecond)).toFixed(3)),
     // Summed over workers (2 tables read at once): where the time goes.
     phasesMs: {
       read: ms(result.phases.readMs),
@@ -154,6 +200,7 @@ try {
     verifyKeyColumnsSeconds: Number(verifyKeyColumnsSeconds.toFixed(2)),
     postgres: server.kind,
     clickhouse: 'chdb',
+    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
   };
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 } finally {

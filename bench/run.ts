@@ -13,8 +13,9 @@
  * 4. idle slot: published tables idle while another table is busy; WAL the slot retains.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { availableParallelism, loadavg } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
@@ -23,28 +24,29 @@ import { silentLogger } from '../src/logger.ts';
 import { type Lsn, parseLsn } from '../src/lsn.ts';
 import { startReplication } from '../src/replication/start.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
+import { DiscardingSink } from '../src/sink/discarding-sink.ts';
 import { migrate } from '../src/sink/migrations.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
 import { currentWalLsn, readSlot } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
+import { deleteTenth, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
 
 const large = process.argv.includes('large');
 const SCALE = {
   throughputRows: large ? 1_000_000 : 100_000,
   lagSeconds: large ? 60 : 10,
-  hugeRows: large ? 1_000_000 : 200_000,
+  // --huge-rows=N: another size of the one huge transaction (say 1M at the small scale).
+  hugeRows: Number(
+    process.argv.find((arg) => arg.startsWith('--huge-rows='))?.slice('--huge-rows='.length) ?? (large ? 1_000_000 : 200_000),
+  ),
   idleSeconds: large ? 30 : 10,
 };
 const TX_ROWS = 1_000;
 
-const RUN_COLUMNS = `id, "friendlyId", "taskIdentifier", payload, "traceId", "spanId", "runtimeEnvironmentId",
-  "projectId", "organizationId", queue, status, "runTags", "createdAt", "startedAt", "costInCents"`;
-const GENERATED_RUN = `'run_' || g, 'friendly_' || g, 'task-' || (g % 20), '{"n":' || g || ',"body":"' || repeat('x', 200) || '"}',
-  md5(g::text), left(md5(g::text), 16), 'env_' || (g % 3), 'proj_' || (g % 5), 'org_1', 'task/q', 'COMPLETED_SUCCESSFULLY',
-  ARRAY['user:' || (g % 100)], timestamp '2026-06-01' + g * interval '10 ms', timestamp '2026-06-01' + g * interval '10 ms',
-  (g % 100) / 10.0`;
+const SHAPE = rowShape(process.argv);
+const { columns: RUN_COLUMNS, generated: GENERATED_RUN } = shapeSql(SHAPE);
 
 /** One bulk INSERT of generated runs (one transaction). */
 function insertGenerated(sql: pg.ClientBase, from: number, to: number): Promise<unknown> {
@@ -198,6 +200,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const rawInsert = perSecond(inserted, insertMs);
   return {
     scenario: 'throughput',
+    rowShape: SHAPE,
     rows,
     transactionRows: TX_ROWS,
     e2eRowsPerSecond: e2e,
@@ -246,6 +249,7 @@ async function lag(server: RunningPostgres, ch: ClickHouseClient) {
   const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number);
   return {
     scenario: 'lag',
+    rowShape: SHAPE,
     seconds: SCALE.lagSeconds,
     targetRowsPerSecond: (txRows * 1000) / intervalMs,
     achievedRowsPerSecond: perSecond(from - 1, SCALE.lagSeconds * 1000),
@@ -257,10 +261,12 @@ async function lag(server: RunningPostgres, ch: ClickHouseClient) {
   };
 }
 
-async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
+async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient, engine = true) {
   const stack = await freshStack(server, ch);
   const config = configFor(stack);
-  const replication = await startReplication(stack.url, config, RunsTable.fromConfig(ch, config, silentLogger), silentLogger);
+  // Without the engine: the daemon's own memory, every batch encoded as for ClickHouse and dropped.
+  const sink = engine ? RunsTable.fromConfig(ch, config, silentLogger) : new DiscardingSink();
+  const replication = await startReplication(stack.url, config, sink, silentLogger);
   await insertGenerated(stack.sql, 1, 1_000); // warm every path once
   await replication.caughtUp(stack.sql);
   global.gc?.();
@@ -294,7 +300,8 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
   await replication.stop();
   await stack.close();
   return {
-    scenario: 'huge-transaction',
+    scenario: engine ? 'huge-transaction' : 'huge-transaction-without-engine',
+    rowShape: SHAPE,
     rows: SCALE.hugeRows,
     idleRssMiB: mib(idleRss),
     peakRssMiB: mib(peakRss),
@@ -306,8 +313,12 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient) {
     maxBufferedRows: config.maxBufferedRows,
     peakBufferedRows: highWaterRows,
     bufferLimitHeld: highWaterRows <= config.maxBufferedRows,
+    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
   };
 }
+
+/** 3b. The huge transaction with a DiscardingSink: ClickHouse out of the process. */
+const hugeTransactionWithoutEngine = (server: RunningPostgres, ch: ClickHouseClient) => hugeTransaction(server, ch, false);
 
 async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
   const stack = await freshStack(server, ch);
@@ -348,9 +359,174 @@ async function idleSlot(server: RunningPostgres, ch: ClickHouseClient) {
   };
 }
 
+const PROFILE = process.argv.includes('--profile');
+
+/**
+ * `--profile`: a CPU profile of the daemon's part of the pipeline scenario only (written for
+ * Chrome DevTools / speedscope), and its top functions by self time.
+ */
+async function startProfiler() {
+  const session = new Session();
+  session.connect();
+  const post = (method: string, params?: object) =>
+    new Promise<unknown>((resolve, reject) => session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 500 });
+  await post('Profiler.start');
+  return {
+    async stop(path: string) {
+      const { profile } = (await post('Profiler.stop')) as { profile: CpuProfile };
+      session.disconnect();
+      writeFileSync(path, JSON.stringify(profile));
+      return { path, topSelfTime: topSelfTime(profile, 15) };
+    },
+  };
+}
+
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+/** Functions by share of the busy (not idle) samples, as "name file: percent". */
+function topSelfTime(profile: CpuProfile, count: number): string[] {
+  const ticks = new Map<number, number>();
+  profile.samples.forEach((id, i) => {
+    ticks.set(id, (ticks.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  const byFunction = new Map<string, number>();
+  let busy = 0;
+  for (const node of profile.nodes) {
+    const { functionName, url } = node.callFrame;
+    if (functionName === '(idle)' || functionName === '(program)') continue;
+    const time = ticks.get(node.id) ?? 0;
+    busy += time;
+    const key = `${functionName || '(anonymous)'} ${url.split('/').slice(-2).join('/')}`;
+    byFunction.set(key, (byFunction.get(key) ?? 0) + time);
+  }
+  return [...byFunction]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([name, time]) => `${name}: ${((100 * time) / busy).toFixed(1)}%`);
+}
+
+/** CPU time of this process's main thread (where the daemon runs), in µs; Linux's per-thread schedstat. */
+function mainThreadCpuMicros(): number {
+  return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+}
+
+interface Mark {
+  at: number;
+  threadCpu: number;
+  processCpu: NodeJS.CpuUsage;
+}
+const mark = (): Mark => ({ at: performance.now(), threadCpu: mainThreadCpuMicros(), processCpu: process.cpuUsage() });
+/** rows/s, µs of main-thread CPU per row and cores of the whole process between two marks. */
+function between(from: Mark, to: Mark, rows: number) {
+  const ms = to.at - from.at;
+  const { user, system } = process.cpuUsage(from.processCpu);
+  const { user: userTo, system: systemTo } = process.cpuUsage(to.processCpu);
+  return {
+    rows,
+    rowsPerSecond: perSecond(rows, ms),
+    threadMicrosPerRow: Number(((to.threadCpu - from.threadCpu) / rows).toFixed(2)),
+    processCores: Number(((user + system - (userTo + systemTo)) / 1000 / ms).toFixed(2)),
+  };
+}
+
+/**
+ * 5. pipeline: the daemon's own cost per row, ClickHouse out of the process. The same WAL (runs
+ * inserted in 1k-row transactions, then three status updates of each, then 1 run in 10 deleted)
+ * read twice from a backlog: by the raw decode (the stream class, nothing done with the changes)
+ * and by the real daemon writing to a DiscardingSink (every batch encoded exactly as for
+ * ClickHouse, then dropped). Per phase: rows/s and main-thread CPU µs per row of each.
+ */
+async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
+  const stack = await freshStack(server, ch);
+  const config = configFor(stack);
+  const rows = SCALE.throughputRows;
+  const sink = new DiscardingSink();
+  // Start and stop once: the daemon's slot (and publication) now hold everything written next.
+  await (await startReplication(stack.url, config, sink, silentLogger)).stop();
+  await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_raw', 'pgoutput')`);
+  const insertPrepared = await prepareGenerated(stack.sql, rows);
+  const phases: Array<{ name: 'insert' | 'update' | 'delete'; rows: number; end: Lsn }> = [];
+  for (let first = 1; first <= rows; first += TX_ROWS) await insertPrepared(first, Math.min(first + TX_ROWS - 1, rows));
+  phases.push({ name: 'insert', rows, end: await currentWalLsn(stack.sql) });
+  for (const status of STATUS_ROUNDS) {
+    for (let first = 1; first <= rows; first += TX_ROWS) await updateStatus(stack.sql, first, Math.min(first + TX_ROWS - 1, rows), status);
+  }
+  phases.push({ name: 'update', rows: rows * STATUS_ROUNDS.length, end: await currentWalLsn(stack.sql) });
+  for (let first = 1; first <= rows; first += TX_ROWS * 10) await deleteTenth(stack.sql, first, Math.min(first + TX_ROWS * 10 - 1, rows));
+  phases.push({ name: 'delete', rows: Math.floor(rows / 10), end: await currentWalLsn(stack.sql) });
+
+  // Raw decode: a mark when the last change of each phase arrives.
+  const counts: Record<string, number> = { insert: 0, update: 0, delete: 0 };
+  const rawMarks: Mark[] = [];
+  let decodedUpTo = 0n;
+  await new Promise<void>((resolve, reject) => {
+    let phase = 0;
+    const stream: ReplicationStream = new ReplicationStream(
+      {
+        connectionString: stack.url,
+        slot: `${stack.database}_raw`,
+        publication: 'runs_cdc',
+        confirmedLsn: () => decodedUpTo,
+        statusIntervalMs: 10_000,
+        onStart: () => rawMarks.push(mark()),
+      },
+      (item) => {
+        if (item.kind !== 'message') return;
+        const { tag } = item.message;
+        if (tag === 'commit') decodedUpTo = parseLsn(item.message.commitEndLsn as string);
+        if (tag !== 'insert' && tag !== 'update' && tag !== 'delete') return;
+        counts[tag] = (counts[tag] ?? 0) + 1;
+        const current = phases[phase];
+        if (current && tag === current.name && counts[tag] === current.rows) {
+          rawMarks.push(mark());
+          phase += 1;
+          if (phase === phases.length) void stream.stop().then(resolve, reject);
+        }
+      },
+    );
+    stream.run().catch(reject);
+  });
+
+  // The daemon: a mark when each phase's last change is confirmed (so written to the sink).
+  const profiler = PROFILE ? await startProfiler() : undefined;
+  const replication = await startReplication(stack.url, config, sink, silentLogger);
+  const daemonMarks: Mark[] = [mark()];
+  for (const phase of phases) {
+    await replication.daemon.waitForConfirmed(phase.end);
+    daemonMarks.push(mark());
+  }
+  await replication.stop();
+  const profile = await profiler?.stop(`bench/results/pipeline-${SHAPE}.cpuprofile`);
+  await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
+  await stack.close();
+
+  const figures: Record<string, unknown> = { scenario: 'pipeline', rowShape: SHAPE, runs: rows, transactionRows: TX_ROWS };
+  phases.forEach((phase, i) => {
+    const raw = between(rawMarks[i] as Mark, rawMarks[i + 1] as Mark, phase.rows);
+    const daemon = between(daemonMarks[i] as Mark, daemonMarks[i + 1] as Mark, phase.rows);
+    figures[phase.name] = {
+      rows: phase.rows,
+      rawDecode: { rowsPerSecond: raw.rowsPerSecond, threadMicrosPerRow: raw.threadMicrosPerRow, processCores: raw.processCores },
+      daemon: { rowsPerSecond: daemon.rowsPerSecond, threadMicrosPerRow: daemon.threadMicrosPerRow, processCores: daemon.processCores },
+      ratio: Number((daemon.rowsPerSecond / raw.rowsPerSecond).toFixed(3)),
+    };
+  });
+  figures.rowsWritten = sink.stats.rowsWritten;
+  figures.bytesEncodedMiB = mib(sink.bytesEncoded, 1);
+  if (profile) figures.profile = profile;
+  figures.loadAverage = loadavg().map((l) => Number(l.toFixed(2)));
+  return figures;
+}
+
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 // The huge transaction first: its idle baseline must not carry the other scenarios' memory.
-const all = [hugeTransaction, throughput, lag, idleSlot];
+const all = [hugeTransactionWithoutEngine, hugeTransaction, throughput, lag, idleSlot, pipeline];
 const unknown = only?.split(',').filter((name) => !all.some((s) => s.name === name)) ?? [];
 if (unknown.length > 0) {
   console.error(`unknown scenario ${unknown.join(', ')}: use ${all.map((s) => s.name).join(', ')}`);
@@ -378,6 +554,6 @@ const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding:
 const date = new Date().toISOString();
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(
-  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}.json`,
-  `${JSON.stringify({ date, commit, cores: availableParallelism(), scale: large ? 'large' : 'small', postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
+  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}${SHAPE === 'thin' ? '' : `_${SHAPE}`}.json`,
+  `${JSON.stringify({ date, commit, cores: availableParallelism(), scale: large ? 'large' : 'small', rowShape: SHAPE, postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
 );

@@ -16,10 +16,11 @@ import { failpoint } from '../failpoints.ts';
 import type { Logger } from '../logger.ts';
 import type { SourceTable } from '../schema/columns.ts';
 import type { RunsSink } from '../sink/runs-sink.ts';
+import type { RoutedEncodedRow } from '../sink/targets.ts';
 import type { BackfillStatus, CheckpointStore, JobRecord, RangeCheckpoint } from './checkpoints.ts';
 import { formatCursor, parseCursor } from './cursor.ts';
 import { type ProgressReporter, silentProgress, type TableProgress } from './progress.ts';
-import { connectReader, readPage, rowsOfPage } from './source.ts';
+import { connectReader, encodedRowsOfPage, readPage } from './source.ts';
 import { exportSnapshot, importSnapshot, requireReplicationSlot } from './version-rule.ts';
 
 export interface BackfillContext {
@@ -28,7 +29,7 @@ export interface BackfillContext {
   publication: string;
   tuning: BackfillTuning;
   /** Where rows go: one table, or the targets of --routes (anything with the sink's write). */
-  runsTable: Pick<RunsSink, 'write'>;
+  runsTable: Pick<RunsSink, 'write'> & { writeEncoded(rows: readonly RoutedEncodedRow[], signal?: AbortSignal): Promise<void> };
   store: CheckpointStore;
   log: Logger;
   progress?: ProgressReporter;
@@ -206,10 +207,10 @@ export class BackfillRun {
           range.done = true;
           break;
         }
-        const rows = await this.timed('transformMs', () => rowsOfPage(page, range.table, this.version, log));
+        const rows = await this.timed('transformMs', () => encodedRowsOfPage(page, range.table, this.version, log));
         await failpoint('backfill.page-read', range.table, page);
         signal.throwIfAborted();
-        await this.timed('writeMs', () => runsTable.write(rows, signal));
+        await this.timed('writeMs', () => runsTable.writeEncoded(rows, signal));
         // Only now, with the page in ClickHouse, does the cursor move past it.
         cursor = { createdAt: String(last.createdAt), id: String(last.id) };
         range.cursor = formatCursor(cursor);

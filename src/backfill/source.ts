@@ -7,9 +7,12 @@ import type pg from 'pg';
 import parsePostgresArray from 'postgres-array';
 import type { Logger } from '../logger.ts';
 import { SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
+import { encodeRow } from '../sink/runs-sink.ts';
+import type { RoutedEncodedRow } from '../sink/targets.ts';
 import { quoteIdent } from '../source/catalog.ts';
 import { connectPostgres } from '../source/connection.ts';
 import { buildRow, type ClickHouseRow, supersededLegacyTombstone, type Tuple } from '../transform/row.ts';
+import { encodeTupleLine } from '../transform/tuple-line.ts';
 import type { Coercion } from '../transform/values.ts';
 import type { Cursor } from './cursor.ts';
 
@@ -79,6 +82,26 @@ export function rowsOfPage(page: readonly Tuple[], table: SourceTable, version: 
   const rows = page.map((tuple) => {
     const row = buildRow(tuple, table, version, false, coercions);
     return tuple[MIGRATED] === 't' ? supersededLegacyTombstone(row) : row;
+  });
+  for (const coercion of coercions) log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
+  return rows;
+}
+
+/**
+ * `rowsOfPage` encoded for the insert, through the compiled tuple -> line path the daemon uses
+ * (transform/tuple-line.ts: the same lines, without a row object per run). Superseded legacy rows
+ * (rare) take the row path.
+ */
+export function encodedRowsOfPage(page: readonly Tuple[], table: SourceTable, version: bigint, log: Logger): RoutedEncodedRow[] {
+  const coercions: Coercion[] = [];
+  const rows = page.map((tuple): RoutedEncodedRow => {
+    if (tuple[MIGRATED] !== 't') {
+      const encoded = encodeTupleLine(tuple, null, table, version, false, coercions);
+      if (encoded) return encoded;
+    }
+    const built = buildRow(tuple, table, version, false, coercions);
+    const row = tuple[MIGRATED] === 't' ? supersededLegacyTombstone(built) : built;
+    return { ...encodeRow(row), organizationId: String(row.organization_id) };
   });
   for (const coercion of coercions) log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
   return rows;

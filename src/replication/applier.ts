@@ -15,8 +15,9 @@ import { changeVersion } from '../schema/version.ts';
 import { type EncodedRow, encodeRow } from '../sink/runs-sink.ts';
 import type { RunsTargets } from '../sink/targets.ts';
 import type { StreamItem } from '../source/stream.ts';
-import { type Change, type ClickHouseRow, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
+import { type Change, type ClickHouseRow, type TransformResult, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
 import { checkRelation } from '../transform/schema-drift.ts';
+import { encodeChange } from '../transform/tuple-line.ts';
 import type { DurableBuffer } from './durable-buffer.ts';
 import type { DaemonStats } from './snapshot.ts';
 
@@ -160,25 +161,37 @@ export class TransactionApplier {
     const key = `${table}/${change.kind}`;
     this.stats.received[key] = (this.stats.received[key] ?? 0) + 1;
     const version = this.nextVersion();
-    const result = transformChange(change, table, version);
-    for (const coercion of result.coercions) {
+    // The compiled path (tuple straight to line) for every change that carries all its values.
+    const fast = encodeChange(change, table, version);
+    const result = fast ? undefined : transformChange(change, table, version);
+    for (const coercion of fast?.coercions ?? result?.coercions ?? []) {
       this.stats.coercions += 1;
       if (this.stats.coercions <= MAX_COERCION_WARNINGS) {
         this.log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
       }
     }
-    let rows = result.rows;
-    if (result.keyOnlyDelete || result.missingColumns.length > 0) rows = await this.completeFromStore(table, change, result, version);
-    // Buffered encoded: the row objects die young, and the line is what the insert sends.
-    const encoded = rows.map(encodeRow);
-    const bytes = encoded.reduce((sum, row) => sum + row.line.length, 0);
-    if (!this.buffer.hasRoomFor(rows.length, bytes)) {
-      this.options.source()?.pause();
-      await this.buffer.waitForRoom(rows.length, bytes);
+    let encoded: readonly EncodedRow[];
+    let targets: string[];
+    if (fast) {
+      encoded = fast.rows;
+      targets = fast.rows.map((row) => this.options.targets.targetOfOrganization(row.organizationId));
+    } else {
+      const built = result as TransformResult;
+      let rows = built.rows;
+      if (built.keyOnlyDelete || built.missingColumns.length > 0) rows = await this.completeFromStore(table, change, built, version);
+      // Buffered encoded: the row objects die young, and the line is what the insert sends.
+      encoded = rows.map(encodeRow);
+      targets = rows.map((row) => this.options.targets.targetOf(row));
     }
-    for (const [i, row] of rows.entries()) {
-      const encodedRow = encoded[i] as EncodedRow;
-      this.buffer.append(encodedRow, this.options.targets.targetOf(row), encodedRow.line.length);
+    let bytes = 0;
+    for (const row of encoded) bytes += row.line.length;
+    if (!this.buffer.hasRoomFor(encoded.length, bytes)) {
+      this.options.source()?.pause();
+      await this.buffer.waitForRoom(encoded.length, bytes);
+    }
+    for (let i = 0; i < encoded.length; i++) {
+      const row = encoded[i] as EncodedRow;
+      this.buffer.append(row, targets[i] as string, row.line.length);
     }
   }
 
@@ -187,12 +200,7 @@ export class TransactionApplier {
    * marks unchanged TOASTed columns without sending them. Take them from the store's current row,
    * after flushing so that row reflects every earlier change.
    */
-  private async completeFromStore(
-    table: SourceTable,
-    change: Change,
-    result: ReturnType<typeof transformChange>,
-    version: bigint,
-  ): Promise<ClickHouseRow[]> {
+  private async completeFromStore(table: SourceTable, change: Change, result: TransformResult, version: bigint): Promise<ClickHouseRow[]> {
     await this.buffer.flushAll();
     this.stats.lookups += 1;
     const id = result.keyOnlyDelete?.id ?? (change.kind !== 'delete' ? change.new.id : undefined) ?? '';

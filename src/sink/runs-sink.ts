@@ -58,6 +58,16 @@ export function decodeRow(encoded: EncodedRow): ClickHouseRow {
   return decodeTabSeparatedLine(encoded.line, TARGET_COLUMNS);
 }
 
+/** The body of one TabSeparated insert of `rows`: what RunsTable sends (and DiscardingSink builds). */
+export function insertBody(rows: readonly EncodedRow[]): string {
+  // The final line feed as the join of an empty last line: appending it to the joined text would
+  // make a rope that the socket write copies (flattens) once more.
+  const lines = new Array<string>(rows.length + 1);
+  for (let i = 0; i < rows.length; i++) lines[i] = (rows[i] as EncodedRow).line;
+  lines[rows.length] = '';
+  return lines.join('\n');
+}
+
 export interface SinkStats {
   rowsWritten: number;
   /** Rows refused by the store and kept in dead_letters. */

@@ -18,7 +18,16 @@ import { DeadLetters } from './dead-letters.ts';
 import { runDdl } from './migrations.ts';
 import { parseJsonEachRow } from './read.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from './retry.ts';
-import { decodeRow, type EncodedRow, emptySinkStats, encodeRow, type RunsReader, type RunsSink, type SinkStats } from './runs-sink.ts';
+import {
+  decodeRow,
+  type EncodedRow,
+  emptySinkStats,
+  encodeRow,
+  insertBody,
+  type RunsReader,
+  type RunsSink,
+  type SinkStats,
+} from './runs-sink.ts';
 
 export { decodeRow, type EncodedRow, encodeRow, type SinkStats } from './runs-sink.ts';
 
@@ -174,7 +183,7 @@ export class RunsTable implements RunsSink, RunsReader {
 
   private async insert(rows: readonly EncodedRow[], signal?: AbortSignal): Promise<void> {
     if (rows.length === 0) return;
-    const body = `${rows.map((row) => row.line).join('\n')}\n`;
+    const body = insertBody(rows);
     await this.withRetry(
       `an insert of ${rows.length} rows`,
       () =>

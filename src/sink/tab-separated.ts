@@ -18,24 +18,41 @@ export interface TabSeparatedColumn {
 type Row = Readonly<Record<string, ClickHouseValue>>;
 
 const FIELD_SPECIAL = /[\\\t\n\r]/;
-const FIELD_SPECIAL_ALL = /[\\\t\n\r]/g;
 const QUOTED_SPECIAL_ALL = /[\\'\t\n\r]/g;
 const ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', "'": "\\'" };
 const UNESCAPES: Readonly<Record<string, string>> = { t: '\t', n: '\n', r: '\r', b: '\b', f: '\f', '0': '\0' };
 const escapeChar = (char: string): string => ESCAPES[char] as string;
 const NULL_FIELD = '\\N';
 
-function field(value: ClickHouseValue | undefined): string {
+/** A string as a TabSeparated field: unchanged unless it holds a character to escape. */
+export function stringField(value: string): string {
+  if (!FIELD_SPECIAL.test(value)) return value;
+  // One native replaceAll per character present (backslash first): several times faster than one
+  // replace with a callback per match on JSON payloads full of escapes (bench/run.ts --rows=realistic).
+  let escaped = value.includes('\\') ? value.replaceAll('\\', '\\\\') : value;
+  if (escaped.includes('\t')) escaped = escaped.replaceAll('\t', '\\t');
+  if (escaped.includes('\n')) escaped = escaped.replaceAll('\n', '\\n');
+  if (escaped.includes('\r')) escaped = escaped.replaceAll('\r', '\\r');
+  return escaped;
+}
+
+/** One Array(String) element, quoted as ClickHouse writes it. */
+export function quotedItem(item: string): string {
+  return `'${item.replace(QUOTED_SPECIAL_ALL, escapeChar)}'`;
+}
+
+/** Any value as its TabSeparated field. */
+export function field(value: ClickHouseValue | undefined): string {
   if (value === null || value === undefined) return NULL_FIELD;
   switch (typeof value) {
     case 'string':
-      return FIELD_SPECIAL.test(value) ? value.replace(FIELD_SPECIAL_ALL, escapeChar) : value;
+      return stringField(value);
     case 'number':
       return String(value);
     case 'boolean':
       return value ? 'true' : 'false';
     default:
-      return `[${value.map((item) => `'${item.replace(QUOTED_SPECIAL_ALL, escapeChar)}'`).join(',')}]`;
+      return `[${value.map(quotedItem).join(',')}]`;
   }
 }
 

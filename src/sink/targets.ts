@@ -6,7 +6,10 @@
 import { ConfigError } from '../errors.ts';
 import { groupBy } from '../objects.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
-import type { RunsStore } from './runs-sink.ts';
+import type { EncodedRow, RunsStore } from './runs-sink.ts';
+
+/** An encoded row with the organization that routes it. */
+export type RoutedEncodedRow = EncodedRow & { readonly organizationId: string };
 
 export const DEFAULT_TARGET = 'default';
 
@@ -33,7 +36,11 @@ export class RunsTargets {
   }
 
   targetOf(row: ClickHouseRow): string {
-    return this.routing.organizations[String(row.organization_id)] ?? DEFAULT_TARGET;
+    return this.targetOfOrganization(String(row.organization_id));
+  }
+
+  targetOfOrganization(organizationId: string): string {
+    return this.routing.organizations[organizationId] ?? DEFAULT_TARGET;
   }
 
   table(target: string): RunsStore {
@@ -45,6 +52,12 @@ export class RunsTargets {
   /** Write rows to their targets, one insert per target, one target after another. */
   async write(rows: readonly ClickHouseRow[], signal?: AbortSignal): Promise<void> {
     for (const [target, group] of groupBy(rows, (row) => this.targetOf(row))) await this.table(target).write(group, signal);
+  }
+
+  /** `write` for rows already encoded, routed by the organization each carries. */
+  async writeEncoded(rows: readonly RoutedEncodedRow[], signal?: AbortSignal): Promise<void> {
+    const groups = groupBy(rows, (row) => this.targetOfOrganization(row.organizationId));
+    for (const [target, group] of groups) await this.table(target).writeEncoded(group, signal);
   }
 
   /** Every target, default first, with its name. */

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { SOURCE_COLUMNS, TARGET_COLUMNS } from '../../src/schema/columns.ts';
+import { insertBody } from '../../src/sink/runs-sink.ts';
 import { decodeRow, encodeRow } from '../../src/sink/runs-table.ts';
 import { decodeTabSeparatedLine, encodeTabSeparatedLine } from '../../src/sink/tab-separated.ts';
 import { buildRow } from '../../src/transform/row.ts';
+import { HOSTILE_TEXTS } from '../support/hostile-values.ts';
 
 /** Every character ClickHouse's TabSeparated or quoted-array rules treat specially, and some that they do not. */
 const TRICKY = [
@@ -83,5 +86,25 @@ describe('TabSeparated lines', () => {
     const encoded = encodeRow(row);
     expect(encoded).toMatchObject({ sourceTable: 'TaskRun', deleted: false });
     expect(decodeRow(encoded)).toEqual(row);
+  });
+
+  it('round-trip a built row of every column type, for every hostile text of each type', () => {
+    const longest = Math.max(...Object.values(HOSTILE_TEXTS).map((texts) => texts.length));
+    for (let i = 0; i < longest; i++) {
+      // Row i: every column holds the i-th hostile text of its kind (or NULL past the end).
+      const tuple = Object.fromEntries(SOURCE_COLUMNS.map((c) => [c.source, HOSTILE_TEXTS[c.kind][i] ?? null]));
+      const row = buildRow(tuple, i % 2 === 0 ? 'task_run_v2' : 'TaskRun', 7n, i % 3 === 0);
+      const encoded = encodeRow(row);
+      expect(encoded.line.split('\t')).toHaveLength(TARGET_COLUMNS.length);
+      expect(encoded.line).not.toMatch(/[\n\r]/);
+      // Through JSON: -0 (the int text '-0') is 0 in ClickHouse, as in the line.
+      expect(decodeRow(encoded)).toEqual(JSON.parse(JSON.stringify(row)));
+    }
+  });
+
+  it('make an insert body of the lines, each ended by a line feed', () => {
+    const rows = ['a\tb', '\\N\tc'].map((line) => ({ line, sourceTable: 'TaskRun', deleted: false, runId: 'r' }));
+    expect(insertBody(rows)).toBe('a\tb\n\\N\tc\n');
+    expect(insertBody(rows.slice(0, 1))).toBe('a\tb\n');
   });
 });

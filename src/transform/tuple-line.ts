@@ -1,0 +1,203 @@
+/**
+ * The column mapping compiled into one function: a pgoutput text tuple straight to its
+ * TabSeparated line, with no row object in between. The daemon's path for every change whose
+ * tuples carry all mapped columns (FULL identity); anything else takes row.ts's transformChange.
+ *
+ * Output is byte for byte what `encodeTabSeparatedLine(buildRow(...))` gives, coercions included
+ * (test/unit/tuple-line.test.ts checks that on hostile tuples). The speed comes from reading each
+ * column by a constant name (one property load on the tuple's shape, not a keyed lookup), passing
+ * values that need no conversion or escaping through as they are, fast paths for the common
+ * timestamp and text-array texts, and one reused field array per line. Pure: no I/O.
+ */
+
+import { type ColumnKind, SORT_KEY_SOURCE_COLUMNS, SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
+import { rankedVersion } from '../schema/version.ts';
+import { field, quotedItem, stringField } from '../sink/tab-separated.ts';
+import type { Change, Tuple } from './row.ts';
+import { type Coercion, convertValue, emptyValue } from './values.ts';
+
+/** One line of a change, with what the sink and the router need besides the line. */
+export interface EncodedChangeRow {
+  readonly line: string;
+  readonly sourceTable: string;
+  readonly deleted: boolean;
+  readonly runId: string;
+  readonly organizationId: string;
+}
+
+/** The general conversion (values.ts), for any text a fast path does not take. */
+function converted(kind: ColumnKind, nullable: boolean, source: string, text: string, coercions: Coercion[]): string {
+  const { value, coercion } = convertValue(kind, nullable, text);
+  if (coercion) coercions.push({ column: source, value: String(text).slice(0, 200), reason: coercion });
+  return field(value);
+}
+
+const INT32_TEXT = /^-?\d{1,10}$/;
+
+function intField(text: string, nullable: boolean, source: string, coercions: Coercion[]): string {
+  const n = INT32_TEXT.test(text) ? Number(text) : Number.NaN;
+  if (n >= -2_147_483_648 && n <= 2_147_483_647) return String(n);
+  return converted('int', nullable, source, text, coercions);
+}
+
+function floatField(text: string, nullable: boolean, source: string, coercions: Coercion[]): string {
+  const n = Number(text);
+  if (Number.isFinite(n)) return String(n);
+  return converted('float', nullable, source, text, coercions);
+}
+
+function boolField(text: string, nullable: boolean, source: string, coercions: Coercion[]): string {
+  if (text === 't') return 'true';
+  if (text === 'f') return 'false';
+  return converted('bool', nullable, source, text, coercions);
+}
+
+const isDigit = (code: number) => code >= 48 && code <= 57;
+/** Where `YYYY-MM-DD HH:MM:SS` has digits; the other positions hold its separators. */
+const TIMESTAMP_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+const TIMESTAMP_SEPARATORS: ReadonlyArray<[number, number]> = [
+  [4, 45],
+  [7, 45],
+  [10, 32],
+  [13, 58],
+  [16, 58],
+];
+/** What pads a text of this length (no fraction, or 1-2 fractional digits) to milliseconds. */
+const MILLIS_PAD: Readonly<Record<number, string>> = { 19: '.000', 21: '00', 22: '0' };
+
+/** Postgres `timestamp` text in 1900-2299 -> `YYYY-MM-DD HH:MM:SS.mmm`, as values.ts's convertTimestamp. */
+function timestampField(text: string, nullable: boolean, source: string, coercions: Coercion[]): string {
+  const length = text.length;
+  if (length === 19 || (length >= 21 && length <= 26 && text.charCodeAt(19) === 46)) {
+    let ok = true;
+    for (const at of TIMESTAMP_DIGITS) ok &&= isDigit(text.charCodeAt(at));
+    for (const [at, code] of TIMESTAMP_SEPARATORS) ok &&= text.charCodeAt(at) === code;
+    for (let at = 20; at < length; at++) ok &&= isDigit(text.charCodeAt(at));
+    const year = ok ? Number(text.slice(0, 4)) : 0;
+    if (year >= 1900 && year <= 2299) {
+      if (length === 23) return text;
+      return length > 23 ? text.slice(0, 23) : text + MILLIS_PAD[length];
+    }
+  }
+  return converted('timestamp', nullable, source, text, coercions);
+}
+
+/** A one-dimensional array of plain elements: none quoted, empty, spaced, or holding quotes, backslashes or braces. */
+const PLAIN_ARRAY = /^\{[^"\\{}\s,]+(?:,[^"\\{}\s,]+)*\}$/;
+
+function textArrayField(text: string, nullable: boolean, source: string, coercions: Coercion[]): string {
+  if (text === '{}') return '[]';
+  if (!PLAIN_ARRAY.test(text)) return converted('textArray', nullable, source, text, coercions);
+  const items = text.slice(1, -1).split(',');
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i] as string;
+    items[i] = quotedItem(item === 'NULL' ? '' : item); // Array(String) holds no NULL: ''
+  }
+  return `[${items.join(',')}]`;
+}
+
+const KIND_FIELD: Record<ColumnKind, string> = {
+  text: 'stringField(v)',
+  json: 'stringField(v)',
+  int: 'intField(v, NULLABLE, SOURCE, c)',
+  float: 'floatField(v, NULLABLE, SOURCE, c)',
+  bool: 'boolField(v, NULLABLE, SOURCE, c)',
+  timestamp: 'timestampField(v, NULLABLE, SOURCE, c)',
+  textArray: 'textArrayField(v, NULLABLE, SOURCE, c)',
+};
+
+type FillFields = (tuple: Tuple, fallback: Tuple | null, fields: string[], coercions: Coercion[]) => boolean;
+
+/**
+ * `fill(t, o, f, c)`: f[i] = the field of SOURCE_COLUMNS[i], the value taken from `t`, or from `o`
+ * where `t` does not carry it (an unchanged TOASTed value); false as soon as neither carries one.
+ * Generated so each column is read by its constant name and converted by its kind's own call.
+ */
+const fill = (() => {
+  const body = SOURCE_COLUMNS.map((column, i) => {
+    const source = JSON.stringify(column.source);
+    const nullField = JSON.stringify(field(emptyValue(column.kind, column.nullable)));
+    const convert = KIND_FIELD[column.kind].replace('NULLABLE', String(column.nullable)).replace('SOURCE', source);
+    return `v = t[${source}];
+if (v === undefined && (o === null || (v = o[${source}]) === undefined)) return false;
+f[${i}] = v === null ? ${nullField} : ${convert};`;
+  });
+  const helpers = { stringField, intField, floatField, boolField, timestampField, textArrayField };
+  const compile = new Function(...Object.keys(helpers), `return function fill(t, o, f, c) {\nlet v;\n${body.join('\n')}\nreturn true;\n};`);
+  return compile(...Object.values(helpers)) as FillFields;
+})();
+
+/** Reused by every line: joined into a new string, so nothing of it outlives the call. */
+const FIELDS = new Array<string>(SOURCE_COLUMNS.length + 3).fill('');
+const N = SOURCE_COLUMNS.length;
+
+/** The value of `column` the row will carry ('' for SQL NULL, as a non-nullable text column holds it). */
+function carried(tuple: Tuple, fallback: Tuple | null, column: string): string {
+  const value = tuple[column] !== undefined ? tuple[column] : fallback?.[column];
+  return value ?? '';
+}
+
+/** One row's line; undefined when a mapped column is carried by neither tuple. */
+export function encodeTupleLine(
+  tuple: Tuple,
+  fallback: Tuple | null,
+  sourceTable: SourceTable,
+  version: bigint,
+  deleted: boolean,
+  coercions: Coercion[],
+): EncodedChangeRow | undefined {
+  if (!fill(tuple, fallback, FIELDS, coercions)) return undefined;
+  FIELDS[N] = stringField(sourceTable);
+  FIELDS[N + 1] = rankedVersion(sourceTable, version).toString();
+  FIELDS[N + 2] = deleted ? '1' : '0';
+  return {
+    line: FIELDS.join('\t'),
+    sourceTable,
+    deleted,
+    runId: carried(tuple, fallback, 'id'),
+    organizationId: carried(tuple, fallback, 'organizationId'),
+  };
+}
+
+function sortKeyMoved(old: Tuple, next: Tuple): boolean {
+  for (const column of SORT_KEY_SOURCE_COLUMNS) {
+    const before = old[column];
+    const after = next[column] !== undefined ? next[column] : before;
+    if (before !== undefined && after !== undefined && before !== after) return true;
+  }
+  return false;
+}
+
+/**
+ * The lines of one change, as transformChange's rows encoded: a moved row's tombstone first. Undefined
+ * when the change lacks values (a key-only delete, an unchanged TOASTed column without the old
+ * row): those need the store's current row, which only transformChange's path reads.
+ */
+export function encodeChange(
+  change: Change,
+  sourceTable: SourceTable,
+  version: bigint,
+): { rows: EncodedChangeRow[]; coercions: Coercion[] } | undefined {
+  const coercions: Coercion[] = [];
+  const rows: EncodedChangeRow[] = [];
+  let row: EncodedChangeRow | undefined;
+  switch (change.kind) {
+    case 'insert':
+      row = encodeTupleLine(change.new, null, sourceTable, version, false, coercions);
+      break;
+    case 'update':
+      if (change.old && sortKeyMoved(change.old, change.new)) {
+        const tombstone = encodeTupleLine(change.old, null, sourceTable, version, true, coercions);
+        if (!tombstone) return undefined;
+        rows.push(tombstone);
+      }
+      row = encodeTupleLine(change.new, change.old, sourceTable, version, false, coercions);
+      break;
+    case 'delete':
+      row = change.old ? encodeTupleLine(change.old, null, sourceTable, version, true, coercions) : undefined;
+      break;
+  }
+  if (!row) return undefined;
+  rows.push(row);
+  return { rows, coercions };
+}
