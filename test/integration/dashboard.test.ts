@@ -11,9 +11,8 @@ import { silentProgress } from '../../src/backfill/progress.ts';
 import { deleteRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { BackfillMetrics } from '../../src/ops/backfill-metrics.ts';
-import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
-import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { freshEnvironmentPerTest, startTestOps } from '../support/daemon.ts';
 import { refuseInserts, testClickHouse, waitFor } from '../support/databases.ts';
 
 const OPS = join(import.meta.dirname, '../../ops');
@@ -77,15 +76,8 @@ it('every metric the Grafana dashboard and the alert rules query is served by a 
   const ch = await testClickHouse();
   const metrics = new DaemonMetrics();
   const replication = await env.start({}, { observer: metrics.observer });
-  const ops = await startDaemonOps({
+  const ops = await startTestOps(replication, ch, pgdb.url, {
     metrics,
-    daemon: replication.daemon,
-    clickhouse: ch,
-    databaseUrl: pgdb.url,
-    port: 0,
-    host: '127.0.0.1',
-    log: silentLogger,
-    settings: replication.config,
   });
   try {
     const runs = Array.from({ length: 20 }, (_, i) => makeRun({ table: 'task_run_v2', index: i }));

@@ -4,12 +4,10 @@
  * warned once per table, counted by a metric, listed by /readyz and named by status.
  */
 import { expect, it } from 'vitest';
-import { silentLogger } from '../../src/logger.ts';
-import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
 import { gatherStatus } from '../../src/ops/status.ts';
 import { expectClickHouseEqualsPostgres } from '../support/backfill.ts';
-import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { freshEnvironmentPerTest, startTestOps } from '../support/daemon.ts';
 import { testClickHouse } from '../support/databases.ts';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 import { capturingLogger } from '../support/logs.ts';
@@ -28,15 +26,8 @@ it('identity switched from FULL to DEFAULT mid-stream: one warning per table, a 
   const { log, lines } = capturingLogger();
   const metrics = new DaemonMetrics();
   const replication = await env.start({}, { log, observer: metrics.observer });
-  const ops = await startDaemonOps({
+  const ops = await startTestOps(replication, ch, pgdb.url, {
     metrics,
-    daemon: replication.daemon,
-    clickhouse: ch,
-    databaseUrl: pgdb.url,
-    port: 0,
-    host: '127.0.0.1',
-    log: silentLogger,
-    settings: replication.config,
   });
   try {
     const runs = Array.from({ length: 10 }, (_, i) => makeRun({ table: 'task_run_v2', index: i }));

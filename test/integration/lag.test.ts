@@ -6,10 +6,8 @@
  */
 import { expect, it } from 'vitest';
 import { progressSummary } from '../../src/cli/replicate.ts';
-import { silentLogger } from '../../src/logger.ts';
-import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
-import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { freshEnvironmentPerTest, startTestOps } from '../support/daemon.ts';
 import { refuseInserts, testClickHouse, waitFor } from '../support/databases.ts';
 
 const env = freshEnvironmentPerTest();
@@ -30,15 +28,8 @@ it('a 30,000-row transaction ClickHouse refuses: lag seconds and bytes grow from
   const ch = await testClickHouse();
   const metrics = new DaemonMetrics();
   const replication = await env.start({ maxBufferedRows: 5_000, batchRows: 1_000 }, { observer: metrics.observer });
-  const ops = await startDaemonOps({
+  const ops = await startTestOps(replication, ch, pgdb.url, {
     metrics,
-    daemon: replication.daemon,
-    clickhouse: ch,
-    databaseUrl: pgdb.url,
-    port: 0,
-    host: '127.0.0.1',
-    log: silentLogger,
-    settings: replication.config,
   });
   try {
     await pgdb.sql.query(bulkInsert(0, 0)); // a part in the partition, so it can refuse inserts

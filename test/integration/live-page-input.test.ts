@@ -4,13 +4,11 @@
  * what the page serves carries no password, even one inside a backfill job's failure message.
  */
 import { expect, it } from 'vitest';
-import { silentLogger } from '../../src/logger.ts';
-import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
 import { oneTarget } from '../../src/queries/params.ts';
 import { RunQueries } from '../../src/queries/run-queries.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
-import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { freshEnvironmentPerTest, startTestOps } from '../support/daemon.ts';
 import { clickhouseUrl, testClickHouse } from '../support/databases.ts';
 import { prng as random } from '../support/fuzz.ts';
 
@@ -70,15 +68,8 @@ it(`answers ${REQUESTS} random requests (seed ${SEED}) with 2xx or 4xx and leaks
   });
   // The explorer's queries on a connection of their own, as replicate opens them.
   const queryClient = await connectClickHouse({ url: clickhouseUrl(), chdbPath: ':memory:' });
-  const ops = await startDaemonOps({
+  const ops = await startTestOps(replication, ch, pgdb.url, {
     metrics,
-    daemon: replication.daemon,
-    clickhouse: ch,
-    databaseUrl: pgdb.url,
-    port: 0,
-    host: '127.0.0.1',
-    log: silentLogger,
-    settings: replication.config,
     queries: oneTarget(new RunQueries(queryClient, database, { timeoutSeconds: 10, maxMemoryBytes: 2 ** 30 })),
   });
   try {
@@ -119,18 +110,7 @@ it("tokens on the ops port: --metrics-token guards everything but /healthz and t
     return true;
   };
   const start = (tokens: { token?: string; dataToken?: string }) =>
-    startDaemonOps({
-      metrics: new DaemonMetrics(), // one registry per server
-      daemon: replication.daemon,
-      clickhouse: ch,
-      databaseUrl: pgdb.url,
-      port: 0,
-      host: '127.0.0.1',
-      log: silentLogger,
-      settings: replication.config,
-      routes,
-      ...tokens,
-    });
+    startTestOps(replication, ch, pgdb.url, { metrics: new DaemonMetrics(), routes, ...tokens }); // one registry per server
   const METRICS_TOKEN = 'metrics-token-0123456789';
   const API_TOKEN = 'api-token-0123456789abcdef';
   const status = async (url: string, path: string, token?: string, method = 'GET') =>

@@ -10,14 +10,12 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { completeRuns, insertRuns, makeRun } from '../../src/demo/workload.ts';
-import { silentLogger } from '../../src/logger.ts';
-import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
 import { oneTarget } from '../../src/queries/params.ts';
 import { RunQueries } from '../../src/queries/run-queries.ts';
 import { connectClickHouse } from '../../src/sink/clickhouse.ts';
 import { runCli } from '../support/cli.ts';
-import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { freshEnvironmentPerTest, startTestOps } from '../support/daemon.ts';
 import { clickhouseUrl, refuseInserts, testClickHouse, waitFor } from '../support/databases.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -77,15 +75,8 @@ it('shows the lag /metrics reports, retries as they happen, and pages runs like 
   const queryClient: ClickHouseClient = await connectClickHouse({ url: clickhouseUrl(), chdbPath: ':memory:' });
   const metrics = new DaemonMetrics();
   const replication = await env.start({}, { observer: metrics.observer });
-  const ops = await startDaemonOps({
+  const ops = await startTestOps(replication, ch, pgdb.url, {
     metrics,
-    daemon: replication.daemon,
-    clickhouse: ch,
-    databaseUrl: pgdb.url,
-    port: 0,
-    host: '127.0.0.1',
-    log: silentLogger,
-    settings: replication.config,
     queries: oneTarget(new RunQueries(queryClient, database, { timeoutSeconds: 10, maxMemoryBytes: 2 ** 30 })),
     sampleEveryMs: 200,
   });

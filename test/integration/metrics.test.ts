@@ -3,11 +3,9 @@
  * /readyz before and after it stops.
  */
 import { expect, it } from 'vitest';
-import { silentLogger } from '../../src/logger.ts';
-import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
 import { currentWalLsn } from '../../src/source/catalog.ts';
-import { freshEnvironmentPerTest } from '../support/daemon.ts';
+import { freshEnvironmentPerTest, startTestOps } from '../support/daemon.ts';
 import { refuseInserts, testClickHouse, waitFor } from '../support/databases.ts';
 import { deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 
@@ -26,15 +24,8 @@ it('reports received changes, written rows, flushes, lag and readiness after a k
   const metrics = new DaemonMetrics();
   const replication = await env.start({}, { observer: metrics.observer });
   const sink = replication.table;
-  const ops = await startDaemonOps({
+  const ops = await startTestOps(replication, ch, pgdb.url, {
     metrics,
-    daemon: replication.daemon,
-    clickhouse: ch,
-    databaseUrl: pgdb.url,
-    port: 0,
-    host: '127.0.0.1',
-    log: silentLogger,
-    settings: replication.config,
   });
   try {
     await insertRuns(

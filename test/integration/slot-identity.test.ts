@@ -5,14 +5,12 @@
  * while streaming resumes, not ready until the repair ends.
  */
 import { expect, it } from 'vitest';
-import { silentLogger } from '../../src/logger.ts';
-import { startDaemonOps } from '../../src/ops/daemon-ops.ts';
 import { DaemonMetrics } from '../../src/ops/metrics.ts';
 import { ClickHouseSlotLedger } from '../../src/sink/slot-ledger.ts';
 import { readSlot } from '../../src/source/catalog.ts';
 import { expectClickHouseEqualsPostgres, withFailpoint } from '../support/backfill.ts';
-import { freshEnvironmentPerTest, startDaemon } from '../support/daemon.ts';
-import { freshClickHouseDatabase, testClickHouse, uniqueName, waitFor, withOwnPostgres } from '../support/databases.ts';
+import { freshEnvironmentPerTest, startDaemon, startTestOps } from '../support/daemon.ts';
+import { freshClickHouseDatabase, invalidateSlot, testClickHouse, uniqueName, waitFor, withOwnPostgres } from '../support/databases.ts';
 import { completeRuns, deleteRuns, insertRuns, makeRun } from '../support/fixtures.ts';
 
 const env = freshEnvironmentPerTest();
@@ -85,15 +83,8 @@ it('a slot dropped while stopped: replicate refuses, and --recreate-slot repairs
     async () => {
       const metrics = new DaemonMetrics();
       const second = await startDaemon(pgdb, ch, database, { slot, recreateSlot: true }, { guardSlot: true, observer: metrics.observer });
-      const ops = await startDaemonOps({
+      const ops = await startTestOps(second, ch, pgdb.url, {
         metrics,
-        daemon: second.daemon,
-        clickhouse: ch,
-        databaseUrl: pgdb.url,
-        port: 0,
-        host: '127.0.0.1',
-        log: silentLogger,
-        settings: second.config,
       });
       try {
         await waitFor('the repair to read its first page', () => pagesRead >= 1);
@@ -155,17 +146,7 @@ it('a slot invalidated while stopped (wal_status=lost) over replicated rows: ref
         runs.slice(4, 8).map((r) => r.id),
         new Date(),
       );
-      await pgdb.sql.query('CREATE TABLE filler (body text)');
-      await waitFor(
-        'the slot to be invalidated',
-        async () => {
-          await pgdb.sql.query(`INSERT INTO filler SELECT md5(random()::text) || repeat('x', 1000) FROM generate_series(1, 20000)`);
-          await pgdb.sql.query('SELECT pg_switch_wal()');
-          await pgdb.sql.query('CHECKPOINT');
-          return (await readSlot(pgdb.sql, slot))?.walStatus === 'lost';
-        },
-        60_000,
-      );
+      await invalidateSlot(pgdb.sql, slot);
 
       await expect(startDaemon(pgdb, ch, database, { slot }, { guardSlot: true })).rejects.toThrow(
         `replication slot ${slot} is invalidated (wal_status=lost): WAL it needed was removed, but ClickHouse already holds rows replicated from it`,

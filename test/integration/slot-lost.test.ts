@@ -7,9 +7,8 @@ import { loadConfig } from '../../src/config.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { ReplicationDaemon } from '../../src/replication/daemon.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
-import { readSlot } from '../../src/source/catalog.ts';
 import { runCli } from '../support/cli.ts';
-import { freshClickHouseDatabase, testClickHouse, waitFor, withOwnPostgres } from '../support/databases.ts';
+import { freshClickHouseDatabase, invalidateSlot, testClickHouse, withOwnPostgres } from '../support/databases.ts';
 
 it('a lost slot stops the daemon with the recovery, and status exits 1', async () => {
   const settings = ['max_slot_wal_keep_size=1MB', 'wal_keep_size=0', 'min_wal_size=32MB', 'max_wal_size=32MB'];
@@ -17,18 +16,7 @@ it('a lost slot stops the daemon with the recovery, and status exits 1', async (
     async (pgdb) => {
       await pgdb.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
       await pgdb.sql.query(`SELECT pg_create_logical_replication_slot('lost_slot', 'pgoutput')`);
-      // Nobody reads the slot while WAL far beyond the 1 MB it may keep is written and recycled.
-      await pgdb.sql.query('CREATE TABLE filler (body text)');
-      await waitFor(
-        'the slot to be invalidated',
-        async () => {
-          await pgdb.sql.query(`INSERT INTO filler SELECT md5(random()::text) || repeat('x', 1000) FROM generate_series(1, 20000)`);
-          await pgdb.sql.query('SELECT pg_switch_wal()');
-          await pgdb.sql.query('CHECKPOINT');
-          return (await readSlot(pgdb.sql, 'lost_slot'))?.walStatus === 'lost';
-        },
-        60_000,
-      );
+      await invalidateSlot(pgdb.sql, 'lost_slot');
 
       const ch = await testClickHouse();
       const config = loadConfig({ databaseUrl: pgdb.url, clickhouseDatabase: await freshClickHouseDatabase(ch), slot: 'lost_slot' }, {});

@@ -4,6 +4,8 @@ import { afterEach, beforeEach } from 'vitest';
 import { slotGuardFor } from '../../src/cli/replicate.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { type Logger, silentLogger } from '../../src/logger.ts';
+import { type DaemonOpsOptions, startDaemonOps } from '../../src/ops/daemon-ops.ts';
+import type { OpsServer } from '../../src/ops/server.ts';
 import type { DaemonObserver, ReplicationDaemon } from '../../src/replication/daemon.ts';
 import { startReplication } from '../../src/replication/start.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
@@ -86,4 +88,23 @@ export function freshEnvironmentPerTest(): PerTestEnvironment {
     await env.pgdb.close();
   });
   return env;
+}
+
+/** The daemon's ops port (metrics, health, the live page) on a free loopback port, as replicate serves it. */
+export function startTestOps(
+  replication: Pick<RunningDaemon, 'daemon' | 'config'>,
+  clickhouse: ClickHouseClient,
+  databaseUrl: string,
+  more: Pick<DaemonOpsOptions, 'metrics'> & Partial<DaemonOpsOptions>,
+): Promise<OpsServer> {
+  return startDaemonOps({
+    daemon: replication.daemon,
+    clickhouse,
+    databaseUrl,
+    port: 0,
+    host: '127.0.0.1',
+    log: silentLogger,
+    settings: replication.config,
+    ...more,
+  });
 }

@@ -171,3 +171,21 @@ export async function unconfirmedInSlot(sql: pg.ClientBase, slot: string, kind: 
   );
   return Number(rows[0]?.n);
 }
+
+/**
+ * Write and recycle WAL until `slot` is invalidated (`wal_status = lost`); needs a server started
+ * with a small `max_slot_wal_keep_size` (see slot-lost.test.ts). Nobody reads the slot meanwhile.
+ */
+export async function invalidateSlot(sql: pg.ClientBase, slot: string): Promise<void> {
+  await sql.query('CREATE TABLE IF NOT EXISTS filler (body text)');
+  await waitFor(
+    'the slot to be invalidated',
+    async () => {
+      await sql.query(`INSERT INTO filler SELECT md5(random()::text) || repeat('x', 1000) FROM generate_series(1, 20000)`);
+      await sql.query('SELECT pg_switch_wal()');
+      await sql.query('CHECKPOINT');
+      return (await readSlot(sql, slot))?.walStatus === 'lost';
+    },
+    60_000,
+  );
+}

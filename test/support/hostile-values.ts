@@ -71,14 +71,5 @@ export const HOSTILE_TEXTS: Readonly<Record<ColumnKind, readonly string[]>> = {
   ],
 };
 
-/** mulberry32: small, seeded, good enough to pick values. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+/** The seeded PRNG of the fuzz tests, under the name the value tests use. */
+export { prng as seededRandom } from './fuzz.ts';
