@@ -5,45 +5,27 @@
  * the DurableBuffer (durable-buffer.ts), which says which LSN is confirmable; the supervisor tells
  * Postgres that LSN. So Postgres is told an LSN only when the sink holds every change up to it.
  */
-import type { Config } from '../config.ts';
 import { isRetryable, StreamError } from '../errors.ts';
 import { CRASH, type Crashable } from '../failpoints.ts';
 import type { Logger } from '../logger.ts';
-import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
+import { formatLsn, type Lsn } from '../lsn.ts';
 import type { EncodedRow, RunsStore } from '../sink/runs-sink.ts';
 import { type Routing, RunsTargets } from '../sink/targets.ts';
 import { TransactionApplier } from './applier.ts';
 import { ReconnectBackoff } from './backoff.ts';
 import { ConnectionLostError, ReplicationConnection, SlotInUseError } from './connection.ts';
 import { DurableBuffer } from './durable-buffer.ts';
+import { GapRepairRun } from './gap-repair-run.ts';
 import { LagTracker } from './lag.ts';
 import { type DaemonState, Lifecycle } from './lifecycle.ts';
-import { checkSlotIdentity, recordSlot, repairEnded, type SlotGuard } from './slot-guard.ts';
+import type { DaemonSettings } from './settings.ts';
+import { checkSlotIdentity, recordSlot, type SlotGuard } from './slot-guard.ts';
 import { type DaemonObserver, type DaemonStats, emptyDaemonStats, type ReplicationSnapshot, type SnapshotSource } from './snapshot.ts';
 import { checkBeforeStreaming, sleepUnless, waitForFreeSlot, withSql } from './startup.ts';
 
+export type { DaemonSettings } from './settings.ts';
 export type { SlotGuard } from './slot-guard.ts';
 export type { DaemonObserver, DaemonStats } from './snapshot.ts';
-
-export type DaemonSettings = Pick<
-  Config,
-  | 'slot'
-  | 'publication'
-  | 'batchRows'
-  | 'batchBytes'
-  | 'flushIntervalMs'
-  | 'maxBufferedRows'
-  | 'maxBufferedBytes'
-  | 'flushGroups'
-  | 'fixReplicaIdentity'
-  | 'allowPartialIdentity'
-  | 'onTruncate'
-  | 'standbyRetryMs'
-  | 'statusIntervalMs'
-  | 'retryInitialMs'
-  | 'retryMaxMs'
-  | 'heartbeatIntervalMs'
->;
 
 export class ReplicationDaemon implements SnapshotSource, Crashable {
   readonly stats: DaemonStats = emptyDaemonStats();
@@ -62,9 +44,8 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   private readonly backoff: ReconnectBackoff;
   /** Resolves once preflight passed and Postgres started streaming. */
   readonly ready: Promise<void>;
-  /** The repair of the gap after a slot recreation (slot-guard.ts), while it runs. */
-  private gapRepair: Promise<void> | undefined;
-  private readonly stopGapRepair = new AbortController();
+  /** The repair of the gap after a slot recreation (slot-guard.ts). */
+  private readonly gapRepair = new GapRepairRun();
 
   constructor(
     private readonly databaseUrl: string,
@@ -133,8 +114,8 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
       throw error;
     } finally {
       this.buffer.end(ended);
-      this.stopGapRepair.abort();
-      await this.gapRepair;
+      this.gapRepair.cancel();
+      await this.gapRepair.ended();
     }
   }
 
@@ -146,7 +127,12 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     for (const table of partialIdentity) this.stats.degradedIdentity[table] = 'NOT FULL';
     if (guard && plan) {
       await withSql(this.databaseUrl, (sql) => recordSlot(sql, this.settings.slot, plan, guard.ledger));
-      if (plan.repair) this.startGapRepair(guard);
+      if (plan.repair) {
+        // Beside the stream; a failure ends the daemon (a restart repeats it).
+        this.gapRepair.start(guard, this.settings.slot, this.log, (error) => {
+          if (!this.halting) this.die(error);
+        });
+      }
     }
     let reconnecting = false;
     for (;;) {
@@ -185,25 +171,9 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     }
   }
 
-  /** Repair the gap beside the stream; it ends the daemon if it fails (a restart repeats it). */
-  private startGapRepair(guard: SlotGuard): void {
-    const { slot } = this.settings;
-    this.gapRepair = guard.repair(this.stopGapRepair.signal).then(
-      async () => {
-        await repairEnded(slot, guard.ledger);
-        this.log.info({ slot }, `the gap after slot ${slot} was recreated is repaired: ClickHouse holds every change`);
-        this.gapRepair = undefined;
-      },
-      (error: Error) => {
-        this.gapRepair = undefined;
-        if (!this.halting) this.die(error);
-      },
-    );
-  }
-
   /** A repair of the gap after a slot recreation is running: /readyz is not ready. */
   get repairingGap(): boolean {
-    return this.gapRepair !== undefined;
+    return this.gapRepair.active;
   }
 
   /**
@@ -223,7 +193,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   async [CRASH](): Promise<void> {
     this.lifecycle.become('killed');
     this.failure ??= new StreamError('killed');
-    this.stopGapRepair.abort();
+    this.gapRepair.cancel();
     this.applier.halt();
     this.buffer[CRASH]();
     await this.connection?.close(this.failure);
@@ -233,7 +203,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   async stop(): Promise<void> {
     if (this.halting) return;
     this.lifecycle.become('stopping');
-    this.stopGapRepair.abort();
+    this.gapRepair.cancel();
     this.connection?.pause();
     this.applier.halt(); // received but unhandled: never confirmed, so Postgres sends it again
     await this.applier.discardReceived();
@@ -284,13 +254,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
         this.started?.();
       },
       onItem: (item) => {
-        if (item.kind === 'message') {
-          this.lag.reached(item.lsn);
-          const { message } = item;
-          // commitTime: µs since the epoch
-          if (message.tag === 'begin')
-            this.lag.announced(parseLsn(message.commitLsn as string), Number((message.commitTime as bigint) / 1000n));
-        }
+        this.lag.received(item);
         if (!this.halting && !this.failure) this.applier.receive(item);
       },
       onHeartbeat: () => {
@@ -305,7 +269,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   private die(error: Error): void {
     if (this.failure) return;
     this.failure = error;
-    this.stopGapRepair.abort();
+    this.gapRepair.cancel();
     this.applier.halt();
     this.connection?.pause();
     this.log.error({ err: error.message, confirmedLsn: formatLsn(this.confirmedLsn) }, 'replication stopped');

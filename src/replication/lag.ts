@@ -10,7 +10,8 @@
  * - bytes: the furthest position received or announced - the confirmed position; 0 when nothing
  *   is ahead.
  */
-import type { Lsn } from '../lsn.ts';
+import { type Lsn, parseLsn } from '../lsn.ts';
+import type { StreamItem } from '../source/stream.ts';
 
 interface Announced {
   finalLsn: Lsn;
@@ -21,6 +22,15 @@ export class LagTracker {
   /** Announced transactions in LSN order; those at or below the confirmed position are dropped. */
   private pending: Announced[] = [];
   private furthest: Lsn = 0n;
+
+  /** What the stream delivered: its position, and for a BEGIN the transaction it announces. */
+  received(item: StreamItem): void {
+    if (item.kind !== 'message') return;
+    this.reached(item.lsn);
+    const { message } = item;
+    // commitTime: µs since the epoch
+    if (message.tag === 'begin') this.announced(parseLsn(message.commitLsn as string), Number((message.commitTime as bigint) / 1000n));
+  }
 
   /** A BEGIN: the transaction commits at `finalLsn` at `commitMs`. A replayed one is not added twice. */
   announced(finalLsn: Lsn, commitMs: number): void {
