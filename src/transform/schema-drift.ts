@@ -9,8 +9,9 @@
  * Undoing the change is not enough to go on: the slot replays the WAL written between the change
  * and its undoing, and pgoutput describes that WAL with the changed columns, so every restart
  * stops at the same place. The way forward (RECOVERY) starts a new slot once the table is right
- * again, then lets verify --repair, comparing every column, copy whatever changed meanwhile at a
- * snapshot version (newer than what the old slot wrote, older than what the new slot streams).
+ * again with replicate --recreate-slot, whose repair copies every run at a snapshot version (newer
+ * than what the old slot wrote, older than what the new slot streams) and tombstones what the
+ * snapshot lacks (replication/slot-guard.ts).
  */
 import { type ColumnKind, SOURCE_COLUMNS } from '../schema/columns.ts';
 
@@ -55,7 +56,7 @@ const ACCEPTED: Record<Exclude<ColumnKind, 'text'>, readonly number[]> = {
 
 /** What to do once the table has its mapped columns back. */
 const RECOVERY =
-  "then start over from a new slot: stop runs-cdc replicate, SELECT pg_drop_replication_slot('<--slot, runs_cdc by default>'); start runs-cdc replicate (it creates the slot), then run runs-cdc verify --repair to copy what changed meanwhile (restoring the column alone does not help: the slot replays the changes made without it)";
+  "then start over from a new slot: SELECT pg_drop_replication_slot('<--slot, runs_cdc by default>'); then runs-cdc replicate --recreate-slot (it creates the slot and repairs what changed meanwhile; restoring the column alone does not help: the slot replays the changes made without it)";
 
 export function checkRelation(table: string, columns: readonly AnnouncedColumn[]): DriftReport {
   const byName = new Map(columns.map((c) => [c.name, c]));
