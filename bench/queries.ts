@@ -7,7 +7,7 @@
  * JSON line with p50/p95 per query. `--rows N`, `--repeat N`, `--migrated 0` to leave out the copies.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_STATUSES } from '../src/queries/filters.ts';
 import { RunQueries } from '../src/queries/run-queries.ts';
@@ -102,6 +102,7 @@ try {
     ),
     engine: 'chdb',
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
   };
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 } finally {

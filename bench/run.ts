@@ -34,13 +34,15 @@ import type { ClickHouseRow } from '../src/transform/row.ts';
 import { deleteTenth, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
 
 const large = process.argv.includes('large');
+/** `--name=N` from the command line as a number, or `fallback` when absent. */
+const sizeArg = (name: string, fallback: number) =>
+  Number(process.argv.find((arg) => arg.startsWith(`${name}=`))?.slice(name.length + 1) ?? fallback);
 const SCALE = {
-  throughputRows: large ? 1_000_000 : 100_000,
+  // --throughput-rows=N: runs of the throughput and pipeline scenarios (cost growth: 100k, 1M, 5M).
+  throughputRows: sizeArg('--throughput-rows', large ? 1_000_000 : 100_000),
   lagSeconds: large ? 60 : 10,
   // --huge-rows=N: another size of the one huge transaction (say 1M at the small scale).
-  hugeRows: Number(
-    process.argv.find((arg) => arg.startsWith('--huge-rows='))?.slice('--huge-rows='.length) ?? (large ? 1_000_000 : 200_000),
-  ),
+  hugeRows: sizeArg('--huge-rows', large ? 1_000_000 : 200_000),
   idleSeconds: large ? 30 : 10,
 };
 const TX_ROWS = 1_000;
@@ -217,6 +219,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     catchUpEventLoopBusy: Number(elu.utilization.toFixed(2)),
     decodedRows: decoded,
     peakBufferedRows: replication.daemon.buffer.stats.highWaterRows,
+    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
   };
 }
 
@@ -495,12 +498,21 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
 
   // The daemon: a mark when each phase's last change is confirmed (so written to the sink).
   const profiler = PROFILE ? await startProfiler() : undefined;
+  // RSS through the daemon's read of the backlog over what the process held just before it: the
+  // daemon's own memory (no engine in this scenario) must not grow with the backlog's size.
+  global.gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  let peakRss = rssBefore;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+  }, 50);
   const replication = await startReplication(stack.url, config, sink, silentLogger);
   const daemonMarks: Mark[] = [mark()];
   for (const phase of phases) {
     await replication.daemon.waitForConfirmed(phase.end);
     daemonMarks.push(mark());
   }
+  clearInterval(sampler);
   await replication.stop();
   const profile = await profiler?.stop(`bench/results/pipeline-${SHAPE}.cpuprofile`);
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
@@ -519,6 +531,8 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   });
   figures.rowsWritten = sink.stats.rowsWritten;
   figures.bytesEncodedMiB = mib(sink.bytesEncoded, 1);
+  figures.daemonRssBeforeMiB = mib(rssBefore);
+  figures.daemonPeakRssOverBeforeMiB = mib(peakRss - rssBefore);
   if (profile) figures.profile = profile;
   figures.loadAverage = loadavg().map((l) => Number(l.toFixed(2)));
   return figures;
@@ -549,11 +563,14 @@ try {
   await ch.close();
   await server.stop();
 }
-if (only) process.exit(0); // a partial run is not kept: its figures are not comparable
+// --save=LABEL keeps a partial or resized run too (say the cost-growth runs), under its label.
+const label = process.argv.find((arg) => arg.startsWith('--save='))?.slice('--save='.length);
+if (only && !label) process.exit(0); // a partial run is not kept: its figures are not comparable
 const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
 const date = new Date().toISOString();
+const uptime = execFileSync('uptime', { encoding: 'utf8' }).trim();
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(
-  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}${SHAPE === 'thin' ? '' : `_${SHAPE}`}.json`,
-  `${JSON.stringify({ date, commit, cores: availableParallelism(), scale: large ? 'large' : 'small', rowShape: SHAPE, postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
+  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}${SHAPE === 'thin' ? '' : `_${SHAPE}`}${label ? `_${label}` : ''}.json`,
+  `${JSON.stringify({ date, commit, cores: availableParallelism(), uptime, argv: process.argv.slice(2), scale: large ? 'large' : 'small', rowShape: SHAPE, postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
 );
