@@ -504,10 +504,14 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   // RSS through the daemon's read of the backlog over what the process held just before it: the
   // daemon's own memory (no engine in this scenario) must not grow with the backlog's size.
   global.gc?.();
-  const rssBefore = process.memoryUsage().rss;
+  const before = process.memoryUsage();
+  const rssBefore = before.rss;
   let peakRss = rssBefore;
+  let peakHeapTotal = before.heapTotal;
   const sampler = setInterval(() => {
-    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    const now = process.memoryUsage();
+    peakRss = Math.max(peakRss, now.rss);
+    peakHeapTotal = Math.max(peakHeapTotal, now.heapTotal); // V8's committed heap, garbage included
   }, 50);
   const replication = await startReplication(stack.url, config, sink, silentLogger);
   const daemonMarks: Mark[] = [mark()];
@@ -536,6 +540,7 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   figures.bytesEncodedMiB = mib(sink.bytesEncoded, 1);
   figures.daemonRssBeforeMiB = mib(rssBefore);
   figures.daemonPeakRssOverBeforeMiB = mib(peakRss - rssBefore);
+  figures.daemonPeakHeapTotalOverBeforeMiB = mib(peakHeapTotal - before.heapTotal);
   if (profile) figures.profile = profile;
   figures.loadAverage = loadavg().map((l) => Number(l.toFixed(2)));
   return figures;
