@@ -520,6 +520,9 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
     daemonMarks.push(mark());
   }
   clearInterval(sampler);
+  // What the daemon still holds after the whole backlog (live heap after a full collection).
+  global.gc?.();
+  const liveAfter = process.memoryUsage().heapUsed;
   await replication.stop();
   const profile = await profiler?.stop(`bench/results/pipeline-${SHAPE}.cpuprofile`);
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
@@ -541,6 +544,7 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   figures.daemonRssBeforeMiB = mib(rssBefore);
   figures.daemonPeakRssOverBeforeMiB = mib(peakRss - rssBefore);
   figures.daemonPeakHeapTotalOverBeforeMiB = mib(peakHeapTotal - before.heapTotal);
+  figures.daemonLiveHeapAfterOverBeforeMiB = mib(liveAfter - before.heapUsed, 1);
   if (profile) figures.profile = profile;
   figures.loadAverage = loadavg().map((l) => Number(l.toFixed(2)));
   return figures;
