@@ -460,7 +460,8 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   // --inserts-only: the insert phase alone (the largest cost-growth size in the time a run has).
   if (!process.argv.includes('--inserts-only')) {
     for (const status of STATUS_ROUNDS) {
-      for (let first = 1; first <= rows; first += TX_ROWS) await updateStatus(stack.sql, first, Math.min(first + TX_ROWS - 1, rows), status);
+      for (let first = 1; first <= rows; first += TX_ROWS)
+        await updateStatus(stack.sql, first, Math.min(first + TX_ROWS - 1, rows), status);
     }
     phases.push({ name: 'update', rows: rows * STATUS_ROUNDS.length, end: await currentWalLsn(stack.sql) });
     for (let first = 1; first <= rows; first += TX_ROWS * 10) await deleteTenth(stack.sql, first, Math.min(first + TX_ROWS * 10 - 1, rows));
