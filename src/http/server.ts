@@ -55,6 +55,8 @@ export interface GuardOptions {
   log: Logger;
   /** The setting that chose the port (`--api-port`, `--metrics-port`): names the token to send. */
   what?: string;
+  /** Without `token`, a token the paths it covers still need (a daemon's run data under --api-token). */
+  dataToken?: { token: string; flag: string; covers: (path: string) => boolean };
   /**
    * Routes that write their own answer (a page's static files, a job streaming its output): asked
    * first, once the request passed every check above; true when it answered. What it throws is
@@ -70,6 +72,12 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest();
 /** Constant-time comparison of a presented token with the expected one (hashes have one length). */
 export function tokenMatches(presented: string, expected: string): boolean {
   return timingSafeEqual(sha256(presented), sha256(expected));
+}
+
+/** Whether the request's `Authorization: Bearer` is `token`. */
+function bearerMatches(request: http.IncomingMessage, token: string): boolean {
+  const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+  return presented !== undefined && tokenMatches(presented.trim(), token);
 }
 
 function decode(text: string): string {
@@ -108,6 +116,13 @@ export function guard(options: GuardOptions, handler: Handler): http.RequestList
   const open = new Set(options.openPaths ?? []);
   // `/` opens only itself; a longer path ending in `/` opens everything under it (`/assets/`).
   const isOpen = (path: string) => open.has(path) || [...open].some((p) => p.length > 1 && p.endsWith('/') && path.startsWith(p));
+  /** The token a path needs and the flag that sets it; undefined when it needs none. */
+  const requiredToken = (path: string): { token: string; flag: string } | undefined => {
+    if (options.token !== undefined) {
+      return isOpen(path) ? undefined : { token: options.token, flag: options.what === '--api-port' ? '--api-token' : '--metrics-token' };
+    }
+    return options.dataToken?.covers(path) ? options.dataToken : undefined;
+  };
   return (request, response) => {
     const id = randomUUID();
     const send = (reply: Reply, headers: Record<string, string> = {}) => {
@@ -142,14 +157,11 @@ export function guard(options: GuardOptions, handler: Handler): http.RequestList
       } catch (error) {
         return refuse(400, (error as Error).message);
       }
-      if (options.token !== undefined && !isOpen(target.path)) {
-        const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
-        if (presented === undefined || !tokenMatches(presented.trim(), options.token)) {
-          const flag = options.what === '--api-port' ? '--api-token' : '--metrics-token';
-          return refuse(401, `missing or wrong bearer token: send Authorization: Bearer <the ${flag}>`, {
-            'www-authenticate': 'Bearer',
-          });
-        }
+      const required = requiredToken(target.path);
+      if (required && !bearerMatches(request, required.token)) {
+        return refuse(401, `missing or wrong bearer token: send Authorization: Bearer <the ${required.flag}>`, {
+          'www-authenticate': 'Bearer',
+        });
       }
       try {
         if (options.raw && (await options.raw(request, response, { method, id, ...target }))) return;

@@ -4,7 +4,6 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { type Config, redact } from '../config.ts';
 import { firstLine } from '../errors.ts';
-import { tokenMatches } from '../http/server.ts';
 import type { Logger } from '../logger.ts';
 import { formatLsn, type Lsn } from '../lsn.ts';
 import type { QueryRouter } from '../queries/params.ts';
@@ -21,11 +20,6 @@ const CLICKHOUSE_PING_MS = 2_000;
 const STATIC_PATHS = ['/', '/assets/'];
 /** What shows runs or runs commands: the page's data, the explorer's queries, the jobs. */
 const isDataPath = (path: string): boolean => path === '/live.json' || path === '/jobs' || path === '/runs' || path.startsWith('/runs/');
-
-const bearerMatches = (request: http.IncomingMessage, token: string): boolean => {
-  const presented = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
-  return presented !== undefined && tokenMatches(presented.trim(), token);
-};
 
 export interface DaemonOpsOptions {
   metrics: DaemonMetrics;
@@ -121,24 +115,12 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
   const routes = options.routes;
   // Without a metrics token, the page's data, the explorer and the jobs still obey --api-token:
   // they show runs and run commands, unlike /metrics and the page's static files.
-  const dataToken = options.token === undefined ? options.dataToken : undefined;
   const server = await startOpsServer(metrics.registry, readiness, options.port, options.host, log, options.token, {
     openPaths: STATIC_PATHS,
     methods: ['POST'],
-    handle: async (request, response, target) => {
-      if (dataToken !== undefined && isDataPath(target.path) && !bearerMatches(request, dataToken)) {
-        const body = Buffer.from(JSON.stringify({ error: 'missing or wrong bearer token: send Authorization: Bearer <the --api-token>' }));
-        response.writeHead(401, {
-          'content-type': 'application/json',
-          'content-length': body.length,
-          'www-authenticate': 'Bearer',
-          'x-request-id': target.id,
-        });
-        response.end(body);
-        return true;
-      }
-      return (await page.handle(request, response)) || (routes !== undefined && (await routes(request, response)));
-    },
+    dataToken: options.dataToken === undefined ? undefined : { token: options.dataToken, flag: '--api-token', covers: isDataPath },
+    handle: async (request, response) =>
+      (await page.handle(request, response)) || (routes !== undefined && (await routes(request, response))),
   });
   return {
     url: server.url,

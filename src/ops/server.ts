@@ -25,6 +25,8 @@ export interface RawRoutes {
   openPaths: readonly string[];
   /** Methods beyond GET and HEAD that some route takes (POST /jobs). */
   methods: readonly string[];
+  /** Without a metrics token, the token the paths it covers need (http/server.ts GuardOptions). */
+  dataToken?: { token: string; flag: string; covers: (path: string) => boolean };
   /** Answers and returns true when the path is theirs; called once the guard's checks passed. */
   handle(request: http.IncomingMessage, response: http.ServerResponse, target: GuardedRequest): Promise<boolean>;
 }
@@ -47,6 +49,7 @@ export async function startOpsServer(
       token,
       openPaths: ['/healthz', ...(routes?.openPaths ?? [])],
       raw: routes?.handle,
+      dataToken: routes?.dataToken,
       log,
       port,
       host,
