@@ -18,15 +18,12 @@ import type { Lsn } from '../lsn.ts';
 interface PendingCommit {
   endLsn: Lsn;
   lastSeq: number;
-  commitMs: number | undefined;
 }
 
 export class AckTracker {
   private readonly pending: PendingCommit[] = [];
   private writtenSeq = 0;
   private confirmed: Lsn;
-  /** Commit time (ms) of the newest transaction whose rows are all written; undefined before one. */
-  confirmedCommitMs: number | undefined;
 
   constructor(startLsn: Lsn) {
     this.confirmed = startLsn;
@@ -44,8 +41,8 @@ export class AckTracker {
    * A transaction's commit arrived; `lastSeq` is the sequence number of its last buffered row.
    * Returns the new LSN to confirm if the transaction is already written (or had no rows).
    */
-  commit(endLsn: Lsn, lastSeq: number, commitMs?: number): Lsn | undefined {
-    this.pending.push({ endLsn, lastSeq, commitMs });
+  commit(endLsn: Lsn, lastSeq: number): Lsn | undefined {
+    this.pending.push({ endLsn, lastSeq });
     return this.advance();
   }
 
@@ -59,7 +56,6 @@ export class AckTracker {
     let moved = false;
     while (this.pending.length > 0 && (this.pending[0] as PendingCommit).lastSeq <= this.writtenSeq) {
       const done = this.pending.shift() as PendingCommit;
-      this.confirmedCommitMs = done.commitMs ?? this.confirmedCommitMs;
       if (done.endLsn > this.confirmed) {
         this.confirmed = done.endLsn;
         moved = true;

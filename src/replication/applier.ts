@@ -117,7 +117,7 @@ export class TransactionApplier {
         this.stats.transactions += 1;
         this.open = undefined;
         // An empty or already-written transaction is confirmable at once. commitTime: µs since the epoch.
-        this.buffer.commit(parseLsn(message.commitEndLsn as string), Number((message.commitTime as bigint) / 1000n));
+        this.buffer.commit(parseLsn(message.commitEndLsn as string));
         return;
       case 'insert':
         return this.applyChange(message.relation, { kind: 'insert', new: message.new as Tuple });

@@ -281,11 +281,6 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
     return this.lifecycle.state === 'streaming';
   }
 
-  /** Whether every received transaction is confirmed (nothing is waiting for the sink). */
-  get allConfirmed(): boolean {
-    return this.buffer.pendingCommits === 0;
-  }
-
   /** Replication lag: now - commit time of the oldest transaction received or announced (its
    * BEGIN) but not confirmed, and the bytes received or announced past the confirmed LSN; 0 when
    * nothing is waiting (lag.ts). */

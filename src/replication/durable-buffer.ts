@@ -64,16 +64,6 @@ export class DurableBuffer<Row> {
     return this.acks.confirmedLsn;
   }
 
-  /** Commits received whose rows are not all written yet. */
-  get pendingCommits(): number {
-    return this.acks.pendingCommits;
-  }
-
-  /** Commit time (ms) of the newest transaction whose rows are all written. */
-  get confirmedCommitMs(): number | undefined {
-    return this.acks.confirmedCommitMs;
-  }
-
   get stats(): FlushStats {
     return this.rows.stats;
   }
@@ -86,19 +76,14 @@ export class DurableBuffer<Row> {
     return this.rows.bufferedBytes;
   }
 
-  /** Nothing buffered or being written. */
-  get isEmpty(): boolean {
-    return this.rows.isEmpty;
-  }
-
   /** Buffer a row of about `bytes` bytes bound for `target`. */
   append(row: Row, target: string, bytes: number): void {
     this.rows.append(row, target, bytes);
   }
 
   /** A transaction ended at `endLsn` after every row appended so far. */
-  commit(endLsn: Lsn, commitMs?: number): void {
-    this.confirmed(this.acks.commit(endLsn, this.rows.lastSeq, commitMs));
+  commit(endLsn: Lsn): void {
+    this.confirmed(this.acks.commit(endLsn, this.rows.lastSeq));
   }
 
   /** The server's WAL end; `idle`: the caller holds no open transaction and no unhandled item. */
