@@ -150,7 +150,7 @@ export class RunsTable implements RunsSink, RunsReader {
           format: 'JSONEachRow',
           abort_signal: signal,
         });
-        return new Set((await result.json<{ run_id: string }>()).map((r) => r.run_id));
+        return new Set(parseJsonEachRow<{ run_id: string }>(await result.text()).map((r) => r.run_id));
       },
       signal,
     );

@@ -105,7 +105,7 @@ function withUnchangedFromOld(next: Tuple, old: Tuple | null): Tuple {
   return merged;
 }
 
-function sortKeyChanged(old: Tuple, next: Tuple): boolean {
+export function sortKeyChanged(old: Tuple, next: Tuple): boolean {
   return SORT_KEY_SOURCE_COLUMNS.some((c) => old[c] !== undefined && next[c] !== undefined && old[c] !== next[c]);
 }
 

@@ -10,10 +10,10 @@
  * timestamp and text-array texts, and one reused field array per line. Pure: no I/O.
  */
 
-import { type ColumnKind, SORT_KEY_SOURCE_COLUMNS, SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
+import { type ColumnKind, SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
 import { rankedVersion } from '../schema/version.ts';
 import { field, quotedItem, stringField } from '../sink/tab-separated.ts';
-import type { Change, Tuple } from './row.ts';
+import { type Change, sortKeyChanged, type Tuple } from './row.ts';
 import { type Coercion, convertValue, emptyValue } from './values.ts';
 
 /** One line of a change, with what the sink and the router need besides the line. */
@@ -159,15 +159,6 @@ export function encodeTupleLine(
   };
 }
 
-function sortKeyMoved(old: Tuple, next: Tuple): boolean {
-  for (const column of SORT_KEY_SOURCE_COLUMNS) {
-    const before = old[column];
-    const after = next[column] !== undefined ? next[column] : before;
-    if (before !== undefined && after !== undefined && before !== after) return true;
-  }
-  return false;
-}
-
 /**
  * The lines of one change, as transformChange's rows encoded: a moved row's tombstone first. Undefined
  * when the change lacks values (a key-only delete, an unchanged TOASTed column without the old
@@ -186,7 +177,7 @@ export function encodeChange(
       row = encodeTupleLine(change.new, null, sourceTable, version, false, coercions);
       break;
     case 'update':
-      if (change.old && sortKeyMoved(change.old, change.new)) {
+      if (change.old && sortKeyChanged(change.old, change.new)) {
         const tombstone = encodeTupleLine(change.old, null, sourceTable, version, true, coercions);
         if (!tombstone) return undefined;
         rows.push(tombstone);
