@@ -11,6 +11,7 @@ import { UsageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { BackfillMetrics } from '../ops/backfill-metrics.ts';
 import { type OpsServer, startOpsServer } from '../ops/server.ts';
+import { checkSlotIdentity } from '../replication/slot-guard.ts';
 import { backfillSummary, formatTable } from '../report.ts';
 import { ClickHouseSlotLedger } from '../sink/slot-ledger.ts';
 import { RunsTargets } from '../sink/targets.ts';
@@ -130,7 +131,7 @@ export async function backfill(
     });
     const createSlot = action.kind === 'resume' ? action.createSlot : action.request.createSlot;
     const result = await withPostgres(databaseUrl, async (sql) => {
-      if (createSlot) await refuseSlotAfterGap(sql, config, client as ClickHouseClient);
+      if (createSlot) await refuseSlotAfterGap(sql, config, client as ClickHouseClient, log);
       started = true;
       return action.kind === 'resume'
         ? resumeBackfill(sql, action.jobId, action.createSlot, context, explicitTuning(config))
@@ -200,12 +201,9 @@ function formatJobs(jobs: JobRecord[]): string {
  * records a slot), a new slot would start after a gap nothing repairs; replicate --recreate-slot
  * creates it and repairs the gap (replication/slot-guard.ts).
  */
-async function refuseSlotAfterGap(sql: pg.ClientBase, config: Config, client: ClickHouseClient): Promise<void> {
+async function refuseSlotAfterGap(sql: pg.ClientBase, config: Config, client: ClickHouseClient, log: Logger): Promise<void> {
   if (await readSlot(sql, config.slot)) return;
-  const ledger = new ClickHouseSlotLedger(client, config.clickhouseDatabase);
-  if ((await ledger.read(config.slot)) !== undefined || (await ledger.holdsRows())) {
-    throw new UsageError(
-      `replication slot ${config.slot} does not exist while ClickHouse holds replicated rows, so a new slot would start after a gap: run runs-cdc replicate --recreate-slot (it recreates the slot and repairs the gap) instead of backfill --create-slot`,
-    );
-  }
+  // replicate's own check, refusing: it throws the sentence naming --recreate-slot.
+  const guard = { ledger: new ClickHouseSlotLedger(client, config.clickhouseDatabase), recreateSlot: false, repair: async () => {} };
+  await checkSlotIdentity(sql, config.slot, guard, log);
 }

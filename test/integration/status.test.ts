@@ -165,7 +165,7 @@ it('backfill --create-slot refuses a new slot once ClickHouse holds replicated r
   const slot = uniqueName('fresh');
   const run = await workspace.cli(['backfill', '--create-slot'], { RUNS_CDC_SLOT: slot }).finished();
   expect(run.code, run.output).toBe(2);
-  expect(run.output).toContain(`replication slot ${slot} does not exist while ClickHouse holds replicated rows`);
+  expect(run.output).toContain(`replication slot ${slot} does not exist, but ClickHouse already holds rows replicated from it`);
   expect(run.output).toContain('runs-cdc replicate --recreate-slot');
   expect(run.output).not.toMatch(/\n\s+at /);
   const { rows } = await workspace.pgdb.sql.query('SELECT 1 FROM pg_replication_slots WHERE slot_name = $1', [slot]);
