@@ -7,6 +7,7 @@ import type pg from 'pg';
 import parsePostgresArray from 'postgres-array';
 import type { Logger } from '../logger.ts';
 import { SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
+import { hasV2Copy } from '../schema/version.ts';
 import { encodeRow } from '../sink/runs-sink.ts';
 import type { RoutedEncodedRow } from '../sink/targets.ts';
 import { quoteIdent } from '../source/catalog.ts';
@@ -32,7 +33,7 @@ const MIGRATED = '__migrated';
  * a task_run_v2 copy (an index lookup on the v2 primary key per row), read in the same statement
  * so the two tables are seen at one moment. */
 function migratedColumn(table: SourceTable): string {
-  return table === 'TaskRun' ? `, EXISTS (SELECT 1 FROM "task_run_v2" v2 WHERE v2."id" = "TaskRun"."id") AS "${MIGRATED}"` : '';
+  return table === 'TaskRun' ? `, ${hasV2Copy()} AS "${MIGRATED}"` : '';
 }
 
 /** A connection whose results are raw text, with the timestamp format cursors are written in. */

@@ -15,6 +15,7 @@ import { oneTarget } from '../queries/params.ts';
 import { RunQueries } from '../queries/run-queries.ts';
 import { backfillSummary, formatTable } from '../report.ts';
 import { SOURCE_TABLES } from '../schema/columns.ts';
+import { hasV2Copy } from '../schema/version.ts';
 import { connectClickHouse } from '../sink/clickhouse.ts';
 import { startEmbeddedStack } from './embedded-stack.ts';
 import { completeRuns, copyRunsToV2, deleteRuns, insertRuns, makeRun } from './workload.ts';
@@ -150,7 +151,7 @@ export async function runDemo(runsPerTable: number, log: Logger, out: (line: str
     const clickhouseLive = byStatus.reduce((sum, r) => sum + Number(r.runs), 0);
     // A run in both tables is one run: its task_run_v2 copy.
     const pgCount = await sql.query<{ n: string }>(
-      `SELECT (SELECT count(*) FROM "TaskRun" t WHERE NOT EXISTS (SELECT 1 FROM task_run_v2 v2 WHERE v2.id = t.id)) + (SELECT count(*) FROM task_run_v2) AS n`,
+      `SELECT (SELECT count(*) FROM "TaskRun" t WHERE NOT ${hasV2Copy('t')}) + (SELECT count(*) FROM task_run_v2) AS n`,
     );
     const postgresLive = Number(pgCount.rows[0]?.n);
 

@@ -11,6 +11,7 @@ import { firstLine } from '../errors.ts';
 import { silentLogger } from '../logger.ts';
 import { SOURCE_TABLES } from '../schema/columns.ts';
 import { runsTableIn } from '../schema/tables.ts';
+import { hasV2Copy } from '../schema/version.ts';
 import { pendingMigrations } from '../sink/migrations.ts';
 import { readRows } from '../sink/read.ts';
 import { IDENTITY_NAMES, readPublication, readReplicaIdentities, readSlot } from '../source/catalog.ts';
@@ -138,9 +139,7 @@ async function migrationStatus(sql: pg.ClientBase): Promise<StatusReport['migrat
   try {
     await sql.query('BEGIN READ ONLY');
     await sql.query(`SET LOCAL statement_timeout = ${MIGRATION_COUNT_TIMEOUT_MS}`);
-    const { rows } = await sql.query<{ n: string }>(
-      `SELECT count(*)::text AS n FROM "TaskRun" t WHERE EXISTS (SELECT 1 FROM task_run_v2 v2 WHERE v2.id = t.id)`,
-    );
+    const { rows } = await sql.query<{ n: string }>(`SELECT count(*)::text AS n FROM "TaskRun" t WHERE ${hasV2Copy('t')}`);
     return { runsInBothTables: Number(rows[0]?.n ?? 0) };
   } catch (error) {
     return { runsInBothTables: null, note: firstLine(error) };

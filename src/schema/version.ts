@@ -81,3 +81,11 @@ export function versionCommitLsn(version: bigint): Lsn {
 export function snapshotVersion(consistentPoint: Lsn): bigint {
   return consistentPoint << ORDINAL_BITS;
 }
+
+/**
+ * Postgres SQL true when the legacy row `legacyRow` (`"TaskRun"` or an alias of it) has a
+ * task_run_v2 copy: that copy is the run (the rule above), wherever a run is read from Postgres.
+ */
+export function hasV2Copy(legacyRow = '"TaskRun"'): string {
+  return `EXISTS (SELECT 1 FROM "task_run_v2" v2 WHERE v2."id" = ${legacyRow}."id")`;
+}

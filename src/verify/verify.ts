@@ -17,7 +17,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import type pg from 'pg';
 import type { SourceTable } from '../schema/columns.ts';
 import { runsTableIn } from '../schema/tables.ts';
-import { LEGACY_SUPERSEDED_VERSION } from '../schema/version.ts';
+import { hasV2Copy, LEGACY_SUPERSEDED_VERSION } from '../schema/version.ts';
 import { readRows } from '../sink/read.ts';
 import { quoteIdent } from '../source/catalog.ts';
 import { type ColumnSet, type Fingerprint, fingerprint } from './fingerprint.ts';
@@ -256,7 +256,7 @@ function sameAggregate(a: Aggregate, b: Aggregate): boolean {
 
 /** The rule on Postgres' side: a "TaskRun" run with a task_run_v2 copy is that copy's run. */
 function pgRule(table: SourceTable): string {
-  return table === 'TaskRun' ? `NOT EXISTS (SELECT 1 FROM "task_run_v2" v2 WHERE v2."id" = "TaskRun"."id")` : 'TRUE';
+  return table === 'TaskRun' ? `NOT ${hasV2Copy()}` : 'TRUE';
 }
 
 /** Millisecond bounds as SQL literals: numbers only, never text from outside. */

@@ -9,6 +9,7 @@ import { BACKFILL_PROFILES, type BackfillTuning } from '../../src/config.ts';
 import { armFailpoint, type FailpointName, type Failpoints } from '../../src/failpoints.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { SOURCE_TABLES } from '../../src/schema/columns.ts';
+import { hasV2Copy } from '../../src/schema/version.ts';
 import { RunsTable } from '../../src/sink/runs-table.ts';
 import { quoteIdent } from '../../src/source/catalog.ts';
 import { buildRow } from '../../src/transform/row.ts';
@@ -70,7 +71,7 @@ export async function expectClickHouseEqualsPostgres(
   const retired = new Set(deletedThroughV2);
   try {
     for (const table of SOURCE_TABLES) {
-      const rule = table === 'TaskRun' ? 'WHERE NOT EXISTS (SELECT 1 FROM task_run_v2 v2 WHERE v2.id = "TaskRun".id)' : '';
+      const rule = table === 'TaskRun' ? `WHERE NOT ${hasV2Copy()}` : '';
       const { rows } = await reader.query<Record<string, string | null>>(`SELECT ${SELECT_LIST} FROM ${quoteIdent(table)} ${rule}`);
       for (const tuple of rows) {
         if (table === 'TaskRun' && retired.has(String(tuple.id))) continue;
