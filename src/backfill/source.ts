@@ -80,12 +80,19 @@ export async function readPage(
  * tombstone that keeps every legacy row on its key hidden (see schema/version.ts). */
 export function rowsOfPage(page: readonly Tuple[], table: SourceTable, version: bigint, log: Logger): ClickHouseRow[] {
   const coercions: Coercion[] = [];
-  const rows = page.map((tuple) => {
-    const row = buildRow(tuple, table, version, false, coercions);
-    return tuple[MIGRATED] === 't' ? supersededLegacyTombstone(row) : row;
-  });
-  for (const coercion of coercions) log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
+  const rows = page.map((tuple) => backfillRow(tuple, table, version, coercions));
+  logCoercions(log, table, coercions);
   return rows;
+}
+
+/** One row read here, at `version`: a legacy row whose run has a task_run_v2 copy becomes its tombstone. */
+function backfillRow(tuple: Tuple, table: SourceTable, version: bigint, coercions: Coercion[]): ClickHouseRow {
+  const row = buildRow(tuple, table, version, false, coercions);
+  return tuple[MIGRATED] === 't' ? supersededLegacyTombstone(row) : row;
+}
+
+function logCoercions(log: Logger, table: SourceTable, coercions: readonly Coercion[]): void {
+  for (const coercion of coercions) log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
 }
 
 /**
@@ -100,11 +107,10 @@ export function encodedRowsOfPage(page: readonly Tuple[], table: SourceTable, ve
       const encoded = encodeTupleLine(tuple, null, table, version, false, coercions);
       if (encoded) return encoded;
     }
-    const built = buildRow(tuple, table, version, false, coercions);
-    const row = tuple[MIGRATED] === 't' ? supersededLegacyTombstone(built) : built;
+    const row = backfillRow(tuple, table, version, coercions);
     return { ...encodeRow(row), organizationId: String(row.organization_id) };
   });
-  for (const coercion of coercions) log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
+  logCoercions(log, table, coercions);
   return rows;
 }
 
