@@ -7,7 +7,7 @@
  * Prints one JSON line. `--rows N`, `--concurrency N`, `--chunk-rows N`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,7 +26,7 @@ import { RunsTable } from '../src/sink/runs-table.ts';
 import { quoteIdent } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { Verifier } from '../src/verify/verify.ts';
-import { numberArg } from './args.ts';
+import { loadAverage, numberArg } from './args.ts';
 
 const ROWS = numberArg('--rows', 1_000_000);
 const tuning = {
@@ -200,7 +200,7 @@ try {
     verifyKeyColumnsSeconds: Number(verifyKeyColumnsSeconds.toFixed(2)),
     postgres: server.kind,
     clickhouse: 'chdb',
-    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
+    loadAverage: loadAverage(),
   };
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 } finally {

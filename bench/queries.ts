@@ -7,13 +7,13 @@
  * JSON line with p50/p95 per query. `--rows N`, `--repeat N`, `--migrated 0` to leave out the copies.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RUN_STATUSES } from '../src/queries/filters.ts';
 import { RunQueries } from '../src/queries/run-queries.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
 import { migrate } from '../src/sink/migrations.ts';
-import { numberArg } from './args.ts';
+import { loadAverage, numberArg } from './args.ts';
 
 const ROWS = numberArg('--rows', 5_000_000);
 const REPEAT = numberArg('--repeat', 20);
@@ -102,7 +102,7 @@ try {
     ),
     engine: 'chdb',
     peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
-    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
+    loadAverage: loadAverage(),
   };
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 } finally {

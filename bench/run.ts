@@ -15,7 +15,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
@@ -31,6 +31,7 @@ import { currentWalLsn, readSlot } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
+import { loadAverage } from './args.ts';
 import { deleteTenth, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
 
 const large = process.argv.includes('large');
@@ -219,7 +220,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     catchUpEventLoopBusy: Number(elu.utilization.toFixed(2)),
     decodedRows: decoded,
     peakBufferedRows: replication.daemon.buffer.stats.highWaterRows,
-    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
+    loadAverage: loadAverage(),
   };
 }
 
@@ -316,7 +317,7 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient, en
     maxBufferedRows: config.maxBufferedRows,
     peakBufferedRows: highWaterRows,
     bufferLimitHeld: highWaterRows <= config.maxBufferedRows,
-    loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
+    loadAverage: loadAverage(),
   };
 }
 
@@ -547,7 +548,7 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   figures.daemonPeakHeapTotalOverBeforeMiB = mib(peakHeapTotal - before.heapTotal);
   figures.daemonLiveHeapAfterOverBeforeMiB = mib(liveAfter - before.heapUsed, 1);
   if (profile) figures.profile = profile;
-  figures.loadAverage = loadavg().map((l) => Number(l.toFixed(2)));
+  figures.loadAverage = loadAverage();
   return figures;
 }
 
