@@ -70,6 +70,3 @@ export const HOSTILE_TEXTS: Readonly<Record<ColumnKind, readonly string[]>> = {
     '',
   ],
 };
-
-/** The seeded PRNG of the fuzz tests, under the name the value tests use. */
-export { prng as seededRandom } from './fuzz.ts';

@@ -4,7 +4,8 @@ import { changeVersion } from '../../src/schema/version.ts';
 import { encodeRow } from '../../src/sink/runs-sink.ts';
 import { type Change, type Tuple, transformChange } from '../../src/transform/row.ts';
 import { encodeChange } from '../../src/transform/tuple-line.ts';
-import { HOSTILE_TEXTS, seededRandom } from '../support/hostile-values.ts';
+import { prng } from '../support/fuzz.ts';
+import { HOSTILE_TEXTS } from '../support/hostile-values.ts';
 
 const version = changeVersion(0x1_0000_0000n, 3);
 
@@ -31,7 +32,7 @@ function expectSameAsRowPath(change: Change, table: 'TaskRun' | 'task_run_v2'): 
 
 describe('the compiled tuple -> line encoder', () => {
   it('writes the same lines and coercions as the row path for seeded hostile tuples, and leaves incomplete changes to it', () => {
-    const random = seededRandom(16);
+    const random = prng(16);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
     const tuple = (missing: number): Tuple => {
       const values: Record<string, string | null | undefined> = {};
