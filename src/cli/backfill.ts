@@ -16,18 +16,10 @@ import { backfillSummary, formatTable } from '../report.ts';
 import { ClickHouseSlotLedger } from '../sink/slot-ledger.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/catalog.ts';
+import { withPostgres } from '../source/connection.ts';
 import { EXIT_COULD_NOT_RUN, EXIT_FINDING, EXIT_OK } from './failures.ts';
 import { jobContext, setExitCode, stdout } from './job-context.ts';
-import {
-  addConfigOptions,
-  CLICKHOUSE_SETTINGS,
-  configFrom,
-  loggerFor,
-  onStopSignals,
-  openClickHouse,
-  openTargets,
-  withPostgres,
-} from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
 
 const BACKFILL_SETTINGS = [
   'databaseUrl',

@@ -3,7 +3,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Command } from 'commander';
-import type pg from 'pg';
 import { CONFIG_SOURCES, type Config, type ConfigKey, loadConfig, redact } from '../config.ts';
 import { firstLine, RunsCdcError } from '../errors.ts';
 import { createLogger, type Logger } from '../logger.ts';
@@ -13,7 +12,6 @@ import { pendingMigrations } from '../sink/migrations.ts';
 import { RunsTable, type RunsTableOptions } from '../sink/runs-table.ts';
 import type { Routing } from '../sink/targets.ts';
 import { clickHouseTls } from '../sink/tls.ts';
-import { connectPostgres } from '../source/connection.ts';
 import { clickHouseTlsError } from '../tls-errors.ts';
 import { jobContext } from './job-context.ts';
 
@@ -226,14 +224,4 @@ export async function openTargets(
     'routing organizations to ClickHouse targets',
   );
   return { sink, routing: { targets, organizations: config.routes.organizations }, close: routed.close };
-}
-
-/** A Postgres connection for the length of `use`, closed however it ends. */
-export async function withPostgres<T>(url: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {
-  const sql = await connectPostgres(url);
-  try {
-    return await use(sql);
-  } finally {
-    await sql.end();
-  }
 }

@@ -3,16 +3,9 @@ import { Command } from 'commander';
 import { requireDatabaseUrl } from '../config.ts';
 import { gatherStatus, type StatusReport } from '../ops/status.ts';
 import { formatTable } from '../report.ts';
+import { withPostgres } from '../source/connection.ts';
 import { setExitCode, stdout } from './job-context.ts';
-import {
-  addConfigOptions,
-  ChdbInUseError,
-  CLICKHOUSE_SETTINGS,
-  configFrom,
-  describeClickHouse,
-  openClickHouse,
-  withPostgres,
-} from './runtime.ts';
+import { addConfigOptions, ChdbInUseError, CLICKHOUSE_SETTINGS, configFrom, describeClickHouse, openClickHouse } from './runtime.ts';
 
 export function statusCommand(): Command {
   const command = new Command('status')

@@ -1,22 +1,22 @@
 /** `runs-cdc verify [--repair]`: compare Postgres and ClickHouse; exit 1 when they differ (after --repair: when they still do). */
+
 import { Command } from 'commander';
 import type pg from 'pg';
 import { parseTableList, parseUtcTime } from '../backfill/request.ts';
 import { requireDatabaseUrl } from '../config.ts';
-
 import { UsageError } from '../errors.ts';
 import { formatTable } from '../report.ts';
 import { SOURCE_COLUMNS, SOURCE_TABLES } from '../schema/columns.ts';
 import { runDdl } from '../sink/migrations.ts';
 import { type RunsTable, SYNC_REPLICAS_SETTINGS, syncReplicasStatement } from '../sink/runs-table.ts';
 import { DEFAULT_TARGET, type Routing } from '../sink/targets.ts';
+import { withPostgres } from '../source/connection.ts';
 import { type ColumnSet, KEY_COLUMNS } from '../verify/fingerprint.ts';
 import { type RepairResult, repairDifferences } from '../verify/repair.ts';
 import { type OrganizationScope, Verifier, type VerifyOptions, type VerifyReport } from '../verify/verify.ts';
 import { EXIT_FINDING, EXIT_OK } from './failures.ts';
 import { setExitCode, stdout } from './job-context.ts';
-
-import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets, withPostgres } from './runtime.ts';
+import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, openClickHouse, openTargets } from './runtime.ts';
 
 const positive = (flag: string, text: string) => {
   const n = Number(text);

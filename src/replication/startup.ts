@@ -9,17 +9,12 @@ import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
 import type { RunsTargets } from '../sink/targets.ts';
 import { readSlot } from '../source/catalog.ts';
-import { connectPostgres } from '../source/connection.ts';
+import { withPostgres } from '../source/connection.ts';
 import { assertUsableSlot, type PreflightOptions, type PreflightResult, preflightPostgres } from '../source/preflight.ts';
 
 /** A short-lived ordinary connection for startup checks (the stream has its own). */
-export async function withSql<T>(databaseUrl: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {
-  const sql = await connectPostgres(databaseUrl, { application_name: 'runs-cdc startup' });
-  try {
-    return await use(sql);
-  } finally {
-    await sql.end();
-  }
+export function withSql<T>(databaseUrl: string, use: (sql: pg.Client) => Promise<T>): Promise<T> {
+  return withPostgres(databaseUrl, use, { application_name: 'runs-cdc startup' });
 }
 
 /** Preflight Postgres, then check that every target's table matches the mapping; returns the

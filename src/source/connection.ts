@@ -84,3 +84,13 @@ export async function connectPostgres(url: string, extra: pg.ClientConfig = {}):
   }
   return client;
 }
+
+/** `use` an ordinary connection opened for it, ended however `use` ends. */
+export async function withPostgres<T>(url: string, use: (sql: pg.Client) => Promise<T>, extra: pg.ClientConfig = {}): Promise<T> {
+  const sql = await connectPostgres(url, extra);
+  try {
+    return await use(sql);
+  } finally {
+    await sql.end();
+  }
+}
