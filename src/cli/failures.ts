@@ -8,6 +8,7 @@
  * An expected failure prints one sentence with the fix; only an unexpected error (a bug) prints
  * its stack.
  */
+import type { CommanderError } from 'commander';
 import { firstLine, RunsCdcError } from '../errors.ts';
 
 export const EXIT_OK = 0;
@@ -69,4 +70,9 @@ export function expectedFailure(error: unknown): string | undefined {
     return `Postgres asked for a password the URL does not give (${firstLine(error)}): put it in DATABASE_URL`;
   }
   return undefined;
+}
+
+/** Commander's own ends: help and the version exit 0, a usage mistake (unknown flag, missing value) 2. */
+export function commanderExitCode(error: CommanderError): number {
+  return ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(error.code) ? EXIT_OK : EXIT_COULD_NOT_RUN;
 }

@@ -1,6 +1,6 @@
 /** `runs-cdc` — one binary, one subcommand per job. Exit codes: see failures.ts (0 ok, 1 a finding, 2 could not run). */
 import { type Command, CommanderError } from 'commander';
-import { EXIT_COULD_NOT_RUN, EXIT_OK, expectedFailure } from './failures.ts';
+import { commanderExitCode, EXIT_COULD_NOT_RUN, EXIT_OK, expectedFailure } from './failures.ts';
 import { remoteJob, runRemoteJob } from './jobs.ts';
 import { redactProcessOutput } from './output.ts';
 import { buildProgram } from './program.ts';
@@ -29,8 +29,7 @@ try {
 } catch (error) {
   if (error instanceof CommanderError) {
     // Commander printed its sentence already.
-    const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.help' || error.code === 'commander.version';
-    process.stderr.write('', () => process.exit(ok ? EXIT_OK : EXIT_COULD_NOT_RUN));
+    process.stderr.write('', () => process.exit(commanderExitCode(error)));
   } else {
     const message = expectedFailure(error) ?? (error as Error).stack ?? String(error);
     process.stderr.write(`runs-cdc: ${message}\n`, () => process.exit(EXIT_COULD_NOT_RUN));

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { CONFIG_SOURCES, type Config } from '../config.ts';
 import { RunsCdcError, UsageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { EXIT_COULD_NOT_RUN, EXIT_OK, expectedFailure } from './failures.ts';
+import { commanderExitCode, EXIT_COULD_NOT_RUN, expectedFailure } from './failures.ts';
 import { runInJob } from './job-context.ts';
 import { buildProgram } from './program.ts';
 
@@ -59,9 +59,6 @@ export function remoteJob(argv: readonly string[]): RemoteJob | undefined {
   const token = takeOption(rest, '--metrics-token') ?? takeOption(rest, '--api-token');
   return { apiUrl: apiUrl as string, argv: rest, ...(token ? { token } : {}) };
 }
-
-/** Commander's "errors" that are help or the version: exit 0. */
-const COMMANDER_OK = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
 
 /** The daemon's ops port may want a token: --metrics-token's, else --api-token's (ops/daemon-ops.ts). */
 function bearer(flagged: string | undefined): Record<string, string> {
@@ -234,7 +231,7 @@ export function jobRoutes(config: Config, log: Logger): (request: http.IncomingM
       send({ exitCode });
     } catch (error) {
       const expected = expectedFailure(error);
-      if (error instanceof CommanderError) send({ exitCode: COMMANDER_OK.has(error.code) ? EXIT_OK : EXIT_COULD_NOT_RUN });
+      if (error instanceof CommanderError) send({ exitCode: commanderExitCode(error) });
       else if (expected !== undefined) send({ error: expected });
       else {
         log.warn({ job: input.argv.join(' '), err: (error as Error).message }, 'a job for a client failed');
