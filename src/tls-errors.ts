@@ -77,7 +77,7 @@ const INVALID_AUTHORIZATION = '28000';
  */
 export function postgresTlsError(error: unknown, url: string): PostgresTlsError | undefined {
   const where = `Postgres at ${hostOf(url)}`;
-  const params = parameters(url);
+  const params = queryOf(url);
   const failure = tlsFailure(error);
   if (failure?.kind === 'untrusted') {
     if (params.has('sslrootcert')) {
@@ -163,10 +163,8 @@ export function clickHouseTlsError(error: unknown, url: string, given: ClickHous
   }
 }
 
-function parameters(url: string): URLSearchParams {
-  try {
-    return new URL(url).searchParams;
-  } catch {
-    return new URLSearchParams();
-  }
+/** A connection URL's query parameters; read by hand, since `new URL` refuses socket-directory URLs. */
+export function queryOf(url: string): URLSearchParams {
+  const start = url.indexOf('?');
+  return new URLSearchParams(start < 0 ? '' : url.slice(start + 1).split('#')[0]);
 }

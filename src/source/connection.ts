@@ -21,7 +21,7 @@ import { accessSync, constants } from 'node:fs';
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import { ConfigError } from '../errors.ts';
-import { postgresTlsError } from '../tls-errors.ts';
+import { postgresTlsError, queryOf } from '../tls-errors.ts';
 
 const SSL_MODES = new Set(['disable', 'no-verify', 'prefer', 'require', 'verify-ca', 'verify-full']);
 /** What node-postgres 8 does for these without uselibpqcompat: verify-full. */
@@ -62,11 +62,6 @@ export function postgresConfig(url: string, extra: pg.PoolConfig = {}): pg.PoolC
   const connectionString =
     !libpq && sslmode !== null && VERIFY_FULL_ALIASES.has(sslmode) ? url.replace(/([?&]sslmode=)[^&#]*/g, '$1verify-full') : url;
   return { ...parseIntoClientConfig(connectionString), ...extra };
-}
-
-function queryOf(url: string): URLSearchParams {
-  const start = url.indexOf('?');
-  return new URLSearchParams(start < 0 ? '' : url.slice(start + 1).split('#')[0]);
 }
 
 /**
