@@ -4,7 +4,7 @@
  * `COPY (SELECT ... ORDER BY "createdAt", id) TO STDOUT` of the same rows from the same server and
  * with the same rows inserted again through the same sink (ratioToCeiling: against the lower one).
  * Then verify over the same rows, comparing every mapped column and then only the key columns.
- * Prints one JSON line. `--rows N`, `--concurrency N`, `--chunk-rows N`.
+ * Prints one JSON line. `--rows N`, `--concurrency N`, `--chunk-rows N`, `--checkpoint-every N`.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,6 +32,7 @@ const ROWS = numberArg('--rows', 1_000_000);
 const tuning = {
   concurrency: numberArg('--concurrency', BACKFILL_PROFILES.default.concurrency),
   chunkRows: numberArg('--chunk-rows', BACKFILL_PROFILES.default.chunkRows),
+  checkpointEvery: numberArg('--checkpoint-every', BACKFILL_PROFILES.default.checkpointEvery),
 };
 
 /** Runs shaped like the platform's: most columns set, a ~300-byte payload, JSON context, tags. */
@@ -62,13 +63,14 @@ async function generate(sql: pg.Client, table: string, rows: number): Promise<vo
  * lines a page at a time (untimed), inserted into another database by the same sink in pages of
  * the backfill's size; only the inserts are timed.
  */
-async function rawInsert(ch: ClickHouseClient, config: Config, pageRows: number): Promise<{ seconds: number; rows: number }> {
+async function rawInsert(ch: ClickHouseClient, config: Config, pageRows: number): Promise<{ seconds: number; rows: number; cores: number }> {
   await migrate(ch, 'runs_cdc_raw');
   const sink = RunsTable.fromConfig(ch, { ...config, clickhouseDatabase: 'runs_cdc_raw' }, silentLogger);
   const at = (name: string) => TARGET_COLUMNS.findIndex((c) => c.name === name);
   const [runId, sourceTable, deleted] = [at('run_id'), at('source_table'), at('_is_deleted')];
   let seconds = 0;
   let rows = 0;
+  let cpuMicros = 0;
   for (const table of SOURCE_TABLES) {
     for (let after = ''; ; ) {
       const text = await (
@@ -88,12 +90,15 @@ async function rawInsert(ch: ClickHouseClient, config: Config, pageRows: number)
       if (page.length === 0) break;
       after = page.at(-1)?.runId as string;
       const started = performance.now();
+      const cpu = process.cpuUsage();
       await sink.writeEncoded(page);
       seconds += (performance.now() - started) / 1000;
+      const { user, system } = process.cpuUsage(cpu);
+      cpuMicros += user + system;
       rows += page.length;
     }
   }
-  return { seconds, rows };
+  return { seconds, rows, cores: Number((cpuMicros / 1e6 / seconds).toFixed(2)) };
 }
 
 /** Bytes and seconds of COPY (SELECT every mapped column in keyset order) TO STDOUT. */
@@ -136,7 +141,16 @@ try {
 
   const ch = await connectClickHouse({ chdbPath });
   await migrate(ch, 'runs_cdc');
-  const config = loadConfig({ databaseUrl: server.url, backfillChunkRows: tuning.chunkRows, backfillConcurrency: tuning.concurrency }, {});
+  const config = loadConfig(
+    {
+      databaseUrl: server.url,
+      backfillChunkRows: tuning.chunkRows,
+      backfillConcurrency: tuning.concurrency,
+      backfillCheckpointEvery: tuning.checkpointEvery,
+    },
+    {},
+  );
+  const backfillCpu = process.cpuUsage();
   const result = await runBackfill(
     sql,
     backfillRequest(),
@@ -144,6 +158,9 @@ try {
       runsTable: RunsTable.fromConfig(ch, config, silentLogger, { maxRetries: config.backfillRetries }),
     }),
   );
+  const { user, system } = process.cpuUsage(backfillCpu);
+  // Cores this process kept busy during the backfill (Node and the in-process engine; not Postgres).
+  const backfillCores = Number(((user + system) / 1e6 / result.seconds).toFixed(2));
   if (result.status !== 'SUCCESS' || result.rowsCopied !== ROWS) throw new Error(`backfill ended ${result.status}: ${result.message}`);
   const [counted] = await (await ch.query({ query: 'SELECT count() AS n FROM runs_cdc.task_runs_v2', format: 'JSONEachRow' })).json<{
     n: string;
@@ -177,13 +194,16 @@ try {
     rowsInClickHouse: Number(counted?.n),
     chunkRows: tuning.chunkRows,
     concurrency: tuning.concurrency,
+    checkpointEvery: tuning.checkpointEvery,
     backfillSeconds: Number(result.seconds.toFixed(2)),
     backfillRowsPerSecond: Math.round(backfillRowsPerSecond),
+    backfillCores,
     rawCopySeconds: Number(raw.seconds.toFixed(2)),
     rawCopyRowsPerSecond: Math.round(rawRowsPerSecond),
     rawCopyMiB: Math.round(raw.bytes / 2 ** 20),
     ratio: Number((backfillRowsPerSecond / rawRowsPerSecond).toFixed(3)),
     rawInsertRowsPerSecond: Math.round(rawInsertRowsPerSecond),
+    rawInsertCores: inserted.cores,
     // Against the lower ceiling: reading (COPY) or inserting the same rows through the same sink.
     ratioToCeiling: Number((backfillRowsPerSecond / Math.min(rawRowsPerSecond, rawInsertRowsPerSecond)).toFixed(3)),
     // Summed over workers (2 tables read at once): where the time goes.

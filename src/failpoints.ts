@@ -11,6 +11,8 @@ import type { Tuple } from './transform/row.ts';
 export interface Failpoints {
   /** A backfill page was read and transformed but not yet written: tests race CDC (or a fault) here. */
   'backfill.page-read': (table: SourceTable, page: readonly Tuple[]) => Promise<void>;
+  /** A backfill page came back from Postgres (the read runs one page ahead of the writes). */
+  'backfill.page-fetched': (table: SourceTable, rows: number) => Promise<void>;
 }
 
 export type FailpointName = keyof Failpoints;

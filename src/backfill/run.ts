@@ -3,9 +3,9 @@
  * open one reader per pending range, copy every range page by page through the sink, checkpoint,
  * and end with one status.
  *
- * Each worker owns one sub-range and one Postgres connection, and writes a page before it reads
- * the next, so memory holds at most one page per worker. The first failure stops the others;
- * every range's checkpoint then says exactly what reached ClickHouse.
+ * Each worker owns one sub-range and one Postgres connection, and reads the next page while it
+ * writes the current one, so memory holds at most two pages per worker. The first failure stops
+ * the others; every range's checkpoint then says exactly what reached ClickHouse.
  */
 import { randomBytes } from 'node:crypto';
 import { RateLimiter } from 'limiter';
@@ -17,8 +17,9 @@ import type { Logger } from '../logger.ts';
 import type { SourceTable } from '../schema/columns.ts';
 import type { RunsSink } from '../sink/runs-sink.ts';
 import type { RoutedEncodedRow } from '../sink/targets.ts';
+import type { Tuple } from '../transform/row.ts';
 import type { BackfillStatus, CheckpointStore, JobRecord, RangeCheckpoint } from './checkpoints.ts';
-import { formatCursor, parseCursor } from './cursor.ts';
+import { type Cursor, formatCursor, parseCursor } from './cursor.ts';
 import { type ProgressReporter, silentProgress, type TableProgress } from './progress.ts';
 import { connectReader, encodedRowsOfPage, readPage } from './source.ts';
 import { exportSnapshot, importSnapshot, requireReplicationSlot } from './version-rule.ts';
@@ -52,6 +53,12 @@ export interface BackfillResult {
   phases: PhaseTimes;
   /** False when it stopped before reading anything (no slot, no snapshot): could not run. */
   started?: boolean;
+}
+
+/** A page read from Postgres, and the row limit it was asked for (fewer rows: the range is done). */
+interface PageRead {
+  page: Tuple[];
+  limit: number;
 }
 
 export interface PhaseTimes {
@@ -179,10 +186,8 @@ export class BackfillRun {
     const { tuning, log, store, runsTable } = this.context;
     const { jobId } = this.options.job;
     const signal = this.stop.signal;
-    const limiter = this.limiter;
     // A page never asks for more than one second of the rate limit (the bucket's size).
-    const chunk = limiter ? Math.min(tuning.chunkRows, tuning.rateLimit) : tuning.chunkRows;
-    let cursor = range.cursor ? parseCursor(range.cursor) : null;
+    const chunk = this.limiter ? Math.min(tuning.chunkRows, tuning.rateLimit) : tuning.chunkRows;
     let unsaved = 0;
     const checkpoint = async () => {
       range.seq += 1;
@@ -190,30 +195,33 @@ export class BackfillRun {
       unsaved = 0;
       this.progress.checkpoint(this.figures(range.table));
     };
+    // The next page is read while the current one is transformed and inserted: reading waits on
+    // Postgres and inserting on ClickHouse, so each fills the other's wait. The read position runs
+    // one page ahead of range.cursor, which only moves past a page once it is in ClickHouse.
+    let reading: Promise<PageRead | null> | undefined = this.readNext(range, reader, range.cursor ? parseCursor(range.cursor) : null, chunk);
     try {
-      while (!range.done) {
+      while (!range.done && reading) {
         signal.throwIfAborted();
-        const limit = Math.min(chunk, this.budget.get(range.table) ?? 0);
-        if (limit <= 0) {
+        const read = await reading;
+        reading = undefined;
+        if (!read) {
           this.reachedMaxRows = true;
           break;
         }
-        this.spend(range.table, limit);
-        await limiter?.removeTokens(limit);
-        const page = await this.timed('readMs', () => readPage(reader, range.table, range, cursor, limit));
-        this.spend(range.table, page.length - limit);
+        const { page, limit } = read;
         const last = page.at(-1);
         if (!last) {
           range.done = true;
           break;
         }
+        const after = { createdAt: String(last.createdAt), id: String(last.id) };
+        if (page.length === limit) reading = this.readNext(range, reader, after, chunk);
         const rows = await this.timed('transformMs', () => encodedRowsOfPage(page, range.table, this.version, log));
         await failpoint('backfill.page-read', range.table, page);
         signal.throwIfAborted();
         await this.timed('writeMs', () => runsTable.writeEncoded(rows, signal));
         // Only now, with the page in ClickHouse, does the cursor move past it.
-        cursor = { createdAt: String(last.createdAt), id: String(last.id) };
-        range.cursor = formatCursor(cursor);
+        range.cursor = formatCursor(after);
         range.rowsCopied += page.length;
         range.done = page.length < limit;
         this.copiedThisRun += page.length;
@@ -229,6 +237,23 @@ export class BackfillRun {
       this.stop.abort(error);
       throw error;
     }
+  }
+
+  /** The range's next page after `cursor`, or null when the table's --max-rows budget is spent.
+   * Its failure is handled where it is awaited; until then it must not count as unhandled. */
+  private readNext(range: RangeCheckpoint, reader: pg.Client, cursor: Cursor | null, chunk: number): Promise<PageRead | null> {
+    const read = (async () => {
+      const limit = Math.min(chunk, this.budget.get(range.table) ?? 0);
+      if (limit <= 0) return null;
+      this.spend(range.table, limit);
+      await this.limiter?.removeTokens(limit);
+      const page = await this.timed('readMs', () => readPage(reader, range.table, range, cursor, limit));
+      this.spend(range.table, page.length - limit);
+      await failpoint('backfill.page-fetched', range.table, page.length);
+      return { page, limit };
+    })();
+    read.catch(() => {});
+    return read;
   }
 
   private spend(table: SourceTable, rows: number): void {

@@ -7,9 +7,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CheckpointStore } from '../../src/backfill/checkpoints.ts';
 import { planBackfill, resumeBackfill, runBackfill } from '../../src/backfill/job.ts';
 import { silentProgress } from '../../src/backfill/progress.ts';
+import type { BackfillContext } from '../../src/backfill/run.ts';
 import { silentLogger } from '../../src/logger.ts';
 import { BackfillMetrics } from '../../src/ops/backfill-metrics.ts';
 import { SOURCE_TABLES, type SourceTable } from '../../src/schema/columns.ts';
+import { RunsTable } from '../../src/sink/runs-table.ts';
 import { backfillContext, backfillRequest, expectClickHouseEqualsPostgres, maxRowsPerRun, withFailpoint } from '../support/backfill.ts';
 import {
   freshClickHouseDatabase,
@@ -186,6 +188,42 @@ describe('one database', () => {
     expect(await expectClickHouseEqualsPostgres(db, ch, database)).toBe(500);
   });
 
+  it('reads the next page while the current one is written, and never more than one page ahead', async () => {
+    const db = pgdb as TestPostgres;
+    const table: SourceTable = 'task_run_v2';
+    await insertRuns(
+      db.sql,
+      table,
+      Array.from({ length: 1000 }, (_, i) => makeRun({ table, index: i })),
+    );
+    const sink = new RunsTable(chClient, database, { initialDelayMs: 10, maxDelayMs: 10 }, silentLogger);
+    let fetched = 0;
+    let written = 0;
+    /** Pages read but not yet in ClickHouse, seen during each write after giving a read-ahead time to land. */
+    const heldDuringWrites: number[] = [];
+    const slowSink: BackfillContext['runsTable'] = {
+      write: (rows, signal) => sink.write(rows, signal),
+      async writeEncoded(rows, signal) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        heldDuringWrites.push(fetched - written);
+        await sink.writeEncoded(rows, signal);
+        written += 1;
+      },
+    };
+    const result = await withFailpoint(
+      'backfill.page-fetched',
+      async () => {
+        fetched += 1;
+      },
+      () => runBackfill(db.sql, backfillRequest({ tables: [table] }), context(db, { runsTable: slowSink, tuning: { chunkRows: 100 } })),
+    );
+    expect(result.status, result.message).toBe('SUCCESS');
+    expect(await expectClickHouseEqualsPostgres(db, chClient, database)).toBe(1000);
+    // 10 full pages, then the empty read that ends the range (read ahead during the tenth write).
+    expect(fetched).toBe(11);
+    expect(heldDuringWrites).toEqual(Array(10).fill(2));
+  });
+
   it('--rate-limit caps rows per second across workers; --max-rows stops each table there', async () => {
     const db = pgdb as TestPostgres;
     for (const table of SOURCE_TABLES) {
@@ -246,7 +284,7 @@ describe('one database', () => {
     expect(second.status).toBe('FAILURE');
     expect(pages).toEqual([300, 300]);
     expect(lines.join('')).toContain(
-      `resuming backfill ${first.jobId} with its settings (chunk 1000 rows, rate 300 rows/s, concurrency 1, checkpoint every 1 pages, max rows 1500); none overridden`,
+      `resuming backfill ${first.jobId} with its settings (chunk 1000 rows, rate 300 rows/s, concurrency 1, checkpoint every 10 pages, max rows 1500); none overridden`,
     );
     await expect(resumeBackfill(db.sql, first.jobId, false, context(db), { concurrency: 2 })).rejects.toThrow(
       '--concurrency 2 cannot apply to a resumed job: its sub-ranges were cut for concurrency 1 when it started',
