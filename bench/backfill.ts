@@ -63,7 +63,11 @@ async function generate(sql: pg.Client, table: string, rows: number): Promise<vo
  * lines a page at a time (untimed), inserted into another database by the same sink in pages of
  * the backfill's size; only the inserts are timed.
  */
-async function rawInsert(ch: ClickHouseClient, config: Config, pageRows: number): Promise<{ seconds: number; rows: number; cores: number }> {
+async function rawInsert(
+  ch: ClickHouseClient,
+  config: Config,
+  pageRows: number,
+): Promise<{ seconds: number; rows: number; cores: number }> {
   await migrate(ch, 'runs_cdc_raw');
   const sink = RunsTable.fromConfig(ch, { ...config, clickhouseDatabase: 'runs_cdc_raw' }, silentLogger);
   const at = (name: string) => TARGET_COLUMNS.findIndex((c) => c.name === name);

@@ -198,7 +198,12 @@ export class BackfillRun {
     // The next page is read while the current one is transformed and inserted: reading waits on
     // Postgres and inserting on ClickHouse, so each fills the other's wait. The read position runs
     // one page ahead of range.cursor, which only moves past a page once it is in ClickHouse.
-    let reading: Promise<PageRead | null> | undefined = this.readNext(range, reader, range.cursor ? parseCursor(range.cursor) : null, chunk);
+    let reading: Promise<PageRead | null> | undefined = this.readNext(
+      range,
+      reader,
+      range.cursor ? parseCursor(range.cursor) : null,
+      chunk,
+    );
     try {
       while (!range.done && reading) {
         signal.throwIfAborted();
