@@ -26,6 +26,7 @@ import { startReplication } from '../src/replication/start.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
 import { DiscardingSink } from '../src/sink/discarding-sink.ts';
 import { migrate } from '../src/sink/migrations.ts';
+import { type EncodedRow, encodeRow } from '../src/sink/runs-sink.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
 import { currentWalLsn, readSlot } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
@@ -103,6 +104,24 @@ const coresUsed = (since: NodeJS.CpuUsage, ms: number) => {
   return Number(((user + system) / 1000 / ms).toFixed(2));
 };
 
+/** Encoded rows cut as the daemon's buffer cuts a flush: whole rows while under `batchBytes`. */
+function daemonBatches(rows: readonly EncodedRow[], batchBytes: number): EncodedRow[][] {
+  const batches: EncodedRow[][] = [];
+  let batch: EncodedRow[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    if (batch.length > 0 && bytes >= batchBytes) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(row);
+    bytes += row.line.length;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
+}
+
 async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const stack = await freshStack(server, ch);
   const config = configFor(stack);
@@ -155,8 +174,9 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   });
   const decodeMs = performance.now() - decodeStarted;
 
-  // Raw insert: the same rows, already transformed (read back from ClickHouse a batch at a time,
-  // untimed), inserted by the same sink; only the inserts are timed.
+  // Raw insert: the same rows, already encoded (read back from ClickHouse a batch at a time and
+  // encoded, untimed), inserted by the same sink in the daemon's batches (batchRows rows or
+  // batchBytes bytes, whichever comes first); only the inserts are timed.
   await migrate(ch, `${stack.database}_raw`);
   const sink = new RunsTable(ch, `${stack.database}_raw`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
   let inserted = 0;
@@ -172,13 +192,15 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     ).json<ClickHouseRow>();
     if (page.length === 0) break;
     lastVersion = String(page.at(-1)?._version);
-    const pageStarted = performance.now();
-    const pageCpu = process.cpuUsage();
-    await sink.write(page);
-    const { user, system } = process.cpuUsage(pageCpu);
-    insertCpuMicros += user + system;
-    insertMs += performance.now() - pageStarted;
-    inserted += page.length;
+    for (const batch of daemonBatches(page.map(encodeRow), config.batchBytes)) {
+      const batchStarted = performance.now();
+      const batchCpu = process.cpuUsage();
+      await sink.writeEncoded(batch);
+      const { user, system } = process.cpuUsage(batchCpu);
+      insertCpuMicros += user + system;
+      insertMs += performance.now() - batchStarted;
+      inserted += batch.length;
+    }
   }
   const insertCores = Number((insertCpuMicros / 1000 / insertMs).toFixed(2));
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
