@@ -54,6 +54,19 @@ export function rowShape(argv: readonly string[]): RowShape {
   return value;
 }
 
+export type Mix = 'inserts' | 'updates';
+
+/** `--mix=updates`: the update-heavy mix (each run inserted, then STATUS_ROUNDS updates of it, 1 in
+ * 10 deleted) where a scenario writes runs; `--mix=inserts` (the default) inserts only. */
+export function mixArg(argv: readonly string[]): Mix {
+  const value = argv.find((arg) => arg.startsWith('--mix='))?.slice('--mix='.length) ?? 'inserts';
+  if (value !== 'inserts' && value !== 'updates') {
+    console.error(`unknown --mix=${value}: use --mix=inserts or --mix=updates`);
+    process.exit(2);
+  }
+  return value;
+}
+
 export function shapeSql(shape: RowShape): { columns: string; generated: string } {
   return shape === 'thin' ? { columns: THIN_COLUMNS, generated: THIN } : { columns: REALISTIC_COLUMNS, generated: REALISTIC };
 }

@@ -6,11 +6,15 @@
  *
  * 1. throughput: rows committed in 1k-row transactions; end to end (first commit to all
  *    confirmed, so all in ClickHouse) beside raw decode (the same WAL read by the same stream
- *    class with no transform or ClickHouse) and raw insert (the same rows, pre-transformed,
- *    inserted by the same sink).
+ *    class with no transform or ClickHouse) and raw insert (the same rows, already encoded,
+ *    inserted by the same sink in the daemon's batches).
  * 2. lag: a steady 5,000 rows/s; commit-to-confirmed latency of every transaction.
  * 3. huge transaction: one transaction of many rows; peak RSS over the idle daemon's.
  * 4. idle slot: published tables idle while another table is busy; WAL the slot retains.
+ *
+ * `--rows=thin|realistic` picks the row (bench/rows.ts); `--mix=updates` makes every scenario's
+ * writes the update-heavy mix (each run inserted, 3 status updates, 1 in 10 deleted; the huge
+ * transaction updates every run in one statement). pipeline always runs the mix.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -33,7 +37,7 @@ import { createRunsTables } from '../src/source/schema.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
 import { loadAverage } from './args.ts';
-import { deleteTenth, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
+import { deleteTenth, mixArg, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
 
 const large = process.argv.includes('large');
 /** `--name=N` from the command line as a number, or `fallback` when absent. */
@@ -50,6 +54,7 @@ const SCALE = {
 const TX_ROWS = 1_000;
 
 const SHAPE = rowShape(process.argv);
+const MIX = mixArg(process.argv);
 const { columns: RUN_COLUMNS, generated: GENERATED_RUN } = shapeSql(SHAPE);
 
 /** One bulk INSERT of generated runs (one transaction). */
@@ -104,6 +109,19 @@ const coresUsed = (since: NodeJS.CpuUsage, ms: number) => {
   return Number(((user + system) / 1000 / ms).toFixed(2));
 };
 
+/** The machine's CPU time so far (all processes: Postgres's too), busy and total, from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  const [, ...ticks] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string).trim().split(/\s+/);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = ticks.map(Number) as number[];
+  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  return { busy, total: busy + (idle ?? 0) + (iowait ?? 0) };
+}
+/** Cores the whole machine kept busy since `since` (of availableParallelism()). */
+const machineCoresUsed = (since: { busy: number; total: number }) => {
+  const now = machineCpu();
+  return Number((((now.busy - since.busy) / (now.total - since.total)) * availableParallelism()).toFixed(2));
+};
+
 /** Encoded rows cut as the daemon's buffer cuts a flush: whole rows while under `batchBytes`. */
 function daemonBatches(rows: readonly EncodedRow[], batchBytes: number): EncodedRow[][] {
   const batches: EncodedRow[][] = [];
@@ -130,19 +148,29 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   await stack.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
   await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_raw', 'pgoutput')`);
   const insertPrepared = await prepareGenerated(stack.sql, 2 * rows);
-  /** Runs from..to of the prepared ones, committed in transactions of TX_ROWS. */
+  /** Runs from..to of the prepared ones, committed in transactions of TX_ROWS; with the
+   * update-heavy mix then moved through STATUS_ROUNDS and 1 in 10 deleted, as pipeline does. */
   const writeRange = async (from: number, to: number) => {
     for (let first = from; first <= to; first += TX_ROWS) await insertPrepared(first, Math.min(first + TX_ROWS - 1, to));
+    if (MIX === 'inserts') return;
+    for (const status of STATUS_ROUNDS) {
+      for (let first = from; first <= to; first += TX_ROWS) await updateStatus(stack.sql, first, Math.min(first + TX_ROWS - 1, to), status);
+    }
+    for (let first = from; first <= to; first += TX_ROWS * 10) await deleteTenth(stack.sql, first, Math.min(first + TX_ROWS * 10 - 1, to));
   };
+  // Row changes the WAL carries for `rows` runs (rows is a multiple of 10).
+  const changes = MIX === 'inserts' ? rows : rows * (1 + STATUS_ROUNDS.length) + rows / 10;
   const table = RunsTable.fromConfig(ch, config, silentLogger);
   const replication = await startReplication(stack.url, config, table, silentLogger);
   const started = performance.now();
   const e2eCpu = process.cpuUsage();
+  const e2eMachine = machineCpu();
   await writeRange(1, rows);
   const written = performance.now();
   await replication.caughtUp(stack.sql);
   const e2eMs = performance.now() - started;
   const e2eCores = coresUsed(e2eCpu, e2eMs);
+  const e2eMachineCores = machineCoresUsed(e2eMachine);
   await replication.stop();
 
   // Raw decode: the same WAL, the same stream class, nothing done with the changes.
@@ -162,12 +190,13 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
       },
       (item) => {
         if (item.kind !== 'message') return;
-        if (item.message.tag === 'insert') decoded += 1;
-        if (item.message.tag !== 'commit') return;
+        const { tag } = item.message;
+        if (tag === 'insert' || tag === 'update' || tag === 'delete') decoded += 1;
+        if (tag !== 'commit') return;
         decodedUpTo = parseLsn(item.message.commitEndLsn as string);
         // Counted, not compared with the WAL end: WAL written after the last commit (a checkpoint,
         // a running-transactions record) put the WAL end past every commit, and the read never ended.
-        if (decoded >= rows) void stream.stop().then(resolve, reject);
+        if (decoded >= changes) void stream.stop().then(resolve, reject);
       },
     );
     stream.run().catch(reject);
@@ -182,15 +211,20 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   let inserted = 0;
   let insertMs = 0;
   let insertCpuMicros = 0;
-  for (let lastVersion = '0'; ; ) {
+  // As many rows as the daemon wrote (one per change): with the update-heavy mix, merges may
+  // already have folded versions together, so the rows held are inserted again until that count.
+  for (let lastVersion = '0'; inserted < changes; ) {
     const page = await (
       await ch.query({
         query: `SELECT * FROM ${stack.database}.task_runs_v2 WHERE _version > {after:UInt128} ORDER BY _version LIMIT {n:UInt32}`,
-        query_params: { after: lastVersion, n: config.batchRows },
+        query_params: { after: lastVersion, n: Math.min(config.batchRows, changes - inserted) },
         format: 'JSONEachRow',
       })
     ).json<ClickHouseRow>();
-    if (page.length === 0) break;
+    if (page.length === 0) {
+      lastVersion = '0';
+      continue;
+    }
     lastVersion = String(page.at(-1)?._version);
     for (const batch of daemonBatches(page.map(encodeRow), config.batchBytes)) {
       const batchStarted = performance.now();
@@ -211,34 +245,43 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const backlogEnd = await currentWalLsn(stack.sql);
   const catchUpStarted = performance.now();
   const cpuBefore = process.cpuUsage();
+  const catchUpMachine = machineCpu();
   const eluBefore = performance.eventLoopUtilization();
   const restarted = await startReplication(stack.url, config, table, silentLogger);
   await restarted.daemon.waitForConfirmed(backlogEnd);
   const catchUpMs = performance.now() - catchUpStarted;
   const catchUpCores = coresUsed(cpuBefore, catchUpMs);
+  const catchUpMachineCores = machineCoresUsed(catchUpMachine);
   const elu = performance.eventLoopUtilization(eluBefore);
   await restarted.stop();
   await stack.close();
 
-  const e2e = perSecond(rows, e2eMs);
+  // Rows here are row changes (with the update-heavy mix: inserts, updates and deletes).
+  const e2e = perSecond(changes, e2eMs);
   const rawDecode = perSecond(decoded, decodeMs);
   const rawInsert = perSecond(inserted, insertMs);
+  const catchUp = perSecond(changes, catchUpMs);
   return {
     scenario: 'throughput',
     rowShape: SHAPE,
+    mix: MIX,
     rows,
+    changes,
     transactionRows: TX_ROWS,
     e2eRowsPerSecond: e2e,
-    postgresWriteRowsPerSecond: perSecond(rows, written - started),
+    postgresWriteRowsPerSecond: perSecond(changes, written - started),
     rawDecodeRowsPerSecond: rawDecode,
     rawInsertRowsPerSecond: rawInsert,
     // CPU of this process (Node and the in-process engine; Postgres not included), in cores.
     e2eDaemonCores: e2eCores,
+    // The whole machine (Postgres's writer and walsender too): at the core count, CPU is the bound.
+    e2eMachineCores,
     rawInsertCores: insertCores,
     ratio: Number((e2e / Math.min(rawDecode, rawInsert)).toFixed(3)),
-    catchUpRowsPerSecond: perSecond(rows, catchUpMs),
-    catchUpRatio: Number((perSecond(rows, catchUpMs) / Math.min(rawDecode, rawInsert)).toFixed(3)),
+    catchUpRowsPerSecond: catchUp,
+    catchUpRatio: Number((catchUp / Math.min(rawDecode, rawInsert)).toFixed(3)),
     catchUpDaemonCores: catchUpCores,
+    catchUpMachineCores,
     catchUpEventLoopBusy: Number(elu.utilization.toFixed(2)),
     decodedRows: decoded,
     peakBufferedRows: replication.daemon.buffer.stats.highWaterRows,
@@ -257,10 +300,20 @@ async function lag(server: RunningPostgres, ch: ClickHouseClient) {
   const deadline = performance.now() + SCALE.lagSeconds * 1000;
   let next = performance.now();
   let from = 1;
-  while (performance.now() < deadline) {
-    await insertGenerated(stack.sql, from, from + txRows - 1);
+  let changes = 0;
+  // --mix=updates: every fourth tick inserts 100 runs, the three after it move those runs through
+  // STATUS_ROUNDS, the last of them also deleting 1 in 10.
+  for (let tick = 0; performance.now() < deadline; tick++) {
+    const round = MIX === 'inserts' ? 0 : tick % (1 + STATUS_ROUNDS.length);
+    if (round === 0) {
+      await insertGenerated(stack.sql, from, from + txRows - 1);
+      from += txRows;
+    } else {
+      await updateStatus(stack.sql, from - txRows, from - 1, STATUS_ROUNDS[round - 1] as string);
+      if (round === STATUS_ROUNDS.length) await deleteTenth(stack.sql, from - txRows, from - 1);
+    }
+    changes += txRows + (round === STATUS_ROUNDS.length ? txRows / 10 : 0);
     const committed = performance.now();
-    from += txRows;
     // Every change of this transaction ends before the WAL position read right after its commit.
     const lsn: Lsn = await currentWalLsn(stack.sql);
     pending.push(replication.daemon.waitForConfirmed(lsn).then(() => void latencies.push(performance.now() - committed)));
@@ -276,9 +329,10 @@ async function lag(server: RunningPostgres, ch: ClickHouseClient) {
   return {
     scenario: 'lag',
     rowShape: SHAPE,
+    mix: MIX,
     seconds: SCALE.lagSeconds,
     targetRowsPerSecond: (txRows * 1000) / intervalMs,
-    achievedRowsPerSecond: perSecond(from - 1, SCALE.lagSeconds * 1000),
+    achievedRowsPerSecond: perSecond(changes, SCALE.lagSeconds * 1000),
     transactions: latencies.length,
     p50Ms: at(0.5),
     p99Ms: at(0.99),
@@ -294,6 +348,14 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient, en
   const sink = engine ? RunsTable.fromConfig(ch, config, silentLogger) : new DiscardingSink();
   const replication = await startReplication(stack.url, config, sink, silentLogger);
   await insertGenerated(stack.sql, 1, 1_000); // warm every path once
+  // --mix=updates: the one transaction updates runs written (and replicated) before it, so each
+  // change carries the old and the new tuple.
+  await replication.caughtUp(stack.sql);
+  global.gc?.();
+  // Before the runs the update-heavy transaction updates were written: inserting them leaves RSS
+  // higher (a heap V8 keeps, the engine's parts), which the idle figure below then includes.
+  const rssBeforeRuns = process.memoryUsage().rss;
+  if (MIX === 'updates') await insertGenerated(stack.sql, 1_001, SCALE.hugeRows + 1_000);
   await replication.caughtUp(stack.sql);
   global.gc?.();
   const idle = process.memoryUsage();
@@ -319,7 +381,9 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient, en
     peakJs = Math.max(peakJs, now.heapUsed + now.external);
     if (collected) peakLiveJs = Math.max(peakLiveJs, now.heapUsed + now.external);
   }, 50);
-  await insertGenerated(stack.sql, 1_001, SCALE.hugeRows + 1_000); // one statement: one transaction
+  // One statement: one transaction.
+  if (MIX === 'updates') await stack.sql.query(`UPDATE task_run_v2 SET status = 'EXECUTING', "updatedAt" = "updatedAt" + interval '1 s'`);
+  else await insertGenerated(stack.sql, 1_001, SCALE.hugeRows + 1_000);
   await replication.caughtUp(stack.sql);
   clearInterval(sampler);
   const { highWaterRows } = replication.daemon.buffer.stats;
@@ -328,7 +392,10 @@ async function hugeTransaction(server: RunningPostgres, ch: ClickHouseClient, en
   return {
     scenario: engine ? 'huge-transaction' : 'huge-transaction-without-engine',
     rowShape: SHAPE,
-    rows: SCALE.hugeRows,
+    mix: MIX,
+    // Row changes in the one transaction (the update also touches the 1,000 warm-up runs).
+    rows: SCALE.hugeRows + (MIX === 'updates' ? 1_000 : 0),
+    idleBeforeRunsRssMiB: mib(rssBeforeRuns),
     idleRssMiB: mib(idleRss),
     peakRssMiB: mib(peakRss),
     peakOverIdleMiB: mib(peakRss - idleRss),
@@ -607,6 +674,6 @@ const date = new Date().toISOString();
 const uptime = execFileSync('uptime', { encoding: 'utf8' }).trim();
 mkdirSync('bench/results', { recursive: true });
 writeFileSync(
-  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}${SHAPE === 'thin' ? '' : `_${SHAPE}`}${label ? `_${label}` : ''}.json`,
-  `${JSON.stringify({ date, commit, cores: availableParallelism(), uptime, argv: process.argv.slice(2), scale: large ? 'large' : 'small', rowShape: SHAPE, postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
+  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}${SHAPE === 'thin' ? '' : `_${SHAPE}`}${MIX === 'inserts' ? '' : `_${MIX}`}${label ? `_${label}` : ''}.json`,
+  `${JSON.stringify({ date, commit, cores: availableParallelism(), uptime, argv: process.argv.slice(2), scale: large ? 'large' : 'small', rowShape: SHAPE, mix: MIX, postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
 );
