@@ -223,14 +223,16 @@ export class BackfillRun {
         if (page.length === limit) reading = this.readNext(range, reader, after, chunk);
         const rows = await this.timed('transformMs', () => encodedRowsOfPage(page, range.table, this.version, log));
         await failpoint('backfill.page-read', range.table, page);
+        // Nothing below holds the page's tuples, so they die young (no GC copy) while it is written.
+        const copied = page.length;
         signal.throwIfAborted();
         await this.timed('writeMs', () => runsTable.writeEncoded(rows, signal));
         // Only now, with the page in ClickHouse, does the cursor move past it.
         range.cursor = formatCursor(after);
-        range.rowsCopied += page.length;
-        range.done = page.length < limit;
-        this.copiedThisRun += page.length;
-        this.copiedByTable.set(range.table, (this.copiedByTable.get(range.table) ?? 0) + page.length);
+        range.rowsCopied += copied;
+        range.done = copied < limit;
+        this.copiedThisRun += copied;
+        this.copiedByTable.set(range.table, (this.copiedByTable.get(range.table) ?? 0) + copied);
         this.progress.update(this.figures(range.table));
         unsaved += 1;
         if (unsaved >= tuning.checkpointEvery && !range.done) await checkpoint();

@@ -180,6 +180,9 @@ export class RowBuffer<Row> {
       this.inFlightRows = 0;
       this.inFlightBytes = 0;
       this.options.onWritten(lastSeq);
+      // A reader held by waitForRoom goes on now, while the next batch is written, not once the
+      // loop has drained the buffer below a batch (which left ClickHouse idle while it refilled).
+      this.wakeWaiters();
     } catch (error) {
       this.failure = error as Error;
       this.options.onFailure(this.failure);

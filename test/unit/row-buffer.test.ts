@@ -81,6 +81,33 @@ describe('RowBuffer', () => {
     expect(buffer.stats.highWaterRows).toBe(5);
   });
 
+  it('lets the held reader go on as soon as one batch is written, while the next is still being written', async () => {
+    const { calls, write } = controlledWrites();
+    // Room for three batches of 3: the reader fills it, then waits.
+    const buffer = new RowBuffer({
+      limits: { ...limits, maxBufferedRows: 9 },
+      write,
+      onWritten: () => {},
+      onFailure: () => {},
+    });
+    for (let i = 0; i < 9; i++) buffer.append({ i }, 't', 1);
+    let admitted = false;
+    const waiting = buffer.waitForRoom(3, 3).then(() => {
+      admitted = true;
+    });
+    calls[0]!.release(); // batch 1 written; batch 2 starts at once
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((c) => c.rows)).toEqual([3, 3]);
+    // Reading resumes beside the insert of batch 2, not once batches 2 and 3 are written too.
+    expect(admitted).toBe(true);
+    await waiting;
+    calls[1]!.release();
+    await vi.advanceTimersByTimeAsync(0);
+    calls[2]!.release();
+    await buffer.flushAll();
+    expect(buffer.stats.rowsFlushed).toBe(9);
+  });
+
   it('a failed write stops flushing, reports once and rejects waiters', async () => {
     const { calls, write } = controlledWrites();
     const failures: Error[] = [];
