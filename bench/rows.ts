@@ -45,13 +45,18 @@ const REALISTIC = `'run_' || g, g, 'friendly_' || g, 'V2', 'PENDING', 'queued by
   ('{"name": "Error", "message": "attempt ' || (g % 3) || ' failed", "stackTrace": "at run (task.ts:1)\\n  at main"}')::jsonb,
   3600, ${T0} + interval '10 ms', '{"triggerSource": "api", "rootTriggerSource": "api"}'::jsonb, 'pro', g % 2 = 0`;
 
-export function rowShape(argv: readonly string[]): RowShape {
-  const value = argv.find((arg) => arg.startsWith('--rows='))?.slice('--rows='.length) ?? 'thin';
-  if (value !== 'thin' && value !== 'realistic') {
-    console.error(`unknown --rows=${value}: use --rows=thin or --rows=realistic`);
+/** `--name=value` from the command line, one of `choices` (the first when absent); exits 2 on any other. */
+function choiceArg<Choice extends string>(argv: readonly string[], name: string, choices: readonly [Choice, ...Choice[]]): Choice {
+  const value = argv.find((arg) => arg.startsWith(`${name}=`))?.slice(name.length + 1) ?? choices[0];
+  if (!(choices as readonly string[]).includes(value)) {
+    console.error(`unknown ${name}=${value}: use ${choices.map((c) => `${name}=${c}`).join(' or ')}`);
     process.exit(2);
   }
-  return value;
+  return value as Choice;
+}
+
+export function rowShape(argv: readonly string[]): RowShape {
+  return choiceArg(argv, '--rows', ['thin', 'realistic']);
 }
 
 export type Mix = 'inserts' | 'updates';
@@ -59,12 +64,7 @@ export type Mix = 'inserts' | 'updates';
 /** `--mix=updates`: the update-heavy mix (each run inserted, then STATUS_ROUNDS updates of it, 1 in
  * 10 deleted) where a scenario writes runs; `--mix=inserts` (the default) inserts only. */
 export function mixArg(argv: readonly string[]): Mix {
-  const value = argv.find((arg) => arg.startsWith('--mix='))?.slice('--mix='.length) ?? 'inserts';
-  if (value !== 'inserts' && value !== 'updates') {
-    console.error(`unknown --mix=${value}: use --mix=inserts or --mix=updates`);
-    process.exit(2);
-  }
-  return value;
+  return choiceArg(argv, '--mix', ['inserts', 'updates']);
 }
 
 export function shapeSql(shape: RowShape): { columns: string; generated: string } {

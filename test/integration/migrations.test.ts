@@ -16,7 +16,6 @@ it('migrate is idempotent and records what it applied', async () => {
     '003_dead_letters',
     '004_vertical_merges',
     '005_replication_slots',
-    '006_bounded_merges',
   ]);
   expect(await migrate(ch, database)).toEqual([
     '001_task_runs_v2',
@@ -24,7 +23,6 @@ it('migrate is idempotent and records what it applied', async () => {
     '003_dead_letters',
     '004_vertical_merges',
     '005_replication_slots',
-    '006_bounded_merges',
   ]);
   expect(await migrate(ch, database)).toEqual([]);
   expect(await pendingMigrations(ch, database)).toEqual([]);
@@ -40,8 +38,6 @@ it('migrate is idempotent and records what it applied', async () => {
   );
   // Merges column by column (bench/ huge-transaction: horizontal merges were the engine's largest use of memory).
   expect(engine?.engine_full).toContain('vertical_merge_algorithm_min_rows_to_activate = 8192');
-  // At most 10 parts per merge: the engine's memory does not grow with a transaction's size.
-  expect(engine?.engine_full).toContain('max_parts_to_merge_at_once = 10');
 });
 
 it('the migrated table matches the column mapping exactly, and a drifted one is reported', async () => {
@@ -67,7 +63,7 @@ describe('before replicating, ClickHouse must be', () => {
   it('migrated: missing migrations fail with the command to run', async () => {
     const config = loadConfig({ clickhouseDatabase: uniqueName('unmigrated') }, {});
     await expect(openRunsTable(await testClickHouse(), config, silentLogger)).rejects.toThrow(
-      `is missing migrations 001_task_runs_v2, 002_backfill_jobs, 003_dead_letters, 004_vertical_merges, 005_replication_slots, 006_bounded_merges: run runs-cdc migrate first`,
+      `is missing migrations 001_task_runs_v2, 002_backfill_jobs, 003_dead_letters, 004_vertical_merges, 005_replication_slots: run runs-cdc migrate first`,
     );
   });
 });

@@ -43,13 +43,9 @@ describe('migrate --cluster', () => {
   });
 
   it('sets table settings on the local tables, which hold the parts', () => {
-    expect(alters).toEqual([
-      'ALTER TABLE runs.task_runs_v2 MODIFY SETTING vertical_merge_algorithm_min_rows_to_activate = 8192',
-      'ALTER TABLE runs.task_runs_v2 MODIFY SETTING max_parts_to_merge_at_once = 10',
-    ]);
+    expect(alters).toEqual(['ALTER TABLE runs.task_runs_v2 MODIFY SETTING vertical_merge_algorithm_min_rows_to_activate = 8192']);
     expect(cluster.filter((s) => s.startsWith('ALTER TABLE'))).toEqual([
       'ALTER TABLE runs.task_runs_v2_local ON CLUSTER main MODIFY SETTING vertical_merge_algorithm_min_rows_to_activate = 8192',
-      'ALTER TABLE runs.task_runs_v2_local ON CLUSTER main MODIFY SETTING max_parts_to_merge_at_once = 10',
     ]);
   });
 
