@@ -1,4 +1,6 @@
-import { loadavg } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 /** `--name N` from the command line as a number, or `fallback` when absent. */
 export function numberArg(name: string, fallback: number): number {
   const at = process.argv.indexOf(name);
@@ -8,4 +10,20 @@ export function numberArg(name: string, fallback: number): number {
 /** The 1, 5 and 15 minute load averages, recorded beside each figure (the machine is shared). */
 export function loadAverage(): number[] {
   return loadavg().map((l) => Number(l.toFixed(2)));
+}
+
+/**
+ * Keep a run's figures in bench/results/<date>_<commit>_<name>[_LABEL].json with what they were
+ * measured on (cores, uptime's load, the arguments); `--save=LABEL` names a resized or partial run.
+ */
+export function keepResult(name: string, figures: object): string {
+  const label = process.argv.find((arg) => arg.startsWith('--save='))?.slice('--save='.length);
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  const date = new Date().toISOString();
+  const uptime = execFileSync('uptime', { encoding: 'utf8' }).trim();
+  const path = `bench/results/${date.slice(0, 10)}_${commit}_${name}${label ? `_${label}` : ''}.json`;
+  mkdirSync('bench/results', { recursive: true });
+  const kept = { date, commit, cores: availableParallelism(), uptime, argv: process.argv.slice(2), ...figures };
+  writeFileSync(path, `${JSON.stringify(kept, null, 2)}\n`);
+  return path;
 }

@@ -26,7 +26,7 @@ import { RunsTable } from '../src/sink/runs-table.ts';
 import { quoteIdent } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { Verifier } from '../src/verify/verify.ts';
-import { loadAverage, numberArg } from './args.ts';
+import { keepResult, loadAverage, numberArg } from './args.ts';
 
 const ROWS = numberArg('--rows', 1_000_000);
 const tuning = {
@@ -227,6 +227,7 @@ try {
     loadAverage: loadAverage(),
   };
   process.stdout.write(`${JSON.stringify(figures)}\n`);
+  keepResult('backfill', figures);
 } finally {
   await sql.end().catch(() => {});
   await server.stop();

@@ -13,7 +13,7 @@ import { RUN_STATUSES } from '../src/queries/filters.ts';
 import { RunQueries } from '../src/queries/run-queries.ts';
 import { connectClickHouse } from '../src/sink/clickhouse.ts';
 import { migrate } from '../src/sink/migrations.ts';
-import { loadAverage, numberArg } from './args.ts';
+import { keepResult, loadAverage, numberArg } from './args.ts';
 
 const ROWS = numberArg('--rows', 5_000_000);
 const REPEAT = numberArg('--repeat', 20);
@@ -105,6 +105,7 @@ try {
     loadAverage: loadAverage(),
   };
   process.stdout.write(`${JSON.stringify(figures)}\n`);
+  keepResult('queries', figures);
 } finally {
   await ch.close();
   rmSync(dir, { recursive: true, force: true });

@@ -16,8 +16,7 @@
  * writes the update-heavy mix (each run inserted, 3 status updates, 1 in 10 deleted; the huge
  * transaction updates every run in one statement). pipeline always runs the mix.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { availableParallelism } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -36,7 +35,7 @@ import { currentWalLsn, readSlot } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
-import { loadAverage } from './args.ts';
+import { keepResult, loadAverage } from './args.ts';
 import { deleteTenth, mixArg, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
 
 const large = process.argv.includes('large');
@@ -667,13 +666,13 @@ try {
   await server.stop();
 }
 // --save=LABEL keeps a partial or resized run too (say the cost-growth runs), under its label.
-const label = process.argv.find((arg) => arg.startsWith('--save='))?.slice('--save='.length);
+const label = process.argv.find((arg) => arg.startsWith('--save='));
 if (only && !label) process.exit(0); // a partial run is not kept: its figures are not comparable
-const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-const date = new Date().toISOString();
-const uptime = execFileSync('uptime', { encoding: 'utf8' }).trim();
-mkdirSync('bench/results', { recursive: true });
-writeFileSync(
-  `bench/results/${date.slice(0, 10)}_${commit}_${large ? 'large' : 'small'}${SHAPE === 'thin' ? '' : `_${SHAPE}`}${MIX === 'inserts' ? '' : `_${MIX}`}${label ? `_${label}` : ''}.json`,
-  `${JSON.stringify({ date, commit, cores: availableParallelism(), uptime, argv: process.argv.slice(2), scale: large ? 'large' : 'small', rowShape: SHAPE, mix: MIX, postgres: server.kind, clickhouse: 'chdb', results }, null, 2)}\n`,
-);
+keepResult(`${large ? 'large' : 'small'}${SHAPE === 'thin' ? '' : `_${SHAPE}`}${MIX === 'inserts' ? '' : `_${MIX}`}`, {
+  scale: large ? 'large' : 'small',
+  rowShape: SHAPE,
+  mix: MIX,
+  postgres: server.kind,
+  clickhouse: 'chdb',
+  results,
+});
