@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 /** `--name N` from the command line as a number, or `fallback` when absent. */
 export function numberArg(name: string, fallback: number): number {
@@ -21,7 +21,10 @@ export function keepResult(name: string, figures: object): string {
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
   const date = new Date().toISOString();
   const uptime = execFileSync('uptime', { encoding: 'utf8' }).trim();
-  const path = `bench/results/${date.slice(0, 10)}_${commit}_${name}${label ? `_${label}` : ''}.json`;
+  const stem = `bench/results/${date.slice(0, 10)}_${commit}_${name}${label ? `_${label}` : ''}`;
+  // A second run with the same name is kept beside the first, never over it.
+  let path = `${stem}.json`;
+  for (let n = 2; existsSync(path); n++) path = `${stem}-${n}.json`;
   mkdirSync('bench/results', { recursive: true });
   const kept = { date, commit, cores: availableParallelism(), uptime, argv: process.argv.slice(2), ...figures };
   writeFileSync(path, `${JSON.stringify(kept, null, 2)}\n`);
