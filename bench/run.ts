@@ -12,9 +12,10 @@
  * 3. huge transaction: one transaction of many rows; peak RSS over the idle daemon's.
  * 4. idle slot: published tables idle while another table is busy; WAL the slot retains.
  *
- * `--rows=thin|realistic` picks the row (bench/rows.ts); `--mix=updates` makes every scenario's
- * writes the update-heavy mix (each run inserted, 3 status updates, 1 in 10 deleted; the huge
- * transaction updates every run in one statement). pipeline always runs the mix.
+ * `--rows=thin|realistic` picks the row (bench/rows.ts); `--mix=updates` makes the writes of
+ * throughput, lag and the huge transaction the update-heavy mix (each run inserted, 3 status
+ * updates, 1 in 10 deleted; the huge transaction updates every run in one statement). pipeline
+ * always runs the mix; idle-slot writes another table.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -221,6 +222,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
       })
     ).json<ClickHouseRow>();
     if (page.length === 0) {
+      if (lastVersion === '0') throw new Error('the raw insert found no rows to insert: the end-to-end phase wrote none');
       lastVersion = '0';
       continue;
     }
