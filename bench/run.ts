@@ -140,6 +140,38 @@ function daemonBatches(rows: readonly EncodedRow[], batchBytes: number): Encoded
   return batches;
 }
 
+/**
+ * The ceiling of decoding: the `_raw` slot's WAL read by the daemon's stream class with nothing
+ * done with the changes. `onMessage` sees each message's tag and returns true to stop. Each commit
+ * is confirmed as it arrives: a consumer must answer keepalives, or the walsender drops a long read
+ * (wal_sender_timeout) when it asks for a reply.
+ */
+function readRawSlot(stack: Stack, onMessage: (tag: string) => boolean, onStart?: () => void): Promise<void> {
+  let decodedUpTo = 0n;
+  let stopping = false;
+  return new Promise<void>((resolve, reject) => {
+    const stream: ReplicationStream = new ReplicationStream(
+      {
+        connectionString: stack.url,
+        slot: `${stack.database}_raw`,
+        publication: 'runs_cdc',
+        confirmedLsn: () => decodedUpTo,
+        statusIntervalMs: 10_000,
+        ...(onStart ? { onStart } : {}),
+      },
+      (item) => {
+        if (item.kind !== 'message' || stopping) return;
+        const { tag } = item.message;
+        if (tag === 'commit') decodedUpTo = parseLsn(item.message.commitEndLsn as string);
+        if (!onMessage(tag)) return;
+        stopping = true;
+        void stream.stop().then(resolve, reject);
+      },
+    );
+    stream.run().catch(reject);
+  });
+}
+
 async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const stack = await freshStack(server, ch);
   const config = configFor(stack);
@@ -175,31 +207,12 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
 
   // Raw decode: the same WAL, the same stream class, nothing done with the changes.
   let decoded = 0;
-  let decodedUpTo = 0n;
   const decodeStarted = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const stream: ReplicationStream = new ReplicationStream(
-      {
-        connectionString: stack.url,
-        slot: `${stack.database}_raw`,
-        publication: 'runs_cdc',
-        // Answer keepalives as any consumer must, or the walsender drops a long read
-        // (wal_sender_timeout) when it asks for a reply.
-        confirmedLsn: () => decodedUpTo,
-        statusIntervalMs: 10_000,
-      },
-      (item) => {
-        if (item.kind !== 'message') return;
-        const { tag } = item.message;
-        if (tag === 'insert' || tag === 'update' || tag === 'delete') decoded += 1;
-        if (tag !== 'commit') return;
-        decodedUpTo = parseLsn(item.message.commitEndLsn as string);
-        // Counted, not compared with the WAL end: WAL written after the last commit (a checkpoint,
-        // a running-transactions record) put the WAL end past every commit, and the read never ended.
-        if (decoded >= changes) void stream.stop().then(resolve, reject);
-      },
-    );
-    stream.run().catch(reject);
+  await readRawSlot(stack, (tag) => {
+    if (tag === 'insert' || tag === 'update' || tag === 'delete') decoded += 1;
+    // Counted, not compared with the WAL end: WAL written after the last commit (a checkpoint,
+    // a running-transactions record) put the WAL end past every commit, and the read never ended.
+    return tag === 'commit' && decoded >= changes;
   });
   const decodeMs = performance.now() - decodeStarted;
 
@@ -562,34 +575,20 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   // Raw decode: a mark when the last change of each phase arrives.
   const counts: Record<string, number> = { insert: 0, update: 0, delete: 0 };
   const rawMarks: Mark[] = [];
-  let decodedUpTo = 0n;
-  await new Promise<void>((resolve, reject) => {
-    let phase = 0;
-    const stream: ReplicationStream = new ReplicationStream(
-      {
-        connectionString: stack.url,
-        slot: `${stack.database}_raw`,
-        publication: 'runs_cdc',
-        confirmedLsn: () => decodedUpTo,
-        statusIntervalMs: 10_000,
-        onStart: () => rawMarks.push(mark()),
-      },
-      (item) => {
-        if (item.kind !== 'message') return;
-        const { tag } = item.message;
-        if (tag === 'commit') decodedUpTo = parseLsn(item.message.commitEndLsn as string);
-        if (tag !== 'insert' && tag !== 'update' && tag !== 'delete') return;
-        counts[tag] = (counts[tag] ?? 0) + 1;
-        const current = phases[phase];
-        if (current && tag === current.name && counts[tag] === current.rows) {
-          rawMarks.push(mark());
-          phase += 1;
-          if (phase === phases.length) void stream.stop().then(resolve, reject);
-        }
-      },
-    );
-    stream.run().catch(reject);
-  });
+  let phase = 0;
+  await readRawSlot(
+    stack,
+    (tag) => {
+      if (tag !== 'insert' && tag !== 'update' && tag !== 'delete') return false;
+      counts[tag] = (counts[tag] ?? 0) + 1;
+      const current = phases[phase];
+      if (!current || tag !== current.name || counts[tag] !== current.rows) return false;
+      rawMarks.push(mark());
+      phase += 1;
+      return phase === phases.length;
+    },
+    () => rawMarks.push(mark()),
+  );
 
   // The daemon: a mark when each phase's last change is confirmed (so written to the sink).
   const profiler = PROFILE ? await startProfiler() : undefined;
