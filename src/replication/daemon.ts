@@ -255,7 +255,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
       },
       onItem: (item) => {
         this.lag.received(item);
-        if (!this.halting && !this.failure) this.applier.receive(item);
+        this.applier.receive(item); // a halted applier (stop, failure, crash) drops it
       },
       onHeartbeat: () => {
         this.stats.heartbeats += 1;

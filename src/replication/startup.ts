@@ -58,8 +58,8 @@ export interface FreeSlotWait {
   onStandby: () => void;
 }
 
-/** Wait until the slot is usable and no other process holds it (true), or `halted()` (false). */
-export async function waitForFreeSlot(wait: FreeSlotWait): Promise<boolean> {
+/** Wait until the slot is usable and no other process holds it, or `halted()`. */
+export async function waitForFreeSlot(wait: FreeSlotWait): Promise<void> {
   return withSql(wait.databaseUrl, async (sql) => {
     for (;;) {
       const slot = await readSlot(sql, wait.slot);
@@ -71,13 +71,13 @@ export async function waitForFreeSlot(wait: FreeSlotWait): Promise<boolean> {
       // On a reconnect too: the slot may have been invalidated while the connection was down.
       await assertUsableSlot(sql, slot, wait.slot);
       wait.onSlot(slot.confirmedFlushLsn ? parseLsn(slot.confirmedFlushLsn) : 0n);
-      if (!slot.active) return true;
+      if (!slot.active) return;
       wait.onStandby();
       wait.log.warn(
         { slot: wait.slot, pid: slot.activePid },
         `slot ${wait.slot} is in use by another process (pid ${slot.activePid}); standing by, retrying every ${wait.standbyRetryMs} ms`,
       );
-      if (await sleepUnless(wait.halted, wait.standbyRetryMs)) return false;
+      if (await sleepUnless(wait.halted, wait.standbyRetryMs)) return;
     }
   });
 }

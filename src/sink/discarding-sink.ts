@@ -5,7 +5,7 @@
  * `pipeline`): it is "durable" at once, holds nothing, and reads back nothing. Not for production.
  */
 import type { ClickHouseRow } from '../transform/row.ts';
-import { type EncodedRow, emptySinkStats, encodeRow, insertBody, type RunsStore, type SinkStats } from './runs-sink.ts';
+import { countWrite, type EncodedRow, emptySinkStats, encodeRow, insertBody, type RunsStore, type SinkStats } from './runs-sink.ts';
 
 export class DiscardingSink implements RunsStore {
   readonly stats: SinkStats = emptySinkStats();
@@ -21,12 +21,7 @@ export class DiscardingSink implements RunsStore {
   async writeEncoded(rows: readonly EncodedRow[]): Promise<void> {
     if (rows.length === 0) return;
     this.bytesEncoded += Buffer.from(insertBody(rows), 'utf8').length;
-    this.stats.rowsWritten += rows.length;
-    this.stats.inserts += 1;
-    for (const row of rows) {
-      const key = `${row.sourceTable}/${row.deleted ? 'tombstone' : 'live'}`;
-      this.stats.rowsByTable[key] = (this.stats.rowsByTable[key] ?? 0) + 1;
-    }
+    countWrite(this.stats, rows);
   }
 
   async tombstoneSourceTable(): Promise<number> {

@@ -11,7 +11,7 @@
 
 import { rankedVersion } from '../schema/version.ts';
 import { type ClickHouseRow, tombstoneOf } from '../transform/row.ts';
-import { decodeRow, type EncodedRow, emptySinkStats, encodeRow, type RunsStore, type SinkStats } from './runs-sink.ts';
+import { countWrite, decodeRow, type EncodedRow, emptySinkStats, encodeRow, type RunsStore, type SinkStats } from './runs-sink.ts';
 
 /** The runs table's ORDER BY: rows with the same key are one run under FINAL. */
 const SORT_KEY = ['organization_id', 'project_id', 'environment_id', 'created_at', 'run_id'] as const;
@@ -53,13 +53,8 @@ export class MemorySink implements RunsStore {
   async writeEncoded(rows: readonly EncodedRow[]): Promise<void> {
     while (this.gate) await this.gate;
     if (this.failure) throw this.failure;
-    for (const encoded of rows) {
-      this.put(decodeRow(encoded));
-      const key = `${encoded.sourceTable}/${encoded.deleted ? 'tombstone' : 'live'}`;
-      this.stats.rowsByTable[key] = (this.stats.rowsByTable[key] ?? 0) + 1;
-    }
-    this.stats.rowsWritten += rows.length;
-    this.stats.inserts += 1;
+    for (const encoded of rows) this.put(decodeRow(encoded));
+    countWrite(this.stats, rows);
     this.writes.push(rows.length);
   }
 

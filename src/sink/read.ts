@@ -53,13 +53,16 @@ function midResultError(rest: string): Error {
   return new Error(`ClickHouse sent a result that is not JSONEachRow: ${JSON.stringify(rest.slice(0, 200))}`);
 }
 
+/** Run a SELECT once and return its rows as JSONEachRow (an error mid-result is a ClickHouseError). */
+export async function queryRows<T>(client: ClickHouseClient, params: Omit<QueryParams, 'format'>): Promise<T[]> {
+  const result = await client.query({ ...params, format: 'JSONEachRow' });
+  return parseJsonEachRow<T>(await result.text());
+}
+
 /** Run a SELECT and return its rows as JSONEachRow, retrying network errors READ_ATTEMPTS times. */
 export function readRows<T>(client: ClickHouseClient, params: Omit<QueryParams, 'format'>): Promise<T[]> {
   return pRetry(
-    async () => {
-      const result = await client.query({ ...params, format: 'JSONEachRow' });
-      return parseJsonEachRow<T>(await result.text());
-    },
+    () => queryRows<T>(client, params),
     { retries: READ_ATTEMPTS - 1, minTimeout: READ_RETRY_DELAY_MS, shouldRetry: ({ error }) => isNetworkError(error) },
   );
 }

@@ -83,6 +83,16 @@ export function emptySinkStats(): SinkStats {
   return { rowsWritten: 0, deadLetters: 0, rowsByTable: {}, inserts: 0, retries: 0, retriesByReason: {} };
 }
 
+/** Count one insert of `rows` into `stats` (every sink counts writes the same way). */
+export function countWrite(stats: SinkStats, rows: readonly EncodedRow[]): void {
+  stats.rowsWritten += rows.length;
+  stats.inserts += 1;
+  for (const row of rows) {
+    const key = `${row.sourceTable}/${row.deleted ? 'tombstone' : 'live'}`;
+    stats.rowsByTable[key] = (stats.rowsByTable[key] ?? 0) + 1;
+  }
+}
+
 /** Where runs are written. Every method keeps the contract above. */
 export interface RunsSink {
   /** For messages: e.g. the qualified ClickHouse table name. */

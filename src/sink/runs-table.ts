@@ -16,9 +16,10 @@ import { LEGACY_SUPERSEDED_VERSION, rankedVersion } from '../schema/version.ts';
 import { type ClickHouseRow, supersededLegacyTombstone, tombstoneOf } from '../transform/row.ts';
 import { DeadLetters } from './dead-letters.ts';
 import { runDdl } from './migrations.ts';
-import { parseJsonEachRow } from './read.ts';
+import { queryRows } from './read.ts';
 import { type RetryContext, type RetryPolicy, withClickHouseRetry } from './retry.ts';
 import {
+  countWrite,
   decodeRow,
   type EncodedRow,
   emptySinkStats,
@@ -144,13 +145,12 @@ export class RunsTable implements RunsSink, RunsReader {
     return this.withRetry(
       `looking up task_run_v2 copies of ${runIds.length} legacy runs`,
       async () => {
-        const result = await this.client.query({
+        const rows = await queryRows<{ run_id: string }>(this.client, {
           query: `SELECT DISTINCT run_id FROM ${this.qualifiedName} WHERE run_id IN {ids:Array(String)} AND _version >= {floor:UInt128}`,
           query_params: { ids: runIds, floor: LEGACY_SUPERSEDED_VERSION.toString() },
-          format: 'JSONEachRow',
           abort_signal: signal,
         });
-        return new Set(parseJsonEachRow<{ run_id: string }>(await result.text()).map((r) => r.run_id));
+        return new Set(rows.map((r) => r.run_id));
       },
       signal,
     );
@@ -196,12 +196,7 @@ export class RunsTable implements RunsSink, RunsReader {
         }),
       signal,
     );
-    this.stats.rowsWritten += rows.length;
-    this.stats.inserts += 1;
-    for (const row of rows) {
-      const key = `${row.sourceTable}/${row.deleted ? 'tombstone' : 'live'}`;
-      this.stats.rowsByTable[key] = (this.stats.rowsByTable[key] ?? 0) + 1;
-    }
+    countWrite(this.stats, rows);
   }
 
   /**
@@ -234,12 +229,10 @@ export class RunsTable implements RunsSink, RunsReader {
       `reading ${what}`,
       async () => {
         if (this.cluster) await runDdl(this.client, syncReplicasStatement(this.database, this.cluster), SYNC_REPLICAS_SETTINGS);
-        const result = await this.client.query({
+        return queryRows<ClickHouseRow>(this.client, {
           query: `SELECT * FROM ${this.qualifiedName} FINAL WHERE source_table = {table:String} AND _is_deleted = 0 AND ${condition}`,
           query_params: params,
-          format: 'JSONEachRow',
         });
-        return parseJsonEachRow<ClickHouseRow>(await result.text()); // an error mid-result is a ClickHouseError
       },
       signal,
     );

@@ -14,8 +14,7 @@
  * snapshot lacks (replication/slot-guard.ts).
  */
 import { type ColumnKind, SOURCE_COLUMNS } from '../schema/columns.ts';
-
-const quoted = (name: string) => `"${name.replaceAll('"', '""')}"`;
+import { quoteIdent } from '../source/catalog.ts';
 
 export interface AnnouncedColumn {
   name: string;
@@ -67,7 +66,7 @@ export function checkRelation(table: string, columns: readonly AnnouncedColumn[]
     const announced = byName.get(column.source);
     if (!announced) {
       incompatible.push(
-        `column "${column.source}" of ${table} (ClickHouse ${column.target}) is gone from Postgres: restore it (ALTER TABLE ${quoted(table)} ADD COLUMN "${column.source}" ..., or change the column mapping and the ClickHouse table), ${RECOVERY}`,
+        `column "${column.source}" of ${table} (ClickHouse ${column.target}) is gone from Postgres: restore it (ALTER TABLE ${quoteIdent(table)} ADD COLUMN "${column.source}" ..., or change the column mapping and the ClickHouse table), ${RECOVERY}`,
       );
       continue;
     }
