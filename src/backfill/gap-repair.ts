@@ -11,7 +11,7 @@
 import { RunsCdcError } from '../errors.ts';
 import { SOURCE_TABLES } from '../schema/columns.ts';
 import type { RunsSink } from '../sink/runs-sink.ts';
-import { connectPostgres } from '../source/connection.ts';
+import { withPostgres } from '../source/connection.ts';
 import { backfillRequest, runBackfill } from './job.ts';
 import type { BackfillContext } from './run.ts';
 
@@ -26,15 +26,11 @@ export async function repairGap(
   context: BackfillContext,
   targets: ReadonlyArray<Pick<RunsSink, 'tombstoneSourceTable'>>,
 ): Promise<GapRepairResult> {
-  const sql = await connectPostgres(context.databaseUrl, { application_name: 'runs-cdc gap repair' });
-  let result: Awaited<ReturnType<typeof runBackfill>>;
-  try {
-    // Every run, whatever --max-rows the environment sets: a run left out would be tombstoned below.
-    const whole = { ...context, tuning: { ...context.tuning, maxRows: 0 } };
-    result = await runBackfill(sql, backfillRequest({ mode: 'repair' }), whole);
-  } finally {
-    await sql.end();
-  }
+  // Every run, whatever --max-rows the environment sets: a run left out would be tombstoned below.
+  const whole = { ...context, tuning: { ...context.tuning, maxRows: 0 } };
+  const result = await withPostgres(context.databaseUrl, (sql) => runBackfill(sql, backfillRequest({ mode: 'repair' }), whole), {
+    application_name: 'runs-cdc gap repair',
+  });
   if (result.status === 'FAILURE') {
     throw new RunsCdcError(
       `the repair of the gap after the slot was recreated failed (${result.message}); restart runs-cdc replicate to repeat it`,

@@ -17,7 +17,7 @@ import { describeTuning, resumedTuning } from './resume-settings.ts';
 import { type BackfillContext, type BackfillResult, BackfillRun, tableFigures } from './run.ts';
 import { countRows, estimateRows, laterOf, splitRange } from './source.ts';
 
-export type { BackfillContext, BackfillResult, PhaseTimes } from './run.ts';
+export type { BackfillContext, BackfillResult } from './run.ts';
 
 export interface BackfillRequest {
   tables: SourceTable[];

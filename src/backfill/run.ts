@@ -15,7 +15,6 @@ import { RunsCdcError } from '../errors.ts';
 import { failpoint } from '../failpoints.ts';
 import type { Logger } from '../logger.ts';
 import type { SourceTable } from '../schema/columns.ts';
-import type { RunsSink } from '../sink/runs-sink.ts';
 import type { RoutedEncodedRow } from '../sink/targets.ts';
 import type { Tuple } from '../transform/row.ts';
 import type { BackfillStatus, CheckpointStore, JobRecord, RangeCheckpoint } from './checkpoints.ts';
@@ -30,7 +29,7 @@ export interface BackfillContext {
   publication: string;
   tuning: BackfillTuning;
   /** Where rows go: one table, or the targets of --routes (anything with the sink's write). */
-  runsTable: Pick<RunsSink, 'write'> & { writeEncoded(rows: readonly RoutedEncodedRow[], signal?: AbortSignal): Promise<void> };
+  runsTable: { writeEncoded(rows: readonly RoutedEncodedRow[], signal?: AbortSignal): Promise<void> };
   store: CheckpointStore;
   log: Logger;
   progress?: ProgressReporter;
@@ -108,6 +107,8 @@ export class BackfillRun {
   private readonly limiter: RateLimiter | undefined;
   /** Rows each table may still copy (--max-rows), shared by its workers. */
   private readonly budget: Map<SourceTable, number>;
+  /** Rows a page asks for (before --max-rows's budget). */
+  private readonly pageRows: number;
 
   constructor(
     private readonly sql: pg.ClientBase,
@@ -116,8 +117,10 @@ export class BackfillRun {
   ) {
     this.progress = context.progress ?? silentProgress;
     this.pending = options.ranges.filter((r) => !r.done);
-    const { rateLimit, maxRows } = context.tuning;
+    const { rateLimit, maxRows, chunkRows } = context.tuning;
     this.limiter = rateLimit > 0 ? new RateLimiter({ tokensPerInterval: rateLimit, interval: 'second' }) : undefined;
+    // A page never asks for more than one second of the rate limit (the bucket's size).
+    this.pageRows = this.limiter ? Math.min(chunkRows, rateLimit) : chunkRows;
     // --max-rows counts the job's rows per table, earlier runs' included.
     this.budget = new Map(
       options.job.params.tables.map((t) => [t, maxRows > 0 ? maxRows - copiedBefore(options.ranges, t) : Number.POSITIVE_INFINITY]),
@@ -186,8 +189,6 @@ export class BackfillRun {
     const { tuning, log, store, runsTable } = this.context;
     const { jobId } = this.options.job;
     const signal = this.stop.signal;
-    // A page never asks for more than one second of the rate limit (the bucket's size).
-    const chunk = this.limiter ? Math.min(tuning.chunkRows, tuning.rateLimit) : tuning.chunkRows;
     let unsaved = 0;
     const checkpoint = async () => {
       range.seq += 1;
@@ -198,14 +199,10 @@ export class BackfillRun {
     // The next page is read while the current one is transformed and inserted: reading waits on
     // Postgres and inserting on ClickHouse, so each fills the other's wait. The read position runs
     // one page ahead of range.cursor, which only moves past a page once it is in ClickHouse.
-    let reading: Promise<PageRead | null> | undefined = this.readNext(
-      range,
-      reader,
-      range.cursor ? parseCursor(range.cursor) : null,
-      chunk,
-    );
+    let reading: Promise<PageRead | null> | undefined = this.readNext(range, reader, range.cursor ? parseCursor(range.cursor) : null);
     try {
-      while (!range.done && reading) {
+      // `reading` is set exactly while the range is not done: a short page is its last.
+      while (reading) {
         signal.throwIfAborted();
         const read = await reading;
         reading = undefined;
@@ -220,19 +217,18 @@ export class BackfillRun {
           break;
         }
         const after = { createdAt: String(last.createdAt), id: String(last.id) };
-        if (page.length === limit) reading = this.readNext(range, reader, after, chunk);
+        const full = page.length === limit;
+        if (full) reading = this.readNext(range, reader, after);
         const rows = await this.timed('transformMs', () => encodedRowsOfPage(page, range.table, this.version, log));
         await failpoint('backfill.page-read', range.table, page);
-        // Nothing below holds the page's tuples, so they die young (no GC copy) while it is written.
-        const copied = page.length;
         signal.throwIfAborted();
         await this.timed('writeMs', () => runsTable.writeEncoded(rows, signal));
         // Only now, with the page in ClickHouse, does the cursor move past it.
         range.cursor = formatCursor(after);
-        range.rowsCopied += copied;
-        range.done = copied < limit;
-        this.copiedThisRun += copied;
-        this.copiedByTable.set(range.table, (this.copiedByTable.get(range.table) ?? 0) + copied);
+        range.rowsCopied += page.length;
+        range.done = !full;
+        this.copiedThisRun += page.length;
+        this.copiedByTable.set(range.table, (this.copiedByTable.get(range.table) ?? 0) + page.length);
         this.progress.update(this.figures(range.table));
         unsaved += 1;
         if (unsaved >= tuning.checkpointEvery && !range.done) await checkpoint();
@@ -248,9 +244,9 @@ export class BackfillRun {
 
   /** The range's next page after `cursor`, or null when the table's --max-rows budget is spent.
    * Its failure is handled where it is awaited; until then it must not count as unhandled. */
-  private readNext(range: RangeCheckpoint, reader: pg.Client, cursor: Cursor | null, chunk: number): Promise<PageRead | null> {
+  private readNext(range: RangeCheckpoint, reader: pg.Client, cursor: Cursor | null): Promise<PageRead | null> {
     const read = (async () => {
-      const limit = Math.min(chunk, this.budget.get(range.table) ?? 0);
+      const limit = Math.min(this.pageRows, this.budget.get(range.table) ?? 0);
       if (limit <= 0) return null;
       this.spend(range.table, limit);
       await this.limiter?.removeTokens(limit);

@@ -46,7 +46,7 @@ const PERIOD = /^(\d+)(m|h|d)$/;
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 
 /** The longest period or "ago" a query takes: ten years (ClickHouse's DateTime64 ends at 1900). */
-export const MAX_PERIOD_MS = 3650 * UNIT_MS.d;
+const MAX_PERIOD_MS = 3650 * UNIT_MS.d;
 /** The times a query may name: what ClickHouse's DateTime64 holds. */
 const EARLIEST_MS = Date.UTC(1900, 0, 1);
 const LATEST_MS = Date.UTC(2299, 11, 31, 23, 59, 59, 999);

@@ -63,7 +63,7 @@ export const LIST_NAMES: ReadonlySet<QueryParamName> = new Set([
 ]);
 
 /** Page sizes: the default and the largest, per query that pages. */
-export const LIMITS = { list: { default: 25, max: MAX_LIST_LIMIT }, tags: { default: 50, max: MAX_TAGS_LIMIT } } as const;
+const LIMITS = { list: { default: 25, max: MAX_LIST_LIMIT }, tags: { default: 50, max: MAX_TAGS_LIMIT } } as const;
 
 /**
  * What each name takes, for help texts and error messages: the format, and whether it is

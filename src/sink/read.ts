@@ -61,8 +61,9 @@ export async function queryRows<T>(client: ClickHouseClient, params: Omit<QueryP
 
 /** Run a SELECT and return its rows as JSONEachRow, retrying network errors READ_ATTEMPTS times. */
 export function readRows<T>(client: ClickHouseClient, params: Omit<QueryParams, 'format'>): Promise<T[]> {
-  return pRetry(
-    () => queryRows<T>(client, params),
-    { retries: READ_ATTEMPTS - 1, minTimeout: READ_RETRY_DELAY_MS, shouldRetry: ({ error }) => isNetworkError(error) },
-  );
+  return pRetry(() => queryRows<T>(client, params), {
+    retries: READ_ATTEMPTS - 1,
+    minTimeout: READ_RETRY_DELAY_MS,
+    shouldRetry: ({ error }) => isNetworkError(error),
+  });
 }

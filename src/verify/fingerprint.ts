@@ -31,7 +31,7 @@ export type ColumnSet = 'all' | 'key';
 /** The key set (what verify compared before every column was): identity, scope, status, time. */
 export const KEY_COLUMNS = ['id', 'updatedAt', 'status', 'taskIdentifier', 'organizationId', 'projectId', 'runtimeEnvironmentId'] as const;
 
-export function compareColumns(set: ColumnSet): readonly ColumnMapping[] {
+function compareColumns(set: ColumnSet): readonly ColumnMapping[] {
   if (set === 'all') return SOURCE_COLUMNS;
   return SOURCE_COLUMNS.filter((c) => (KEY_COLUMNS as readonly string[]).includes(c.source));
 }
@@ -39,7 +39,7 @@ export function compareColumns(set: ColumnSet): readonly ColumnMapping[] {
 const TIMESTAMP_EMPTY = "'1970-01-01 00:00:00.000'";
 
 /** A column's value as text in Postgres, as ClickHouse should hold it (NULL stays NULL). */
-export function postgresValue(column: ColumnMapping): string {
+function postgresValue(column: ColumnMapping): string {
   const c = quoteIdent(column.source);
   const orEmpty = (empty: string) => (column.nullable ? 'NULL' : empty);
   switch (column.kind) {
@@ -65,7 +65,7 @@ export function postgresValue(column: ColumnMapping): string {
 }
 
 /** The same column's value as text in ClickHouse (NULL stays NULL). */
-export function clickhouseValue(column: ColumnMapping): string {
+function clickhouseValue(column: ColumnMapping): string {
   const t = column.target;
   switch (column.kind) {
     case 'text':

@@ -202,7 +202,6 @@ describe('one database', () => {
     /** Pages read but not yet in ClickHouse, seen during each write after giving a read-ahead time to land. */
     const heldDuringWrites: number[] = [];
     const slowSink: BackfillContext['runsTable'] = {
-      write: (rows, signal) => sink.write(rows, signal),
       async writeEncoded(rows, signal) {
         await new Promise((resolve) => setTimeout(resolve, 100));
         heldDuringWrites.push(fetched - written);
