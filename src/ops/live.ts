@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Registry } from 'prom-client';
 import { UsageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { parseQuery, QUERY_PATHS, type QueryKind, type QueryRouter, runQuery } from '../queries/params.ts';
+import { parseQuery, type QueryKind, type QueryRouter, queryKindOf, runQuery } from '../queries/params.ts';
 
 /** Sampling period of the ring buffer and how many samples it keeps (15 minutes at 5 s). */
 export const SAMPLE_EVERY_MS = 5_000;
@@ -87,10 +87,29 @@ interface Reading {
 
 type MetricJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>[number];
 
+/** The metrics a sample reads. Only these: collecting the whole registry would run every health
+ * gauge's own Postgres and ClickHouse queries (health-metrics.ts) for nothing. */
+const SAMPLED_METRICS = [
+  'runs_cdc_ready',
+  'runs_cdc_replication_lag_seconds',
+  'runs_cdc_replication_lag_bytes',
+  'runs_cdc_changes_received_total',
+  'runs_cdc_rows_written_total',
+  'runs_cdc_buffered_rows',
+  'runs_cdc_buffered_bytes',
+  'runs_cdc_clickhouse_retries_total',
+  'runs_cdc_reconnects_total',
+  'runs_cdc_dead_letters_total',
+  'runs_cdc_value_coercions_total',
+];
+
 async function read(registry: Registry): Promise<Reading> {
-  const metrics = (await registry.getMetricsAsJSON()) as MetricJson[];
+  const metrics = (await Promise.all(SAMPLED_METRICS.map((name) => registry.getSingleMetric(name)?.get()))) as Array<
+    MetricJson | undefined
+  >;
   const reading: Reading = { at: Date.now(), gauges: new Map(), totals: new Map(), byLabel: new Map() };
   for (const metric of metrics) {
+    if (!metric) continue;
     const values = (metric as { values?: { value: number; labels: Record<string, string | number> }[] }).values ?? [];
     if (values.length === 0) continue;
     let sum = 0;
@@ -192,8 +211,6 @@ const ASSETS: Record<string, { file: string; type: string }> = {
   '/assets/uplot.css': { file: require.resolve('uplot/dist/uPlot.min.css'), type: 'text/css; charset=utf-8' },
 };
 
-const KIND_BY_PATH = new Map<string, QueryKind>(Object.entries(QUERY_PATHS).map(([kind, path]) => [path, kind as QueryKind]));
-
 /** Headers of every page response: same-origin scripts only, no sniffing, no framing. */
 const PAGE_HEADERS = {
   'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
@@ -204,7 +221,6 @@ const PAGE_HEADERS = {
 export interface LivePage {
   /** Answers the request when the path is the page's; false to let the ops server go on. */
   handle(request: http.IncomingMessage, response: http.ServerResponse): Promise<boolean>;
-  snapshot(): Promise<LiveSnapshot>;
   close(): void;
 }
 
@@ -219,7 +235,8 @@ export function startLivePage(options: LivePageOptions): LivePage {
 
   const snapshot = async (): Promise<LiveSnapshot> => ({
     ...options.identity(),
-    now: await history.sample(false),
+    // The sampler's latest (at most one interval old): a poll does not collect the metrics again.
+    now: history.history().at(-1) ?? (await history.sample(false)),
     history: history.history(),
     events: history.recentEvents(),
     backfillJobs: await options.backfillJobs().catch(() => []),
@@ -228,7 +245,7 @@ export function startLivePage(options: LivePageOptions): LivePage {
   const handle = async (request: http.IncomingMessage, response: http.ServerResponse): Promise<boolean> => {
     const url = new URL(request.url ?? '/', 'http://ops');
     const asset = ASSETS[url.pathname];
-    const kind = KIND_BY_PATH.get(url.pathname);
+    const kind = queryKindOf(url.pathname);
     if (!asset && !kind && url.pathname !== '/live.json') return false;
     // A whole body with its length, as the request guard sends its own answers (http/server.ts).
     const send = (status: number, type: string, body: string | Buffer) => {
@@ -272,5 +289,5 @@ export function startLivePage(options: LivePageOptions): LivePage {
     return true;
   };
 
-  return { handle, snapshot, close: () => clearInterval(timer) };
+  return { handle, close: () => clearInterval(timer) };
 }

@@ -11,21 +11,19 @@
  */
 import { serve } from '../http/server.ts';
 import type { Logger } from '../logger.ts';
-import { parseQuery, QUERY_PATHS, type QueryKind, type QueryRouter, runQuery } from './params.ts';
+import { parseQuery, QUERY_PATHS, type QueryRouter, queryKindOf, runQuery } from './params.ts';
 
 export interface RunningApi {
   url: string;
   close(): Promise<void>;
 }
 
-const KIND_BY_PATH = new Map<string, QueryKind>(Object.entries(QUERY_PATHS).map(([kind, path]) => [path, kind as QueryKind]));
-
 export async function startApi(queries: QueryRouter, port: number, host: string, log: Logger, token?: string): Promise<RunningApi> {
   const api = await serve(
     { name: 'run-list API', methods: ['GET', 'HEAD'], token, openPaths: ['/healthz'], log, port, host, what: '--api-port' },
     async ({ path, params }) => {
       if (path === '/healthz') return { status: 200, body: { ok: true } };
-      const kind = KIND_BY_PATH.get(path);
+      const kind = queryKindOf(path);
       if (!kind) return { status: 404, body: { error: `no such path: use ${Object.values(QUERY_PATHS).join(', ')}` } };
       return { status: 200, body: await runQuery(queries, kind, parseQuery(kind, params, 'param')), data: true };
     },

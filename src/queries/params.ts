@@ -40,6 +40,12 @@ export type QueryParamName = keyof typeof QUERY_PARAMS;
 export const QUERY_PATHS = { list: '/runs', count: '/runs/count', stats: '/runs/stats', tags: '/runs/tags' } as const;
 export type QueryKind = keyof typeof QUERY_PATHS;
 
+const KIND_BY_PATH = new Map<string, QueryKind>(Object.entries(QUERY_PATHS).map(([kind, path]) => [path, kind as QueryKind]));
+/** The query a request path names (the API's and the live page's), if any. */
+export function queryKindOf(path: string): QueryKind | undefined {
+  return KIND_BY_PATH.get(path);
+}
+
 const ALL = Object.keys(QUERY_PARAMS) as QueryParamName[];
 /** The names each query takes; anything else is refused. */
 export const QUERY_NAMES: Record<QueryKind, readonly QueryParamName[]> = {
