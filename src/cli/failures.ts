@@ -10,6 +10,7 @@
  */
 import type { CommanderError } from 'commander';
 import { firstLine, RunsCdcError } from '../errors.ts';
+import { tlsFailure } from '../tls-errors.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_FINDING = 1;
@@ -59,10 +60,11 @@ export function expectedFailure(error: unknown): string | undefined {
       return `${at} closed the connection (ECONNRESET): check that the URL points at the right server and port`;
     case 'ERR_INVALID_URL':
       return `a URL is not valid: check ${URLS}`;
-    case 'SELF_SIGNED_CERT_IN_CHAIN':
-    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
-    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
-      return `the server's TLS certificate is not trusted (${code}): set NODE_EXTRA_CA_CERTS to its CA, or sslmode in DATABASE_URL`;
+  }
+  // Connections the TLS sentences of tls-errors.ts did not wrap (the replication stream's, the heartbeat's).
+  const tls = tlsFailure(error);
+  if (tls?.kind === 'untrusted') {
+    return `the server's TLS certificate is not trusted (${tls.reason}): set NODE_EXTRA_CA_CERTS to its CA, or sslrootcert in DATABASE_URL`;
   }
   if (code && code in PG_LOGIN) return `Postgres refused: ${firstLine(error)}: ${PG_LOGIN[code]}`;
   // pg's SASL errors when the server asks for a password the URL does not hold.

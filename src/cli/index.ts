@@ -1,5 +1,5 @@
 /** `runs-cdc` — one binary, one subcommand per job. Exit codes: see failures.ts (0 ok, 1 a finding, 2 could not run). */
-import { type Command, CommanderError } from 'commander';
+import { CommanderError } from 'commander';
 import { commanderExitCode, EXIT_COULD_NOT_RUN, EXIT_OK, expectedFailure } from './failures.ts';
 import { remoteJob, runRemoteJob } from './jobs.ts';
 import { redactProcessOutput } from './output.ts';
@@ -11,12 +11,8 @@ const program = buildProgram();
 // Logs are redacted by the logger's own stream.
 redactProcessOutput();
 
-// Commander's own usage errors (unknown flag, missing value) exit 2 like ours; help exits 0.
-const overrideExits = (command: Command): void => {
-  command.exitOverride();
-  for (const sub of command.commands) overrideExits(sub);
-};
-overrideExits(program);
+// Commander's own usage errors (unknown flag, missing value) exit 2 like ours, help 0: every
+// command throws (buildProgram) and the catch below picks the code.
 
 // Exit explicitly (chDB and pg can keep the event loop alive), but only once stderr has taken the
 // message: writes to a pipe are asynchronous.

@@ -20,7 +20,7 @@ import { RunsCdcError, UsageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { commanderExitCode, EXIT_COULD_NOT_RUN, expectedFailure } from './failures.ts';
 import { runInJob } from './job-context.ts';
-import { buildProgram } from './program.ts';
+import { buildProgram, forEachCommand } from './program.ts';
 
 export const JOB_COMMANDS = ['backfill', 'verify', 'dead-letters', 'status'] as const;
 export const JOBS_PATH = '/jobs';
@@ -62,7 +62,7 @@ export function remoteJob(argv: readonly string[]): RemoteJob | undefined {
 
 /** The daemon's ops port may want a token: --metrics-token's, else --api-token's (ops/daemon-ops.ts). */
 function bearer(flagged: string | undefined): Record<string, string> {
-  const token = flagged ?? process.env.RUNS_CDC_METRICS_TOKEN ?? process.env.RUNS_CDC_API_TOKEN;
+  const token = flagged ?? process.env[CONFIG_SOURCES.metricsToken.env] ?? process.env[CONFIG_SOURCES.apiToken.env];
   return token ? { authorization: `Bearer ${token}` } : {};
 }
 
@@ -138,11 +138,12 @@ const requestSchema = z.object({
   env: z.record(z.string(), z.string().max(100_000)).default({}),
 });
 
-/** Commander must neither exit the daemon nor print to its stdout: every command of the tree throws and writes to the job. */
-function confine(command: Command, write: (stream: 'stdout' | 'stderr', text: string) => void): void {
-  command.exitOverride();
-  command.configureOutput({ writeOut: (text) => write('stdout', text), writeErr: (text) => write('stderr', text) });
-  for (const sub of command.commands) confine(sub, write);
+/** Commander must neither exit the daemon nor print to its stdout: every command of the tree
+ * throws (buildProgram) and writes to the job. */
+function confine(program: Command, write: (stream: 'stdout' | 'stderr', text: string) => void): void {
+  forEachCommand(program, (command) =>
+    command.configureOutput({ writeOut: (text) => write('stdout', text), writeErr: (text) => write('stderr', text) }),
+  );
 }
 
 async function readBody(request: http.IncomingMessage): Promise<string> {

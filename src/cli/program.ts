@@ -13,8 +13,10 @@ import { verifyCommand } from './verify.ts';
 // package.json is two levels up from src/cli/ and from dist/cli/ alike.
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** The command tree; every command throws instead of exiting (the binary and the daemon's jobs
+ * each decide what an end means: cli/index.ts, cli/jobs.ts). */
 export function buildProgram(): Command {
-  return new Command('runs-cdc')
+  const program = new Command('runs-cdc')
     .description("Replicates the task platform's runs from Postgres into ClickHouse")
     .version(version)
     .addCommand(migrateCommand())
@@ -27,4 +29,12 @@ export function buildProgram(): Command {
     .addCommand(verifyCommand())
     .addCommand(demoCommand())
     .showHelpAfterError();
+  forEachCommand(program, (command) => command.exitOverride());
+  return program;
+}
+
+/** `visit` on `command` and every command below it. */
+export function forEachCommand(command: Command, visit: (command: Command) => void): void {
+  visit(command);
+  for (const sub of command.commands) forEachCommand(sub, visit);
 }

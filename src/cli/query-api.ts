@@ -1,8 +1,7 @@
-/** The run-list queries on ClickHouse, and their HTTP API, for the commands that serve them (runs, serve, replicate). */
+/** The run-list queries on ClickHouse, for the commands that serve them (runs, serve, replicate). */
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
-import { startApi } from '../queries/http-api.ts';
 import { oneTarget, type QueryRouter } from '../queries/params.ts';
 import { RunQueries } from '../queries/run-queries.ts';
 import { openClickHouse, openRouteTargets } from './runtime.ts';
@@ -34,16 +33,5 @@ export async function openQueries(config: Config, log: Logger): Promise<{ router
       await routed.close();
       await client.close();
     },
-  };
-}
-
-/** Start the API beside another job (replicate) when --api-port is set; returns its closer. */
-export async function maybeStartApi(config: Config, log: Logger): Promise<() => Promise<void>> {
-  if (config.apiPort === undefined) return async () => {};
-  const queries = await openQueries(config, log);
-  const api = await startApi(queries.router, config.apiPort, config.listenHost, log, config.apiToken);
-  return async () => {
-    await api.close();
-    await queries.close();
   };
 }

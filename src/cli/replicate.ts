@@ -8,12 +8,13 @@ import type { Logger } from '../logger.ts';
 import { formatLsn } from '../lsn.ts';
 import { startDaemonOps } from '../ops/daemon-ops.ts';
 import { DaemonMetrics } from '../ops/metrics.ts';
+import { startApi } from '../queries/http-api.ts';
 import { ReplicationDaemon, type SlotGuard } from '../replication/daemon.ts';
 import type { ReplicationSnapshot } from '../replication/snapshot.ts';
 import { ClickHouseSlotLedger } from '../sink/slot-ledger.ts';
 import { RunsTargets } from '../sink/targets.ts';
 import { jobRoutes } from './jobs.ts';
-import { maybeStartApi, openQueries } from './query-api.ts';
+import { openQueries } from './query-api.ts';
 import { addConfigOptions, CLICKHOUSE_SETTINGS, configFrom, loggerFor, onStopSignals, openClickHouse, openTargets } from './runtime.ts';
 
 const REPLICATE_SETTINGS = [
@@ -75,11 +76,14 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     routes.routing,
     slotGuardFor(config, client, new RunsTargets(routes.sink, routes.routing), log),
   );
-  const closeApi = await maybeStartApi(config, log);
-  // The live page's runs explorer reads through connections of its own, as the API does.
-  const pageQueries = config.metricsPort === undefined ? undefined : await openQueries(config, log);
+  // The run-list API and the live page's runs explorer read through one set of connections of their own.
+  const queries = config.apiPort === undefined && config.metricsPort === undefined ? undefined : await openQueries(config, log);
+  const api =
+    queries === undefined || config.apiPort === undefined
+      ? undefined
+      : await startApi(queries.router, config.apiPort, config.listenHost, log, config.apiToken);
   const ops =
-    pageQueries === undefined || config.metricsPort === undefined
+    queries === undefined || config.metricsPort === undefined
       ? undefined
       : await startDaemonOps({
           metrics,
@@ -90,7 +94,7 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
           host: config.listenHost,
           log,
           settings: config,
-          queries: pageQueries.router,
+          queries: queries.router,
           routes: jobRoutes(config, log),
           token: config.metricsToken,
           dataToken: config.apiToken,
@@ -119,9 +123,9 @@ export async function replicate(config: Config, log: Logger): Promise<void> {
     log.info({ confirmedLsn: formatLsn(confirmedLsn), ...stats }, 'stopped cleanly');
   } finally {
     clearInterval(summary);
-    await closeApi();
+    await api?.close();
     await ops?.close();
-    await pageQueries?.close();
+    await queries?.close();
     await routes.close();
     offSignals();
     await client.close();

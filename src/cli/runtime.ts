@@ -78,7 +78,8 @@ function chdbHolder(chdbPath: string): number | undefined {
   }
 }
 
-const chdbInUse = (chdbPath: string, pid?: number) =>
+/** chDB's directory is held by another process, most likely the daemon, which can run the command instead. */
+export const chdbInUse = (chdbPath: string, pid?: number) =>
   new ChdbInUseError(
     `the chDB directory ${chdbPath} is open in another process${pid ? ` (pid ${pid})` : ''} (chDB allows one; is runs-cdc replicate running?): add --api-url http://127.0.0.1:<its --metrics-port> to run backfill, verify, dead-letters or status in it, stop that process, or use a ClickHouse server with CLICKHOUSE_URL`,
   );

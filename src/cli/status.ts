@@ -5,7 +5,15 @@ import { gatherStatus, type StatusReport } from '../ops/status.ts';
 import { formatTable } from '../report.ts';
 import { withPostgres } from '../source/connection.ts';
 import { setExitCode, stdout } from './job-context.ts';
-import { addConfigOptions, ChdbInUseError, CLICKHOUSE_SETTINGS, configFrom, describeClickHouse, openClickHouse } from './runtime.ts';
+import {
+  addConfigOptions,
+  ChdbInUseError,
+  CLICKHOUSE_SETTINGS,
+  chdbInUse,
+  configFrom,
+  describeClickHouse,
+  openClickHouse,
+} from './runtime.ts';
 
 export function statusCommand(): Command {
   const command = new Command('status')
@@ -26,7 +34,7 @@ export function statusCommand(): Command {
       try {
         clickhouse = await openClickHouse(config);
       } catch (error) {
-        clickhouse = { unavailable: error instanceof ChdbInUseError ? heldByDaemon(config.chdbPath) : (error as Error).message };
+        clickhouse = { unavailable: error instanceof ChdbInUseError ? chdbInUse(config.chdbPath).message : (error as Error).message };
       }
       try {
         const report = await gatherStatus(
@@ -43,11 +51,6 @@ export function statusCommand(): Command {
     });
   });
   return command;
-}
-
-/** chDB's directory is held by another process, most likely the daemon: it can answer instead. */
-function heldByDaemon(chdbPath: string): string {
-  return `the chDB directory ${chdbPath} is open in another process (chDB allows one; is runs-cdc replicate running?), so status cannot read ClickHouse: ask that process instead (its /readyz and /metrics on --metrics-port; runs-cdc runs count --api-url http://127.0.0.1:<its --api-port> for counts), or stop it, or use a ClickHouse server with CLICKHOUSE_URL`;
 }
 
 function render(r: StatusReport, where: string): string {
