@@ -175,7 +175,15 @@ export type Config = z.infer<typeof configSchema>;
 export type ConfigKey = keyof Config;
 
 /** Flag and environment variable of each setting. */
-export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help: string }> = {
+/** Where a setting comes from; `secret`: its value is never echoed, nor sent to a daemon's job. */
+export interface ConfigSource {
+  flag: string;
+  env: string;
+  help: string;
+  secret?: true;
+}
+
+export const CONFIG_SOURCES: Record<ConfigKey, ConfigSource> = {
   databaseUrl: { flag: '--database-url', env: 'DATABASE_URL', help: 'Postgres URL (wal_level=logical)' },
   clickhouseUrl: { flag: '--clickhouse-url', env: 'CLICKHOUSE_URL', help: 'ClickHouse HTTP URL; omit for embedded chDB' },
   clickhouseCaCert: { flag: '--clickhouse-ca-cert', env: 'CLICKHOUSE_CA_CERT', help: 'PEM file of the CA of an https:// ClickHouse' },
@@ -246,8 +254,13 @@ export const CONFIG_SOURCES: Record<ConfigKey, { flag: string; env: string; help
   apiPort: { flag: '--api-port', env: 'RUNS_CDC_API_PORT', help: 'serve the read-only HTTP JSON API on this port' },
   metricsPort: { flag: '--metrics-port', env: 'RUNS_CDC_METRICS_PORT', help: 'serve /metrics, /healthz, /readyz on this port' },
   listenHost: { flag: '--listen-host', env: 'RUNS_CDC_LISTEN_HOST', help: 'address the API and metrics listen on (default 127.0.0.1)' },
-  apiToken: { flag: '--api-token', env: 'RUNS_CDC_API_TOKEN', help: 'bearer token the API requires (at least 16 characters)' },
-  metricsToken: { flag: '--metrics-token', env: 'RUNS_CDC_METRICS_TOKEN', help: 'bearer token /metrics and /readyz require' },
+  apiToken: {
+    flag: '--api-token',
+    env: 'RUNS_CDC_API_TOKEN',
+    help: 'bearer token the API requires (at least 16 characters)',
+    secret: true,
+  },
+  metricsToken: { flag: '--metrics-token', env: 'RUNS_CDC_METRICS_TOKEN', help: 'bearer token /metrics and /readyz require', secret: true },
 };
 
 export type BackfillProfile = Config['backfillProfile'];
@@ -325,8 +338,7 @@ export function loadConfig(flags: Partial<Record<ConfigKey, unknown>> = {}, env:
     const key = issue.path[0] as ConfigKey | undefined;
     const source = key ? CONFIG_SOURCES[key] : undefined;
     const where = source ? `${source.flag} (${source.env})` : 'configuration';
-    const secret = key === 'apiToken' || key === 'metricsToken';
-    const shown = key && input[key] !== undefined && !secret ? ` (got ${JSON.stringify(redact(String(input[key])))})` : '';
+    const shown = key && input[key] !== undefined && !source?.secret ? ` (got ${JSON.stringify(redact(String(input[key])))})` : '';
     return `${where}: ${issue.message}${shown}`;
   });
   throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);

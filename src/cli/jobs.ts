@@ -70,8 +70,8 @@ function bearer(flagged: string | undefined): Record<string, string> {
 function settingsFromEnvironment(): Record<string, string> {
   // Tokens stay here: they open this client's way to the daemon (bearer()), not the job's.
   const names = Object.values(CONFIG_SOURCES)
-    .map((s) => s.env)
-    .filter((name) => name !== CONFIG_SOURCES.apiToken.env && name !== CONFIG_SOURCES.metricsToken.env);
+    .filter((source) => !source.secret)
+    .map((source) => source.env);
   return Object.fromEntries(names.flatMap((name) => (process.env[name] === undefined ? [] : [[name, process.env[name] as string]])));
 }
 

@@ -20,6 +20,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { CONFIG_SOURCES } from '../config.ts';
 import { RunsCdcError, UsageError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { redactSecrets } from '../redact.ts';
@@ -110,6 +111,11 @@ export function parseTarget(raw: string): { path: string; params: Array<[string,
   }
 }
 
+/** The token setting of the port `what` names: the run-list API's, or the metrics port's. */
+function tokenSetting(what: string | undefined): { flag: string; env: string } {
+  return what === '--api-port' ? CONFIG_SOURCES.apiToken : CONFIG_SOURCES.metricsToken;
+}
+
 /** A request listener that answers every request through the guard. */
 export function guard(options: GuardOptions, handler: Handler): http.RequestListener {
   const { log } = options;
@@ -119,7 +125,7 @@ export function guard(options: GuardOptions, handler: Handler): http.RequestList
   /** The token a path needs and the flag that sets it; undefined when it needs none. */
   const requiredToken = (path: string): { token: string; flag: string } | undefined => {
     if (options.token !== undefined) {
-      return isOpen(path) ? undefined : { token: options.token, flag: options.what === '--api-port' ? '--api-token' : '--metrics-token' };
+      return isOpen(path) ? undefined : { token: options.token, flag: tokenSetting(options.what).flag };
     }
     return options.dataToken?.covers(path) ? options.dataToken : undefined;
   };
@@ -257,7 +263,7 @@ export async function serve(options: GuardOptions & { port: number; host: string
   if (options.token === undefined && !LOOPBACK.test(host)) {
     log.warn(
       { host, port },
-      `${options.name} listens on ${host} without a token: anyone who reaches this port can use it; set ${options.what === '--api-port' ? '--api-token (RUNS_CDC_API_TOKEN)' : '--metrics-token (RUNS_CDC_METRICS_TOKEN)'} or listen on 127.0.0.1`,
+      `${options.name} listens on ${host} without a token: anyone who reaches this port can use it; set ${tokenSetting(options.what).flag} (${tokenSetting(options.what).env}) or listen on 127.0.0.1`,
     );
   }
   const address = server.address() as AddressInfo;
