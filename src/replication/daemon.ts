@@ -306,6 +306,7 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
 
   private confirm(lsn: Lsn): void {
     this.stats.acks += 1;
+    this.lag.confirmed(lsn);
     this.connection?.sendStatus(lsn);
   }
 }

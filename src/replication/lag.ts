@@ -45,12 +45,23 @@ export class LagTracker {
     if (lsn > this.furthest) this.furthest = lsn;
   }
 
-  /** The lag with `confirmed` confirmed to Postgres (the end of every transaction before it). */
-  lag(confirmed: Lsn, now: number = Date.now()): { seconds: number; bytes: number } {
+  /** `confirmed` was confirmed to Postgres: forget the transactions it covers (whether or not
+   * anyone reads the lag, so a long run does not keep every transaction). */
+  confirmed(confirmed: Lsn): void {
     // A transaction is confirmed once the confirmed position passed its commit record.
     let drop = 0;
     while (drop < this.pending.length && (this.pending[drop] as Announced).finalLsn < confirmed) drop += 1;
     if (drop > 0) this.pending = this.pending.slice(drop);
+  }
+
+  /** Transactions announced and not confirmed yet. */
+  get waiting(): number {
+    return this.pending.length;
+  }
+
+  /** The lag with `confirmed` confirmed to Postgres (the end of every transaction before it). */
+  lag(confirmed: Lsn, now: number = Date.now()): { seconds: number; bytes: number } {
+    this.confirmed(confirmed);
     const oldest = this.pending[0];
     return {
       seconds: oldest ? Math.max(0, (now - oldest.commitMs) / 1000) : 0,

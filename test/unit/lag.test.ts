@@ -20,4 +20,14 @@ describe('LagTracker', () => {
     expect(lag.lag(100n, 9_000).seconds).toBe(8);
     expect(lag.lag(400n, 9_000)).toEqual({ seconds: 4, bytes: 200 });
   });
+
+  it('forgets confirmed transactions as they are confirmed, whether or not the lag is read', () => {
+    const lag = new LagTracker();
+    for (let i = 1; i <= 1_000; i++) lag.announced(BigInt(i * 100), i);
+    expect(lag.waiting).toBe(1_000);
+    lag.confirmed(50_050n); // past the commit records of the first 500
+    expect(lag.waiting).toBe(500);
+    lag.confirmed(100_001n);
+    expect(lag.waiting).toBe(0);
+  });
 });
