@@ -313,16 +313,22 @@ export const BACKFILL_PROFILES: Record<BackfillProfile, BackfillTuning & { reaso
   },
 };
 
+/** The config key of each backfill tuning value (its flag, its variable). */
+export const BACKFILL_TUNING_KEYS = {
+  chunkRows: 'backfillChunkRows',
+  rateLimit: 'backfillRateLimit',
+  concurrency: 'backfillConcurrency',
+  checkpointEvery: 'backfillCheckpointEvery',
+  maxRows: 'backfillMaxRows',
+} as const satisfies Record<keyof BackfillTuning, ConfigKey>;
+
 /** The profile's tuning with explicitly given settings over it. */
 export function backfillTuning(config: Config): BackfillTuning {
   const profile = BACKFILL_PROFILES[config.backfillProfile];
-  return {
-    chunkRows: config.backfillChunkRows ?? profile.chunkRows,
-    rateLimit: config.backfillRateLimit ?? profile.rateLimit,
-    concurrency: config.backfillConcurrency ?? profile.concurrency,
-    checkpointEvery: config.backfillCheckpointEvery ?? profile.checkpointEvery,
-    maxRows: config.backfillMaxRows ?? profile.maxRows,
-  };
+  const entries = Object.entries(BACKFILL_TUNING_KEYS) as Array<[keyof BackfillTuning, ConfigKey]>;
+  return Object.fromEntries(
+    entries.map(([name, key]) => [name, (config[key] as number | undefined) ?? profile[name]]),
+  ) as unknown as BackfillTuning;
 }
 
 /** Merge flags over environment and validate. Throws ConfigError listing every problem. */

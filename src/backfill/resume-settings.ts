@@ -4,17 +4,15 @@
  * 1,000 rows/s after `--resume`, unless the resume says `--rate-limit`. Its tables, range and mode
  * come from the job and its checkpoints and cannot change (request.ts refuses those flags).
  */
-import { BACKFILL_PROFILES, type BackfillTuning, CONFIG_SOURCES, type Config, type ConfigKey } from '../config.ts';
+import {
+  BACKFILL_PROFILES,
+  type BackfillTuning,
+  CONFIG_SOURCES,
+  type Config,
+  type ConfigKey,
+  BACKFILL_TUNING_KEYS as TUNING_KEYS,
+} from '../config.ts';
 import { ConfigError } from '../errors.ts';
-
-/** The config key of each tuning value, for its flag's name. */
-const TUNING_KEYS: Record<keyof BackfillTuning, ConfigKey> = {
-  chunkRows: 'backfillChunkRows',
-  rateLimit: 'backfillRateLimit',
-  concurrency: 'backfillConcurrency',
-  checkpointEvery: 'backfillCheckpointEvery',
-  maxRows: 'backfillMaxRows',
-};
 
 /**
  * The tuning values given for this run (flag or environment variable), not the profile's
