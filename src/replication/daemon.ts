@@ -122,17 +122,19 @@ export class ReplicationDaemon implements SnapshotSource, Crashable {
   private async preflightAndStream(): Promise<void> {
     this.lifecycle.enter('preflight');
     const guard = this.slotGuard;
-    const plan = guard && (await withSql(this.databaseUrl, (sql) => checkSlotIdentity(sql, this.settings.slot, guard, this.log)));
-    const partialIdentity = await checkBeforeStreaming(this.databaseUrl, this.settings, this.targets, this.log);
-    for (const table of partialIdentity) this.stats.degradedIdentity[table] = 'NOT FULL';
-    if (guard && plan) {
-      await withSql(this.databaseUrl, (sql) => recordSlot(sql, this.settings.slot, plan, guard.ledger));
-      if (plan.repair) {
-        // Beside the stream; a failure ends the daemon (a restart repeats it).
-        this.gapRepair.start(guard, this.settings.slot, this.log, (error) => {
-          if (!this.halting) this.die(error);
-        });
-      }
+    // The checks before streaming share one short-lived connection.
+    const plan = await withSql(this.databaseUrl, async (sql) => {
+      const identity = guard && (await checkSlotIdentity(sql, this.settings.slot, guard, this.log));
+      const partialIdentity = await checkBeforeStreaming(sql, this.settings, this.targets, this.log);
+      for (const table of partialIdentity) this.stats.degradedIdentity[table] = 'NOT FULL';
+      if (guard && identity) await recordSlot(sql, this.settings.slot, identity, guard.ledger);
+      return identity;
+    });
+    if (guard && plan?.repair) {
+      // Beside the stream; a failure ends the daemon (a restart repeats it).
+      this.gapRepair.start(guard, this.settings.slot, this.log, (error) => {
+        if (!this.halting) this.die(error);
+      });
     }
     let reconnecting = false;
     for (;;) {

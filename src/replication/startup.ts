@@ -1,7 +1,8 @@
 /**
- * What the supervisor checks before it opens the replication connection, each on a short-lived
- * ordinary connection of its own: Postgres is set up (preflight), every target's table matches
- * the column mapping, and the slot is usable and free (standing by while another process holds it).
+ * What the supervisor checks before it opens the replication connection, on short-lived ordinary
+ * connections (withSql): Postgres is set up (preflight) and every target's table matches the
+ * column mapping (one connection, shared with the slot guard's checks), then the slot is usable
+ * and free (standing by while another process holds it; again on each reconnect).
  */
 import type pg from 'pg';
 import { StreamError } from '../errors.ts';
@@ -20,23 +21,21 @@ export function withSql<T>(databaseUrl: string, use: (sql: pg.Client) => Promise
 /** Preflight Postgres, then check that every target's table matches the mapping; returns the
  * tables without FULL identity (--allow-partial-identity). */
 export async function checkBeforeStreaming(
-  databaseUrl: string,
+  sql: pg.ClientBase,
   settings: PreflightOptions,
   targets: RunsTargets,
   log: Logger,
 ): Promise<PreflightResult['partialIdentityTables']> {
-  return withSql(databaseUrl, async (sql) => {
-    const { partialIdentityTables } = await preflightPostgres(sql, settings, log);
-    for (const [, table] of targets.all) {
-      const mismatches = await table.schemaMismatches();
-      if (mismatches.length > 0) {
-        throw new StreamError(
-          `ClickHouse table ${table.qualifiedName} does not match runs-cdc's column mapping (${mismatches.slice(0, 3).join('; ')}): run runs-cdc migrate`,
-        );
-      }
+  const { partialIdentityTables } = await preflightPostgres(sql, settings, log);
+  for (const [, table] of targets.all) {
+    const mismatches = await table.schemaMismatches();
+    if (mismatches.length > 0) {
+      throw new StreamError(
+        `ClickHouse table ${table.qualifiedName} does not match runs-cdc's column mapping (${mismatches.slice(0, 3).join('; ')}): run runs-cdc migrate`,
+      );
     }
-    return partialIdentityTables;
-  });
+  }
+  return partialIdentityTables;
 }
 
 /** Sleeps `ms` in steps, returning early (true) once `halted()` says so. */
