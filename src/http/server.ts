@@ -117,7 +117,7 @@ function tokenSetting(what: string | undefined): { flag: string; env: string } {
 }
 
 /** A request listener that answers every request through the guard. */
-export function guard(options: GuardOptions, handler: Handler): http.RequestListener {
+function guard(options: GuardOptions, handler: Handler): http.RequestListener {
   const { log } = options;
   const open = new Set(options.openPaths ?? []);
   // `/` opens only itself; a longer path ending in `/` opens everything under it (`/assets/`).

@@ -1,7 +1,7 @@
 import { UsageError } from '../errors.ts';
 import { SOURCE_TABLES } from '../schema/columns.ts';
 import { filtersSchema, parseTime, periodMs, RUN_STATUSES, timeWindow } from './filters.ts';
-import { MAX_LIST_LIMIT, MAX_TAGS_LIMIT, type RunQueries } from './run-queries.ts';
+import { DEFAULT_LIST_LIMIT, DEFAULT_TAGS_LIMIT, MAX_LIST_LIMIT, MAX_TAGS_LIMIT, type RunQueries } from './run-queries.ts';
 
 /**
  * The one naming of query inputs shared by the CLI flags (`--org`, `--status`, ...) and the HTTP
@@ -69,7 +69,10 @@ export const LIST_NAMES: ReadonlySet<QueryParamName> = new Set([
 ]);
 
 /** Page sizes: the default and the largest, per query that pages. */
-const LIMITS = { list: { default: 25, max: MAX_LIST_LIMIT }, tags: { default: 50, max: MAX_TAGS_LIMIT } } as const;
+const LIMITS = {
+  list: { default: DEFAULT_LIST_LIMIT, max: MAX_LIST_LIMIT },
+  tags: { default: DEFAULT_TAGS_LIMIT, max: MAX_TAGS_LIMIT },
+} as const;
 
 /**
  * What each name takes, for help texts and error messages: the format, and whether it is

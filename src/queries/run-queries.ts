@@ -31,6 +31,8 @@ import {
 
 export const MAX_LIST_LIMIT = 100;
 export const MAX_TAGS_LIMIT = 500;
+export const DEFAULT_LIST_LIMIT = 25;
+export const DEFAULT_TAGS_LIMIT = 50;
 /** Histogram bucket widths (seconds), smallest first: the first giving at most MAX_BUCKETS wins. */
 export const BUCKET_LADDER = [60, 300, 900, 1800, 3600, 10_800, 21_600, 43_200, 86_400, 604_800, 2_592_000] as const;
 export const MAX_BUCKETS = 100;
@@ -103,12 +105,12 @@ export interface TagsPage {
 }
 
 const pageSchema = z.object({
-  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT, `limit must be at most ${MAX_LIST_LIMIT}`).default(25),
+  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT, `limit must be at most ${MAX_LIST_LIMIT}`).default(DEFAULT_LIST_LIMIT),
   cursor: z.string().optional(),
 });
 const tagsSchema = scopeSchema.partial({ environmentId: true }).extend({
   prefix: z.string().default(''),
-  limit: z.coerce.number().int().min(1).max(MAX_TAGS_LIMIT, `limit must be at most ${MAX_TAGS_LIMIT}`).default(50),
+  limit: z.coerce.number().int().min(1).max(MAX_TAGS_LIMIT, `limit must be at most ${MAX_TAGS_LIMIT}`).default(DEFAULT_TAGS_LIMIT),
   cursor: z.string().optional(),
 });
 export type TagsInput = z.input<typeof tagsSchema>;

@@ -30,8 +30,6 @@ import {
   type SinkStats,
 } from './runs-sink.ts';
 
-export { decodeRow, type EncodedRow, encodeRow, type SinkStats } from './runs-sink.ts';
-
 const INSERT_COLUMNS = TARGET_COLUMNS.map((c) => c.name);
 
 /**

@@ -13,17 +13,9 @@
 import { type ColumnKind, SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
 import { rankedVersion } from '../schema/version.ts';
 import { field, quotedItem, stringField } from '../sink/tab-separated.ts';
+import type { RoutedEncodedRow } from '../sink/targets.ts';
 import { type Change, sortKeyChanged, type Tuple } from './row.ts';
 import { type Coercion, convertValue, emptyValue } from './values.ts';
-
-/** One line of a change, with what the sink and the router need besides the line. */
-export interface EncodedChangeRow {
-  readonly line: string;
-  readonly sourceTable: string;
-  readonly deleted: boolean;
-  readonly runId: string;
-  readonly organizationId: string;
-}
 
 /** The general conversion (values.ts), for any text a fast path does not take. */
 function converted(kind: ColumnKind, nullable: boolean, source: string, text: string, coercions: Coercion[]): string {
@@ -145,7 +137,7 @@ export function encodeTupleLine(
   version: bigint,
   deleted: boolean,
   coercions: Coercion[],
-): EncodedChangeRow | undefined {
+): RoutedEncodedRow | undefined {
   if (!fill(tuple, fallback, FIELDS, coercions)) return undefined;
   FIELDS[N] = stringField(sourceTable);
   FIELDS[N + 1] = rankedVersion(sourceTable, version).toString();
@@ -168,10 +160,10 @@ export function encodeChange(
   change: Change,
   sourceTable: SourceTable,
   version: bigint,
-): { rows: EncodedChangeRow[]; coercions: Coercion[] } | undefined {
+): { rows: RoutedEncodedRow[]; coercions: Coercion[] } | undefined {
   const coercions: Coercion[] = [];
-  const rows: EncodedChangeRow[] = [];
-  let row: EncodedChangeRow | undefined;
+  const rows: RoutedEncodedRow[] = [];
+  let row: RoutedEncodedRow | undefined;
   switch (change.kind) {
     case 'insert':
       row = encodeTupleLine(change.new, null, sourceTable, version, false, coercions);

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SOURCE_COLUMNS, TARGET_COLUMNS } from '../../src/schema/columns.ts';
-import { insertBody } from '../../src/sink/runs-sink.ts';
-import { decodeRow, encodeRow } from '../../src/sink/runs-table.ts';
+import { decodeRow, encodeRow, insertBody } from '../../src/sink/runs-sink.ts';
 import { decodeTabSeparatedLine, encodeTabSeparatedLine } from '../../src/sink/tab-separated.ts';
 import { buildRow } from '../../src/transform/row.ts';
 import { HOSTILE_TEXTS } from '../support/hostile-values.ts';
