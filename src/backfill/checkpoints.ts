@@ -155,11 +155,10 @@ export class CheckpointStore {
     }));
   }
 
-  /** The newest jobs first. */
-  async listJobs(limit = 50): Promise<JobRecord[]> {
-    const rows = await this.select<JobRow>(`SELECT * FROM ${this.jobs} FINAL ORDER BY created_at DESC, job_id LIMIT {limit:UInt32}`, {
-      limit,
-    });
+  /** The newest jobs first: newest started, or (`'updated'`) the most recently changed. */
+  async listJobs(limit = 50, newest: 'created' | 'updated' = 'created'): Promise<JobRecord[]> {
+    const order = newest === 'updated' ? 'updated_at DESC, job_id' : 'created_at DESC, job_id';
+    const rows = await this.select<JobRow>(`SELECT * FROM ${this.jobs} FINAL ORDER BY ${order} LIMIT {limit:UInt32}`, { limit });
     return rows.map(toJob);
   }
 

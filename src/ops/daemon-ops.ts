@@ -2,9 +2,10 @@
 import type http from 'node:http';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
+import { CheckpointStore } from '../backfill/checkpoints.ts';
 import { type Config, redact } from '../config.ts';
 import { firstLine } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import { type Logger, silentLogger } from '../logger.ts';
 import { formatLsn, type Lsn } from '../lsn.ts';
 import type { QueryRouter } from '../queries/params.ts';
 import type { SnapshotSource } from '../replication/snapshot.ts';
@@ -42,20 +43,15 @@ export interface DaemonOpsOptions {
   dataToken?: string;
 }
 
-/** The newest backfill jobs for the live page (their messages with any URL password masked). */
-async function recentBackfillJobs(clickhouse: ClickHouseClient, database: string): Promise<LiveBackfillJob[]> {
-  const result = await clickhouse.query({
-    query: `SELECT job_id, status, rows_copied, message, toString(updated_at) AS updated_at FROM ${database}.backfill_jobs FINAL
-             ORDER BY updated_at DESC LIMIT 5`,
-    format: 'JSONEachRow',
-  });
-  const rows = await result.json<{ job_id: string; status: string; rows_copied: string | number; message: string; updated_at: string }>();
-  return rows.map((r) => ({
-    jobId: r.job_id,
-    status: r.status,
-    rowsCopied: Number(r.rows_copied),
-    message: redact(r.message),
-    updatedAt: r.updated_at,
+/** The most recently changed backfill jobs for the live page (their messages with any URL password masked). */
+async function recentBackfillJobs(store: CheckpointStore): Promise<LiveBackfillJob[]> {
+  const jobs = await store.listJobs(5, 'updated');
+  return jobs.map((j) => ({
+    jobId: j.jobId,
+    status: j.status,
+    rowsCopied: j.rowsCopied,
+    message: redact(j.message),
+    updatedAt: j.updatedAt,
   }));
 }
 
@@ -98,6 +94,13 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
     readinessProblems: readiness.problems,
     bufferLimits: { rows: settings.maxBufferedRows, bytes: settings.maxBufferedBytes },
   });
+  // The page reads the jobs as often as it is polled: no retries, a failure shows no jobs.
+  const jobs = new CheckpointStore(
+    clickhouse,
+    settings.clickhouseDatabase,
+    { initialDelayMs: 100, maxDelayMs: 100, maxRetries: 0 },
+    silentLogger,
+  );
   const page = startLivePage({
     registry: metrics.registry,
     identity: () => ({
@@ -107,7 +110,7 @@ export async function startDaemonOps(options: DaemonOpsOptions): Promise<OpsServ
       maxBufferedBytes: settings.maxBufferedBytes,
     }),
     readinessProblems: readiness.problems,
-    backfillJobs: () => recentBackfillJobs(clickhouse, settings.clickhouseDatabase),
+    backfillJobs: () => recentBackfillJobs(jobs),
     queries: options.queries,
     sampleEveryMs: options.sampleEveryMs,
     log,
