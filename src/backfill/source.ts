@@ -8,8 +8,7 @@ import parsePostgresArray from 'postgres-array';
 import type { Logger } from '../logger.ts';
 import { SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
 import { hasV2Copy } from '../schema/version.ts';
-import { encodeRow } from '../sink/runs-sink.ts';
-import type { RoutedEncodedRow } from '../sink/targets.ts';
+import { encodeRoutedRow, type RoutedEncodedRow } from '../sink/targets.ts';
 import { quoteIdent } from '../source/catalog.ts';
 import { connectPostgres } from '../source/connection.ts';
 import { buildRow, type ClickHouseRow, supersededLegacyTombstone, type Tuple } from '../transform/row.ts';
@@ -107,8 +106,7 @@ export function encodedRowsOfPage(page: readonly Tuple[], table: SourceTable, ve
       const encoded = encodeTupleLine(tuple, null, table, version, false, coercions);
       if (encoded) return encoded;
     }
-    const row = backfillRow(tuple, table, version, coercions);
-    return { ...encodeRow(row), organizationId: String(row.organization_id) };
+    return encodeRoutedRow(backfillRow(tuple, table, version, coercions));
   });
   logCoercions(log, table, coercions);
   return rows;

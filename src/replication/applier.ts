@@ -12,8 +12,8 @@ import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
 import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
 import { changeVersion } from '../schema/version.ts';
-import { type EncodedRow, encodeRow } from '../sink/runs-sink.ts';
-import type { RunsTargets } from '../sink/targets.ts';
+import type { EncodedRow } from '../sink/runs-sink.ts';
+import { encodeRoutedRow, type RoutedEncodedRow, type RunsTargets } from '../sink/targets.ts';
 import type { StreamItem } from '../source/stream.ts';
 import { type Change, type ClickHouseRow, type TransformResult, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
 import { checkRelation } from '../transform/schema-drift.ts';
@@ -170,18 +170,14 @@ export class TransactionApplier {
         this.log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
       }
     }
-    let encoded: readonly EncodedRow[];
-    let targets: string[];
-    if (fast) {
-      encoded = fast.rows;
-      targets = fast.rows.map((row) => this.options.targets.targetOfOrganization(row.organizationId));
-    } else {
+    let encoded: readonly RoutedEncodedRow[];
+    if (fast) encoded = fast.rows;
+    else {
       const built = result as TransformResult;
       let rows = built.rows;
       if (built.keyOnlyDelete || built.missingColumns.length > 0) rows = await this.completeFromStore(table, change, built, version);
       // Buffered encoded: the row objects die young, and the line is what the insert sends.
-      encoded = rows.map(encodeRow);
-      targets = rows.map((row) => this.options.targets.targetOf(row));
+      encoded = rows.map(encodeRoutedRow);
     }
     let bytes = 0;
     for (const row of encoded) bytes += row.line.length;
@@ -189,10 +185,7 @@ export class TransactionApplier {
       this.options.source()?.pause();
       await this.buffer.waitForRoom(encoded.length, bytes);
     }
-    for (let i = 0; i < encoded.length; i++) {
-      const row = encoded[i] as EncodedRow;
-      this.buffer.append(row, targets[i] as string, row.line.length);
-    }
+    for (const row of encoded) this.buffer.append(row, this.options.targets.targetOfOrganization(row.organizationId), row.line.length);
   }
 
   /**

@@ -6,10 +6,15 @@
 import { ConfigError } from '../errors.ts';
 import { groupBy } from '../objects.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
-import type { EncodedRow, RunsStore } from './runs-sink.ts';
+import { type EncodedRow, encodeRow, type RunsStore } from './runs-sink.ts';
 
 /** An encoded row with the organization that routes it. */
 export type RoutedEncodedRow = EncodedRow & { readonly organizationId: string };
+
+/** A row encoded for the insert, with the organization that routes it. */
+export function encodeRoutedRow(row: ClickHouseRow): RoutedEncodedRow {
+  return { ...encodeRow(row), organizationId: String(row.organization_id) };
+}
 
 export const DEFAULT_TARGET = 'default';
 
