@@ -89,7 +89,12 @@ async function rawInsert(
         .filter((line) => line.length > 0)
         .map((line) => {
           const fields = line.split('\t');
-          return { line, runId: fields[runId] as string, sourceTable: fields[sourceTable] as string, deleted: fields[deleted] === '1' };
+          return {
+            line: Buffer.from(line),
+            runId: fields[runId] as string,
+            sourceTable: fields[sourceTable] as string,
+            deleted: fields[deleted] === '1',
+          };
         });
       if (page.length === 0) break;
       after = page.at(-1)?.runId as string;

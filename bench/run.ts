@@ -22,6 +22,7 @@ import { Session } from 'node:inspector';
 import { availableParallelism } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
+import type { Pgoutput } from 'pg-logical-replication';
 import { loadConfig } from '../src/config.ts';
 import { type RunningPostgres, startPostgres } from '../src/embedded/postgres.ts';
 import { silentLogger } from '../src/logger.ts';
@@ -35,6 +36,7 @@ import { RunsTable } from '../src/sink/runs-table.ts';
 import { currentWalLsn, readSlot } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
+import { textTupleOf, WireTuple } from '../src/source/wire-tuples.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
 import { keepResult, loadAverage } from './args.ts';
 import { deleteTenth, mixArg, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
@@ -141,19 +143,26 @@ function daemonBatches(rows: readonly EncodedRow[], batchBytes: number): Encoded
 }
 
 /**
- * The ceiling of decoding: the `_raw` slot's WAL read by the daemon's stream class with nothing
- * done with the changes. `onMessage` sees each message's tag and returns true to stop. Each commit
- * is confirmed as it arrives: a consumer must answer keepalives, or the walsender drops a long read
- * (wal_sender_timeout) when it asks for a reply.
+ * The ceiling of decoding: a slot's WAL (`_raw` unless named) read by the daemon's stream class
+ * with nothing done with the changes: each tuple stays where it lies in the message, as the daemon
+ * takes it. `decodeValues`: every value is decoded to text as well (what a consumer of the values
+ * pays, and what the daemon's stream did until its encoder read the bytes). `onMessage` sees each
+ * message's tag and returns true to stop. Each commit is confirmed as it arrives: a consumer must
+ * answer keepalives, or the walsender drops a long read (wal_sender_timeout) when it asks for a reply.
  */
-function readRawSlot(stack: Stack, onMessage: (tag: string) => boolean, onStart?: () => void): Promise<void> {
+function readRawSlot(
+  stack: Stack,
+  onMessage: (tag: string) => boolean,
+  onStart?: () => void,
+  { slot = `${stack.database}_raw`, decodeValues = false } = {},
+): Promise<void> {
   let decodedUpTo = 0n;
   let stopping = false;
   return new Promise<void>((resolve, reject) => {
     const stream: ReplicationStream = new ReplicationStream(
       {
         connectionString: stack.url,
-        slot: `${stack.database}_raw`,
+        slot,
         publication: 'runs_cdc',
         confirmedLsn: () => decodedUpTo,
         statusIntervalMs: 10_000,
@@ -162,6 +171,7 @@ function readRawSlot(stack: Stack, onMessage: (tag: string) => boolean, onStart?
       (item) => {
         if (item.kind !== 'message' || stopping) return;
         const { tag } = item.message;
+        if (decodeValues) decodeTuples(item.message);
         if (tag === 'commit') decodedUpTo = parseLsn(item.message.commitEndLsn as string);
         if (!onMessage(tag)) return;
         stopping = true;
@@ -170,6 +180,13 @@ function readRawSlot(stack: Stack, onMessage: (tag: string) => boolean, onStart?
     );
     stream.run().catch(reject);
   });
+}
+
+/** Every value of a change's tuples as text (the stream hands over WireTuples). */
+function decodeTuples(message: Pgoutput.Message): void {
+  for (const tuple of [(message as { old?: unknown }).old, (message as { new?: unknown }).new]) {
+    if (tuple instanceof WireTuple) textTupleOf(tuple);
+  }
 }
 
 async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
@@ -556,7 +573,9 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   const sink = new DiscardingSink();
   // Start and stop once: the daemon's slot (and publication) now hold everything written next.
   await (await startReplication(stack.url, config, sink, silentLogger)).stop();
-  await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_raw', 'pgoutput')`);
+  for (const slot of ['_raw', '_raw_text']) {
+    await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}${slot}', 'pgoutput')`);
+  }
   const insertPrepared = await prepareGenerated(stack.sql, rows);
   const phases: Array<{ name: 'insert' | 'update' | 'delete'; rows: number; end: Lsn }> = [];
   for (let first = 1; first <= rows; first += TX_ROWS) await insertPrepared(first, Math.min(first + TX_ROWS - 1, rows));
@@ -572,23 +591,26 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
     phases.push({ name: 'delete', rows: Math.floor(rows / 10), end: await currentWalLsn(stack.sql) });
   }
 
-  // Raw decode: a mark when the last change of each phase arrives.
-  const counts: Record<string, number> = { insert: 0, update: 0, delete: 0 };
-  const rawMarks: Mark[] = [];
-  let phase = 0;
-  await readRawSlot(
-    stack,
-    (tag) => {
+  // Raw decode: a mark when the last change of each phase arrives; once as the daemon's stream
+  // reads tuples (where each value lies), once with every value decoded to text as well.
+  const rawRead = async (slot: string, decodeValues: boolean): Promise<Mark[]> => {
+    const counts: Record<string, number> = { insert: 0, update: 0, delete: 0 };
+    const marks: Mark[] = [];
+    let phase = 0;
+    const onMessage = (tag: string) => {
       if (tag !== 'insert' && tag !== 'update' && tag !== 'delete') return false;
       counts[tag] = (counts[tag] ?? 0) + 1;
       const current = phases[phase];
       if (!current || tag !== current.name || counts[tag] !== current.rows) return false;
-      rawMarks.push(mark());
+      marks.push(mark());
       phase += 1;
       return phase === phases.length;
-    },
-    () => rawMarks.push(mark()),
-  );
+    };
+    await readRawSlot(stack, onMessage, () => marks.push(mark()), { slot, decodeValues });
+    return marks;
+  };
+  const rawMarks = await rawRead(`${stack.database}_raw`, false);
+  const rawTextMarks = await rawRead(`${stack.database}_raw_text`, true);
 
   // The daemon: a mark when each phase's last change is confirmed (so written to the sink).
   const profiler = PROFILE ? await startProfiler() : undefined;
@@ -616,18 +638,28 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
   const liveAfter = process.memoryUsage().heapUsed;
   await replication.stop();
   const profile = await profiler?.stop(`bench/results/pipeline-${SHAPE}.cpuprofile`);
-  await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
+  for (const slot of ['_raw', '_raw_text']) await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}${slot}')`);
   await stack.close();
 
   const figures: Record<string, unknown> = { scenario: 'pipeline', rowShape: SHAPE, runs: rows, transactionRows: TX_ROWS };
   phases.forEach((phase, i) => {
     const raw = between(rawMarks[i] as Mark, rawMarks[i + 1] as Mark, phase.rows);
+    const rawText = between(rawTextMarks[i] as Mark, rawTextMarks[i + 1] as Mark, phase.rows);
     const daemon = between(daemonMarks[i] as Mark, daemonMarks[i + 1] as Mark, phase.rows);
+    const figuresOf = (m: typeof raw) => ({
+      rowsPerSecond: m.rowsPerSecond,
+      threadMicrosPerRow: m.threadMicrosPerRow,
+      processCores: m.processCores,
+    });
     figures[phase.name] = {
       rows: phase.rows,
-      rawDecode: { rowsPerSecond: raw.rowsPerSecond, threadMicrosPerRow: raw.threadMicrosPerRow, processCores: raw.processCores },
-      daemon: { rowsPerSecond: daemon.rowsPerSecond, threadMicrosPerRow: daemon.threadMicrosPerRow, processCores: daemon.processCores },
+      rawDecode: figuresOf(raw),
+      rawDecodeToText: figuresOf(rawText),
+      daemon: figuresOf(daemon),
       ratio: Number((daemon.rowsPerSecond / raw.rowsPerSecond).toFixed(3)),
+      ratioToText: Number((daemon.rowsPerSecond / rawText.rowsPerSecond).toFixed(3)),
+      cpuRatio: Number((raw.threadMicrosPerRow / daemon.threadMicrosPerRow).toFixed(3)),
+      cpuRatioToText: Number((rawText.threadMicrosPerRow / daemon.threadMicrosPerRow).toFixed(3)),
     };
   });
   figures.rowsWritten = sink.stats.rowsWritten;

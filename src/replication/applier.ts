@@ -10,14 +10,15 @@ import type { Config } from '../config.ts';
 import { StreamError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
-import { isSourceTable, SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
+import { isSourceTable, SOURCE_COLUMNS, SOURCE_TABLES, type SourceTable } from '../schema/columns.ts';
 import { changeVersion } from '../schema/version.ts';
 import type { EncodedRow } from '../sink/runs-sink.ts';
 import { encodeRoutedRow, type RoutedEncodedRow, type RunsTargets } from '../sink/targets.ts';
 import type { StreamItem } from '../source/stream.ts';
+import { textTupleOf, type WireTuple } from '../source/wire-tuples.ts';
 import { type Change, type ClickHouseRow, type TransformResult, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
 import { checkRelation } from '../transform/schema-drift.ts';
-import { encodeChange } from '../transform/tuple-line.ts';
+import { encodeWireChange, type WireChange } from '../transform/wire-line.ts';
 import type { DurableBuffer } from './durable-buffer.ts';
 import type { DaemonStats } from './snapshot.ts';
 
@@ -48,6 +49,23 @@ export interface ApplierOptions {
   source: () => PausableSource | undefined;
   /** Handling an item failed: replication must stop. */
   onFailure: (error: Error) => void;
+}
+
+/** The stats keys of changes received, made once rather than per change. */
+const RECEIVED_KEYS = Object.fromEntries(
+  SOURCE_TABLES.map((table) => [table, { insert: `${table}/insert`, update: `${table}/update`, delete: `${table}/delete` }]),
+) as Record<SourceTable, Record<WireChange['kind'], string>>;
+
+/** A change as the row path takes it: its tuples' values as text. */
+function textChangeOf(wire: WireChange, key: Tuple | null): Change {
+  switch (wire.kind) {
+    case 'insert':
+      return { kind: 'insert', new: textTupleOf(wire.new) };
+    case 'update':
+      return { kind: 'update', old: wire.old && textTupleOf(wire.old), new: textTupleOf(wire.new) };
+    case 'delete':
+      return { kind: 'delete', old: wire.old && textTupleOf(wire.old), key };
+  }
 }
 
 export class TransactionApplier {
@@ -119,12 +137,17 @@ export class TransactionApplier {
         // An empty or already-written transaction is confirmable at once. commitTime: µs since the epoch.
         this.buffer.commit(parseLsn(message.commitEndLsn as string));
         return;
+      // Tuples arrive as WireTuples (source/wire-tuples.ts); a key-only old tuple as text.
       case 'insert':
-        return this.applyChange(message.relation, { kind: 'insert', new: message.new as Tuple });
+        return this.applyChange(message.relation, { kind: 'insert', new: message.new as unknown as WireTuple });
       case 'update':
-        return this.applyChange(message.relation, { kind: 'update', old: message.old as Tuple | null, new: message.new as Tuple });
+        return this.applyChange(message.relation, {
+          kind: 'update',
+          old: message.old as unknown as WireTuple | null,
+          new: message.new as unknown as WireTuple,
+        });
       case 'delete':
-        return this.applyChange(message.relation, { kind: 'delete', old: message.old as Tuple | null, key: message.key as Tuple | null });
+        return this.applyChange(message.relation, { kind: 'delete', old: message.old as unknown as WireTuple | null }, message.key);
       case 'truncate':
         return this.applyTruncate(message);
       case 'relation':
@@ -146,7 +169,7 @@ export class TransactionApplier {
     return changeVersion(this.open.commitLsn, this.open.ordinal);
   }
 
-  private async applyChange(relation: Pgoutput.MessageRelation, change: Change): Promise<void> {
+  private async applyChange(relation: Pgoutput.MessageRelation, wire: WireChange, key: Tuple | null = null): Promise<void> {
     if (!isSourceTable(relation.name)) {
       this.warnOnce(
         relation.name,
@@ -158,12 +181,13 @@ export class TransactionApplier {
     }
     const table = relation.name;
     this.stats.changes += 1;
-    const key = `${table}/${change.kind}`;
-    this.stats.received[key] = (this.stats.received[key] ?? 0) + 1;
+    const counted = RECEIVED_KEYS[table][wire.kind];
+    this.stats.received[counted] = (this.stats.received[counted] ?? 0) + 1;
     const version = this.nextVersion();
-    // The compiled path (tuple straight to line) for every change that carries all its values.
-    const fast = encodeChange(change, table, version);
-    const result = fast ? undefined : transformChange(change, table, version);
+    // Message bytes straight to lines for every change that carries all its values.
+    const fast = encodeWireChange(wire, table, version);
+    const change = fast ? undefined : textChangeOf(wire, key);
+    const result = change ? transformChange(change, table, version) : undefined;
     for (const coercion of fast?.coercions ?? result?.coercions ?? []) {
       this.stats.coercions += 1;
       if (this.stats.coercions <= MAX_COERCION_WARNINGS) {
@@ -175,7 +199,8 @@ export class TransactionApplier {
     else {
       const built = result as TransformResult;
       let rows = built.rows;
-      if (built.keyOnlyDelete || built.missingColumns.length > 0) rows = await this.completeFromStore(table, change, built, version);
+      if (built.keyOnlyDelete || built.missingColumns.length > 0)
+        rows = await this.completeFromStore(table, change as Change, built, version);
       // Buffered encoded: the row objects die young, and the line is what the insert sends.
       encoded = rows.map(encodeRoutedRow);
     }

@@ -31,15 +31,17 @@
 
 import { TARGET_COLUMNS } from '../schema/columns.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
+import { sharedLines } from './line-slab.ts';
 import { decodeTabSeparatedLine, encodeTabSeparatedLine } from './tab-separated.ts';
 
 /**
  * A row as the insert carries it: its TabSeparated line, and what the sink's stats need. The
- * daemon buffers rows encoded: one flat string per row takes a fraction of the heap of a row
- * object and its values, and the garbage collector copies one object instead of dozens.
+ * daemon buffers rows encoded: one line of UTF-8 bytes per row, outside the JS heap (line-slab.ts),
+ * instead of a row object and its values that the garbage collector would copy.
  */
 export interface EncodedRow {
-  readonly line: string;
+  /** The line's UTF-8 bytes, without its line feed. */
+  readonly line: Buffer;
   readonly sourceTable: string;
   readonly deleted: boolean;
   readonly runId: string;
@@ -47,7 +49,7 @@ export interface EncodedRow {
 
 export function encodeRow(row: ClickHouseRow): EncodedRow {
   return {
-    line: encodeTabSeparatedLine(row, TARGET_COLUMNS),
+    line: sharedLines.text(encodeTabSeparatedLine(row, TARGET_COLUMNS)),
     sourceTable: String(row.source_table),
     deleted: Number(row._is_deleted) === 1,
     runId: String(row.run_id),
@@ -55,17 +57,21 @@ export function encodeRow(row: ClickHouseRow): EncodedRow {
 }
 
 export function decodeRow(encoded: EncodedRow): ClickHouseRow {
-  return decodeTabSeparatedLine(encoded.line, TARGET_COLUMNS);
+  return decodeTabSeparatedLine(encoded.line.toString('utf8'), TARGET_COLUMNS);
 }
 
 /** The body of one TabSeparated insert of `rows`: what RunsTable sends (and DiscardingSink builds). */
-export function insertBody(rows: readonly EncodedRow[]): string {
-  // The final line feed as the join of an empty last line: appending it to the joined text would
-  // make a rope that the socket write copies (flattens) once more.
-  const lines = new Array<string>(rows.length + 1);
-  for (let i = 0; i < rows.length; i++) lines[i] = (rows[i] as EncodedRow).line;
-  lines[rows.length] = '';
-  return lines.join('\n');
+export function insertBody(rows: readonly EncodedRow[]): Buffer {
+  let length = 0;
+  for (const row of rows) length += row.line.length + 1;
+  const body = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (const { line } of rows) {
+    body.set(line, at);
+    at += line.length;
+    body[at++] = 0x0a; // line feed
+  }
+  return body;
 }
 
 export interface SinkStats {

@@ -187,7 +187,7 @@ export class RunsTable implements RunsSink, RunsReader {
       () =>
         this.client.insert({
           table: this.qualifiedName,
-          // One string, not an object stream: raw formats go to ClickHouse as they are.
+          // One buffer, not an object stream: raw formats go to ClickHouse as they are.
           values: Readable.from([body], { objectMode: false }),
           columns: INSERT_COLUMNS as [string, ...string[]],
           format: 'TabSeparated',

@@ -10,7 +10,7 @@
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
 import { postgresConfig } from './connection.ts';
-import { readTuplesAsText } from './text-tuples.ts';
+import { readTuplesFromWire } from './wire-tuples.ts';
 
 export type StreamItem =
   | { kind: 'message'; lsn: Lsn; message: Pgoutput.Message }
@@ -63,8 +63,8 @@ export class ReplicationStream {
 
   /** Streams until stop() or a connection failure; resolves on stop, rejects on failure. */
   async run(): Promise<void> {
-    // Values stay the text Postgres sent (see text-tuples.ts).
-    const plugin = readTuplesAsText(new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] }));
+    // Tuples stay the bytes Postgres sent (see wire-tuples.ts).
+    const plugin = readTuplesFromWire(new PgoutputPlugin({ protoVersion: 1, publicationNames: [this.options.publication] }));
     this.statusTimer = setInterval(() => this.sendStatus(this.options.confirmedLsn()), this.options.statusIntervalMs);
     try {
       // Start from the slot's confirmed position: 0/0 means "where the slot is".

@@ -1,7 +1,8 @@
 /**
- * The column mapping compiled into one function: a pgoutput text tuple straight to its
- * TabSeparated line, with no row object in between. The daemon's path for every change whose
- * tuples carry all mapped columns (FULL identity); anything else takes row.ts's transformChange.
+ * The column mapping compiled into one function: a tuple of text values straight to its
+ * TabSeparated line, with no row object in between. The backfill's path for every row it reads
+ * (the daemon encodes from the message bytes instead, wire-line.ts, and takes its conversions
+ * from here); anything else takes row.ts's buildRow.
  *
  * Output is byte for byte what `encodeTabSeparatedLine(buildRow(...))` gives, coercions included
  * (test/unit/tuple-line.test.ts checks that on hostile tuples). The speed comes from reading each
@@ -12,9 +13,10 @@
 
 import { type ColumnKind, SOURCE_COLUMNS, type SourceTable } from '../schema/columns.ts';
 import { rankedVersion } from '../schema/version.ts';
+import { sharedLines } from '../sink/line-slab.ts';
 import { field, quotedItem, stringField } from '../sink/tab-separated.ts';
 import type { RoutedEncodedRow } from '../sink/targets.ts';
-import { type Change, sortKeyChanged, type Tuple } from './row.ts';
+import type { Tuple } from './row.ts';
 import { type Coercion, convertValue, emptyValue } from './values.ts';
 
 /** The general conversion (values.ts), for any text a fast path does not take. */
@@ -88,6 +90,18 @@ function textArrayField(text: string, nullable: boolean, source: string, coercio
   return `[${items.join(',')}]`;
 }
 
+/** Each kind's field from its text (text and json: escaped as they are). Also wire-line.ts's conversions. */
+export const KIND_FIELDS: Readonly<Record<ColumnKind, (text: string, nullable: boolean, source: string, coercions: Coercion[]) => string>> =
+  {
+    text: stringField,
+    json: stringField,
+    int: intField,
+    float: floatField,
+    bool: boolField,
+    timestamp: timestampField,
+    textArray: textArrayField,
+  };
+
 const KIND_FIELD: Record<ColumnKind, string> = {
   text: 'stringField(v)',
   json: 'stringField(v)',
@@ -98,12 +112,12 @@ const KIND_FIELD: Record<ColumnKind, string> = {
   textArray: 'textArrayField(v, NULLABLE, SOURCE, c)',
 };
 
-type FillFields = (tuple: Tuple, fallback: Tuple | null, fields: string[], coercions: Coercion[]) => boolean;
+type FillFields = (tuple: Tuple, fields: string[], coercions: Coercion[]) => boolean;
 
 /**
- * `fill(t, o, f, c)`: f[i] = the field of SOURCE_COLUMNS[i], the value taken from `t`, or from `o`
- * where `t` does not carry it (an unchanged TOASTed value); false as soon as neither carries one.
- * Generated so each column is read by its constant name and converted by its kind's own call.
+ * `fill(t, f, c)`: f[i] = the field of SOURCE_COLUMNS[i], the value taken from `t`; false as soon
+ * as `t` does not carry one. Generated so each column is read by its constant name and converted
+ * by its kind's own call.
  */
 const fill = (() => {
   const body = SOURCE_COLUMNS.map((column, i) => {
@@ -111,11 +125,11 @@ const fill = (() => {
     const nullField = JSON.stringify(field(emptyValue(column.kind, column.nullable)));
     const convert = KIND_FIELD[column.kind].replace('NULLABLE', String(column.nullable)).replace('SOURCE', source);
     return `v = t[${source}];
-if (v === undefined && (o === null || (v = o[${source}]) === undefined)) return false;
+if (v === undefined) return false;
 f[${i}] = v === null ? ${nullField} : ${convert};`;
   });
   const helpers = { stringField, intField, floatField, boolField, timestampField, textArrayField };
-  const compile = new Function(...Object.keys(helpers), `return function fill(t, o, f, c) {\nlet v;\n${body.join('\n')}\nreturn true;\n};`);
+  const compile = new Function(...Object.keys(helpers), `return function fill(t, f, c) {\nlet v;\n${body.join('\n')}\nreturn true;\n};`);
   return compile(...Object.values(helpers)) as FillFields;
 })();
 
@@ -123,64 +137,23 @@ f[${i}] = v === null ? ${nullField} : ${convert};`;
 const FIELDS = new Array<string>(SOURCE_COLUMNS.length + 3).fill('');
 const N = SOURCE_COLUMNS.length;
 
-/** The value of `column` the row will carry ('' for SQL NULL, as a non-nullable text column holds it). */
-function carried(tuple: Tuple, fallback: Tuple | null, column: string): string {
-  const value = tuple[column] !== undefined ? tuple[column] : fallback?.[column];
-  return value ?? '';
-}
-
-/** One row's line; undefined when a mapped column is carried by neither tuple. */
+/** One row's line; undefined when a mapped column is not carried. */
 export function encodeTupleLine(
   tuple: Tuple,
-  fallback: Tuple | null,
   sourceTable: SourceTable,
   version: bigint,
   deleted: boolean,
   coercions: Coercion[],
 ): RoutedEncodedRow | undefined {
-  if (!fill(tuple, fallback, FIELDS, coercions)) return undefined;
+  if (!fill(tuple, FIELDS, coercions)) return undefined;
   FIELDS[N] = stringField(sourceTable);
   FIELDS[N + 1] = rankedVersion(sourceTable, version).toString();
   FIELDS[N + 2] = deleted ? '1' : '0';
   return {
-    line: FIELDS.join('\t'),
+    line: sharedLines.text(FIELDS.join('\t')),
     sourceTable,
     deleted,
-    runId: carried(tuple, fallback, 'id'),
-    organizationId: carried(tuple, fallback, 'organizationId'),
+    runId: tuple.id ?? '',
+    organizationId: tuple.organizationId ?? '',
   };
-}
-
-/**
- * The lines of one change, as transformChange's rows encoded: a moved row's tombstone first. Undefined
- * when the change lacks values (a key-only delete, an unchanged TOASTed column without the old
- * row): those need the store's current row, which only transformChange's path reads.
- */
-export function encodeChange(
-  change: Change,
-  sourceTable: SourceTable,
-  version: bigint,
-): { rows: RoutedEncodedRow[]; coercions: Coercion[] } | undefined {
-  const coercions: Coercion[] = [];
-  const rows: RoutedEncodedRow[] = [];
-  let row: RoutedEncodedRow | undefined;
-  switch (change.kind) {
-    case 'insert':
-      row = encodeTupleLine(change.new, null, sourceTable, version, false, coercions);
-      break;
-    case 'update':
-      if (change.old && sortKeyChanged(change.old, change.new)) {
-        const tombstone = encodeTupleLine(change.old, null, sourceTable, version, true, coercions);
-        if (!tombstone) return undefined;
-        rows.push(tombstone);
-      }
-      row = encodeTupleLine(change.new, change.old, sourceTable, version, false, coercions);
-      break;
-    case 'delete':
-      row = change.old ? encodeTupleLine(change.old, null, sourceTable, version, true, coercions) : undefined;
-      break;
-  }
-  if (!row) return undefined;
-  rows.push(row);
-  return { rows, coercions };
 }

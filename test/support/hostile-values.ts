@@ -20,6 +20,9 @@ const STRINGS = [
   ' lead & trail ',
   '{"n":1,"note":"line one\\nline two \\"quoted\\"","tab":"a\\tb"}',
   `{"blob":"${'x'.repeat(3000)}"}`,
+  // Long enough for the wire encoder's native path: backslashes only, first and last; and a tab.
+  `\\{"path":"C:\\\\runs\\\\${'é'.repeat(40)}","quote":"\\"x\\""}\\`,
+  `${'x'.repeat(70)}\t${'y'.repeat(10)}\\\r\n`,
 ];
 
 export const HOSTILE_TEXTS: Readonly<Record<ColumnKind, readonly string[]>> = {
@@ -55,6 +58,10 @@ export const HOSTILE_TEXTS: Readonly<Record<ColumnKind, readonly string[]>> = {
     '{NULL}',
     '{"NULL"}',
     '{a,NULL,c}',
+    '{NULLS,xNULL}',
+    '{a}b}',
+    '{a,b}}',
+    '{a,}',
     "{o'reilly,x}",
     '{"a b","c,d"}',
     '{"a\\"b"}',

@@ -1,16 +1,53 @@
 /**
- * Stream items as ReplicationStream delivers them (decoded pgoutput messages with text tuples,
- * keepalives), built by hand: for unit tests of the replication core without Postgres.
+ * Stream items as ReplicationStream delivers them (decoded pgoutput messages whose tuples are read
+ * from real TupleData bytes, keepalives), built by hand: for unit tests of the replication core and
+ * the encoders without Postgres.
  */
 import type { Pgoutput } from 'pg-logical-replication';
 import type { Lsn } from '../../src/lsn.ts';
 import { SOURCE_COLUMNS, type SourceTable } from '../../src/schema/columns.ts';
 import type { StreamItem } from '../../src/source/stream.ts';
+import { readWireTuple, type WireTuple } from '../../src/source/wire-tuples.ts';
 import type { Tuple } from '../../src/transform/row.ts';
 
 /** LSN text as pgoutput's message fields carry it: padded. */
 const padded = (lsn: Lsn): string =>
   `${(lsn >> 32n).toString(16).toUpperCase().padStart(8, '0')}/${(lsn & 0xffffffffn).toString(16).toUpperCase().padStart(8, '0')}`;
+
+/** pgoutput TupleData: Int16 count, then per value 't' Int32 length bytes | 'n' (NULL) | 'u' (unchanged TOAST, undefined). */
+export function tupleData(values: ReadonlyArray<string | null | undefined>): Buffer {
+  const parts: Buffer[] = [Buffer.from([values.length >> 8, values.length & 0xff])];
+  for (const value of values) {
+    if (value === null) parts.push(Buffer.from('n'));
+    else if (value === undefined) parts.push(Buffer.from('u'));
+    else {
+      const text = Buffer.from(value, 'utf8');
+      const length = Buffer.alloc(4);
+      length.writeInt32BE(text.length);
+      parts.push(Buffer.from('t'), length, text);
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+/** The fake relations' columns: every mapped column, in the mapping's order. */
+const MAPPED_COLUMNS = SOURCE_COLUMNS.map((c) => ({ name: c.source }));
+
+/**
+ * A change's tuples as the stream delivers them: both written into one message's bytes and read
+ * back, the new tuple's unchanged (undefined) values taken from the old one as Postgres's reader does.
+ */
+export function wireTuples(
+  old: Tuple | null,
+  next: Tuple | null,
+  columns: ReadonlyArray<{ name: string }> = MAPPED_COLUMNS,
+): { old: WireTuple | null; new: WireTuple | null } {
+  const data = (tuple: Tuple) => tupleData(columns.map((c) => tuple[c.name]));
+  const bytes = Buffer.concat([old ? data(old) : Buffer.alloc(0), next ? data(next) : Buffer.alloc(0)]);
+  const reader = { _b: bytes, _p: 0 };
+  const oldWire = old ? readWireTuple(reader, { columns }) : null;
+  return { old: oldWire, new: next ? readWireTuple(reader, { columns }, oldWire) : null };
+}
 
 export function relation(name: string, columns: Array<{ name: string; typeOid: number }> = []): Pgoutput.MessageRelation {
   return {
@@ -56,11 +93,16 @@ function changeMessage(change: FakeChange): Pgoutput.Message {
   const rel = relation(change.table);
   switch (change.kind) {
     case 'insert':
-      return { tag: 'insert', relation: rel, new: change.row } as unknown as Pgoutput.Message;
+      return { tag: 'insert', relation: rel, new: wireTuples(null, change.row).new } as unknown as Pgoutput.Message;
     case 'update':
-      return { tag: 'update', relation: rel, old: change.old ?? null, key: null, new: change.row } as unknown as Pgoutput.Message;
+      return { tag: 'update', relation: rel, key: null, ...wireTuples(change.old ?? null, change.row) } as unknown as Pgoutput.Message;
     case 'delete':
-      return { tag: 'delete', relation: rel, old: change.old ?? null, key: change.key ?? null } as unknown as Pgoutput.Message;
+      return {
+        tag: 'delete',
+        relation: rel,
+        old: wireTuples(change.old ?? null, null).old,
+        key: change.key ?? null,
+      } as unknown as Pgoutput.Message;
     case 'truncate':
       return { tag: 'truncate', relations: [rel], cascade: false, restartIdentity: false } as unknown as Pgoutput.Message;
   }

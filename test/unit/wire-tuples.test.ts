@@ -1,0 +1,46 @@
+import { PgoutputPlugin } from 'pg-logical-replication';
+import { describe, expect, it } from 'vitest';
+import { readTuplesFromWire, readWireTuple, textTupleOf } from '../../src/source/wire-tuples.ts';
+import { tupleData } from '../support/pgoutput.ts';
+
+const relation = { columns: [{ name: 'id' }, { name: 'createdAt' }, { name: 'payload' }, { name: 'statusReason' }] };
+
+describe('readWireTuple', () => {
+  it('keeps every value as the text Postgres sent, NULL as null, and moves the reader past the tuple', () => {
+    const bytes = Buffer.concat([
+      Buffer.from('X'),
+      tupleData(['run_ü€😀', '2026-03-04 05:06:07.123456', '{"a":1}', null]),
+      Buffer.from('rest'),
+    ]);
+    const reader = { _b: bytes, _p: 1 };
+    expect({ ...textTupleOf(readWireTuple(reader, relation)) }).toEqual({
+      id: 'run_ü€😀',
+      createdAt: '2026-03-04 05:06:07.123456',
+      payload: '{"a":1}',
+      statusReason: null,
+    });
+    expect(bytes.subarray(reader._p).toString()).toBe('rest');
+  });
+
+  it('takes an unchanged TOASTed value from the old tuple of the same message, or leaves it undefined', () => {
+    // An update's message: the old tuple, then the new one with two values not sent.
+    const oldData = tupleData(['run_1', '2026-01-01 00:00:00', 'old payload', undefined]);
+    const bytes = Buffer.concat([oldData, tupleData(['run_1', '2026-01-01 00:00:00', undefined, undefined])]);
+    const reader = { _b: bytes, _p: 0 };
+    const old = readWireTuple(reader, relation);
+    const tuple = textTupleOf(readWireTuple(reader, relation, old));
+    expect(tuple.payload).toBe('old payload');
+    expect(tuple.statusReason).toBeUndefined();
+    expect(textTupleOf(readWireTuple({ _b: bytes, _p: oldData.length }, relation)).payload).toBeUndefined(); // without the old tuple
+  });
+
+  it('refuses a truncated message instead of reading past its end', () => {
+    const bytes = tupleData(['run_1', '2026-01-01 00:00:00', 'abc', null]);
+    expect(() => readWireTuple({ _b: bytes.subarray(0, bytes.length - 6), _p: 0 }, relation)).toThrow(/unexpected end/);
+  });
+
+  it('is installed on the pinned library plugin', () => {
+    const plugin = readTuplesFromWire(new PgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] }));
+    expect((plugin as unknown as { parser: { readTuple: unknown } }).parser.readTuple).toBe(readWireTuple);
+  });
+});
