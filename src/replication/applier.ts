@@ -15,9 +15,10 @@ import { changeVersion } from '../schema/version.ts';
 import type { EncodedRow } from '../sink/runs-sink.ts';
 import { encodeRoutedRow, type RoutedEncodedRow, type RunsTargets } from '../sink/targets.ts';
 import type { StreamItem } from '../source/stream.ts';
-import { textTupleOf, type WireTuple } from '../source/wire-tuples.ts';
+import { keepMessageBytes, textTupleOf, WireTuple } from '../source/wire-tuples.ts';
 import { type Change, type ClickHouseRow, type TransformResult, type Tuple, tombstoneOf, transformChange } from '../transform/row.ts';
 import { checkRelation } from '../transform/schema-drift.ts';
+import type { Coercion } from '../transform/values.ts';
 import { encodeWireChange, type WireChange } from '../transform/wire-line.ts';
 import type { DurableBuffer } from './durable-buffer.ts';
 import type { DaemonStats } from './snapshot.ts';
@@ -71,6 +72,8 @@ function textChangeOf(wire: WireChange, key: Tuple | null): Change {
 export class TransactionApplier {
   private inbox: StreamItem[] = [];
   private draining: Promise<void> | undefined;
+  /** Set while drain() runs: it may finish without ever awaiting, within the receive that started it. */
+  private drainRunning = false;
   private open: OpenTransaction | undefined;
   private halted = false;
   private readonly warned = new Set<string>();
@@ -87,9 +90,12 @@ export class TransactionApplier {
     if (this.halted) return;
     this.inbox.push(item);
     if (this.inbox.length >= INBOX_HIGH_WATER) this.options.source()?.pause();
-    this.draining ??= this.drain().finally(() => {
-      this.draining = undefined;
-    });
+    if (!this.drainRunning) this.draining = this.drain();
+    // Left waiting: its tuples point into the connection's read buffer, which the next read may reuse.
+    if (this.inbox.at(-1) === item && item.kind === 'message') {
+      const message = item.message as { old?: unknown; new?: unknown };
+      keepMessageBytes([message.old, message.new].filter((t): t is WireTuple => t instanceof WireTuple));
+    }
   }
 
   /**
@@ -110,18 +116,23 @@ export class TransactionApplier {
   }
 
   private async drain(): Promise<void> {
+    this.drainRunning = true;
     try {
       while (this.inbox.length > 0 && !this.halted) {
         const item = this.inbox.shift() as StreamItem;
-        await this.handle(item);
+        // Most items are handled at once; only those that wait (for room, a read-back) return a promise.
+        const waiting = this.handle(item);
+        if (waiting) await waiting;
         if (this.inbox.length === 0 && !this.halted) this.options.source()?.resume();
       }
     } catch (error) {
       this.options.onFailure(error as Error);
+    } finally {
+      this.drainRunning = false;
     }
   }
 
-  private async handle(item: StreamItem): Promise<void> {
+  private handle(item: StreamItem): Promise<void> | undefined {
     if (item.kind === 'keepalive') {
       this.buffer.keepalive(item.walEnd, !this.open && this.inbox.length === 0);
       return;
@@ -151,7 +162,8 @@ export class TransactionApplier {
       case 'truncate':
         return this.applyTruncate(message);
       case 'relation':
-        return this.checkSchema(message);
+        this.checkSchema(message);
+        return;
       default:
         return; // type, origin, message: nothing to write
     }
@@ -169,7 +181,7 @@ export class TransactionApplier {
     return changeVersion(this.open.commitLsn, this.open.ordinal);
   }
 
-  private async applyChange(relation: Pgoutput.MessageRelation, wire: WireChange, key: Tuple | null = null): Promise<void> {
+  private applyChange(relation: Pgoutput.MessageRelation, wire: WireChange, key: Tuple | null = null): Promise<void> | undefined {
     if (!isSourceTable(relation.name)) {
       this.warnOnce(
         relation.name,
@@ -186,30 +198,41 @@ export class TransactionApplier {
     const version = this.nextVersion();
     // Message bytes straight to lines for every change that carries all its values.
     const fast = encodeWireChange(wire, table, version);
-    const change = fast ? undefined : textChangeOf(wire, key);
-    const result = change ? transformChange(change, table, version) : undefined;
-    for (const coercion of fast?.coercions ?? result?.coercions ?? []) {
+    if (!fast) return this.applyRows(table, textChangeOf(wire, key), version);
+    this.noteCoercions(table, fast.coercions);
+    return this.bufferRows(fast.rows);
+  }
+
+  /** The row path: for changes that lack values, which may need the store's current row. */
+  private async applyRows(table: SourceTable, change: Change, version: bigint): Promise<void> {
+    const result = transformChange(change, table, version);
+    this.noteCoercions(table, result.coercions);
+    let rows = result.rows;
+    if (result.keyOnlyDelete || result.missingColumns.length > 0) rows = await this.completeFromStore(table, change, result, version);
+    // Buffered encoded: the row objects die young, and the line is what the insert sends.
+    await this.bufferRows(rows.map(encodeRoutedRow));
+  }
+
+  private noteCoercions(table: SourceTable, coercions: readonly Coercion[]): void {
+    for (const coercion of coercions) {
       this.stats.coercions += 1;
       if (this.stats.coercions <= MAX_COERCION_WARNINGS) {
         this.log.warn({ table, ...coercion }, 'a value could not be stored as it is; stored NULL or empty instead');
       }
     }
-    let encoded: readonly RoutedEncodedRow[];
-    if (fast) encoded = fast.rows;
-    else {
-      const built = result as TransformResult;
-      let rows = built.rows;
-      if (built.keyOnlyDelete || built.missingColumns.length > 0)
-        rows = await this.completeFromStore(table, change as Change, built, version);
-      // Buffered encoded: the row objects die young, and the line is what the insert sends.
-      encoded = rows.map(encodeRoutedRow);
-    }
+  }
+
+  /** Buffer a change's rows; a promise only when the buffer is full and they wait for room. */
+  private bufferRows(encoded: readonly RoutedEncodedRow[]): Promise<void> | undefined {
     let bytes = 0;
     for (const row of encoded) bytes += row.line.length;
-    if (!this.buffer.hasRoomFor(encoded.length, bytes)) {
-      this.options.source()?.pause();
-      await this.buffer.waitForRoom(encoded.length, bytes);
-    }
+    if (!this.buffer.hasRoomFor(encoded.length, bytes)) return this.bufferWhenRoom(encoded, bytes);
+    for (const row of encoded) this.buffer.append(row, this.options.targets.targetOfOrganization(row.organizationId), row.line.length);
+  }
+
+  private async bufferWhenRoom(encoded: readonly RoutedEncodedRow[], bytes: number): Promise<void> {
+    this.options.source()?.pause();
+    await this.buffer.waitForRoom(encoded.length, bytes);
     for (const row of encoded) this.buffer.append(row, this.options.targets.targetOfOrganization(row.organizationId), row.line.length);
   }
 

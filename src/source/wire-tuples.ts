@@ -29,8 +29,12 @@ export type MessageBytes = Buffer & { utf8Slice(start: number, end: number): str
  */
 export class WireTuple {
   constructor(
-    /** The message the tuple came in (its old and new tuples share it). */
-    readonly bytes: MessageBytes,
+    /**
+     * The message the tuple came in (its old and new tuples share it): a view of the connection's
+     * read buffer, which the next read may reuse. Whoever keeps a tuple past the read that brought
+     * it calls keepMessageBytes first.
+     */
+    public bytes: MessageBytes,
     /** Per relation column: the value's start, then its length (or NULL_VALUE, UNCHANGED_VALUE). */
     readonly cells: number[],
     /** The relation's columns, in wire order (one array per RELATION message). */
@@ -44,6 +48,24 @@ export class WireTuple {
     if (length === UNCHANGED_VALUE) return undefined;
     const start = this.cells[2 * i] as number;
     return this.bytes.utf8Slice(start, start + length);
+  }
+}
+
+/**
+ * Give the tuples of one message a copy of its bytes: pg-protocol's parser moves the start of a
+ * message cut off at the end of one read to the front of its buffer on the next, over messages it
+ * had already handed out.
+ */
+export function keepMessageBytes(tuples: ReadonlyArray<WireTuple | null | undefined>): void {
+  let original: MessageBytes | undefined;
+  let copy: MessageBytes | undefined;
+  for (const tuple of tuples) {
+    if (!tuple) continue;
+    if (tuple.bytes !== original) {
+      original = tuple.bytes;
+      copy = Buffer.from(original) as MessageBytes;
+    }
+    tuple.bytes = copy as MessageBytes;
   }
 }
 

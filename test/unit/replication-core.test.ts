@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Lifecycle } from '../../src/replication/lifecycle.ts';
 import { changeVersion, rankedVersion } from '../../src/schema/version.ts';
 import { MemorySink } from '../../src/sink/memory-sink.ts';
+import { WireTuple } from '../../src/source/wire-tuples.ts';
 
 /** The version of a task_run_v2 change: its table ranks above "TaskRun" (schema/version.ts). */
 const v2Version = (commitLsn: bigint, ordinal: number) => rankedVersion('task_run_v2', changeVersion(commitLsn, ordinal));
@@ -253,6 +254,23 @@ describe('backpressure', () => {
     expect(core.buffer.stats.highWaterRows).toBe(25);
     expect(core.sink.final()).toHaveLength(100);
     expect(core.confirmed).toEqual([tx.endLsn]);
+  });
+
+  it("changes left waiting keep their values when the connection's read buffer is reused", async () => {
+    const core = replicationCore({ limits: { batchRows: 1, maxBufferedRows: 1 } });
+    const wal = new FakeWal();
+    const release = core.sink.hold();
+    const tx = wal.transaction(['a', 'b', 'c', 'd'].map((id) => insert(id, { payload: `{"run":"${id}"}` })));
+    // What each insert's tuple points into as the stream hands it over: the read buffer.
+    const readBuffers = tx.items.flatMap((item) => {
+      const tuple = item.kind === 'message' ? (item.message as { new?: unknown }).new : undefined;
+      return tuple instanceof WireTuple ? [tuple.bytes] : [];
+    });
+    core.receive(tx.items); // 'a' is being written, 'b' waits for room, 'c' and 'd' wait in the inbox
+    for (const bytes of readBuffers) bytes.fill(0x78); // the next read overwrites the buffer
+    release();
+    await core.settle(1_000);
+    expect(core.sink.final().map((row) => [row.run_id, row.payload])).toEqual(['a', 'b', 'c', 'd'].map((id) => [id, `{"run":"${id}"}`]));
   });
 });
 
