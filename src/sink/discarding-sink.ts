@@ -20,7 +20,7 @@ export class DiscardingSink implements RunsStore {
 
   async writeEncoded(rows: readonly EncodedRow[]): Promise<void> {
     if (rows.length === 0) return;
-    this.bytesEncoded += insertBody(rows).length;
+    for (const chunk of insertBody(rows)) this.bytesEncoded += chunk.length;
     countWrite(this.stats, rows);
   }
 

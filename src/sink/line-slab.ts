@@ -2,24 +2,36 @@
  * Where encoded lines live: UTF-8 bytes in shared slabs outside the JS heap, each line a view of
  * its slab. The daemon buffers up to a few batches of lines; as strings they were copied by every
  * young-generation collection they survived, then joined into one body and encoded to UTF-8 once
- * more for the socket. As views they are written once, and the insert body is one copy of them.
+ * more for the socket. As views they are written once, each followed by its line feed, and lines
+ * written one after another go to the socket as one piece of their slab (insertChunks), uncopied.
  * Pure: no I/O.
  */
 
 /** Lines are packed into slabs of this size (a longer line gets a slab of its own). */
 const SLAB_BYTES = 256 * 1024;
 
+const LINE_FEED = 0x0a;
+/** Every slab's memory: a line in one is followed by its line feed, and its bytes never change. */
+const slabMemory = new WeakSet<ArrayBufferLike>();
+
+function newSlab(bytes: number): Buffer {
+  const slab = Buffer.allocUnsafeSlow(bytes);
+  slabMemory.add(slab.buffer);
+  return slab;
+}
+
 export class LineSlab {
-  private slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+  private slab = newSlab(SLAB_BYTES);
   private used = 0;
 
   /**
-   * The slab to write the next line into, from `start`, with room for at least `maxBytes`. A slab
-   * is never rewritten: earlier lines keep theirs, and it is freed once none of them is held.
+   * The slab to write the next line into, from `start`, with room for at least `maxBytes` (and
+   * its line feed). A slab is never rewritten: earlier lines keep theirs, and it is freed once
+   * none of them is held.
    */
   reserve(maxBytes: number): Buffer {
-    if (this.used + maxBytes > this.slab.length) {
-      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, maxBytes));
+    if (this.used + maxBytes + 1 > this.slab.length) {
+      this.slab = newSlab(Math.max(SLAB_BYTES, maxBytes + 1));
       this.used = 0;
     }
     return this.slab;
@@ -30,10 +42,11 @@ export class LineSlab {
     return this.used;
   }
 
-  /** The line written from `start` up to `end`, as a view; later lines go after it. */
+  /** The line written from `start` up to `end`, as a view (its line feed follows it); later lines go after it. */
   finish(end: number): Buffer {
     const line = this.slab.subarray(this.used, end);
-    this.used = end;
+    this.slab[end] = LINE_FEED;
+    this.used = end + 1;
     return line;
   }
 
@@ -42,6 +55,40 @@ export class LineSlab {
     const slab = this.reserve(line.length * 3); // UTF-8 takes at most 3 bytes per UTF-16 unit
     return this.finish(this.used + slab.write(line, this.used, 'utf8'));
   }
+}
+
+/**
+ * The body of one TabSeparated insert of `lines`, as the pieces to send: each line with its line
+ * feed, consecutive lines of one slab as one piece of it (no copy); other lines are copied.
+ */
+export function insertChunks(lines: Iterable<Uint8Array>): Buffer[] {
+  const chunks: Buffer[] = [];
+  let memory: ArrayBufferLike | undefined;
+  let start = 0;
+  let end = 0;
+  const close = () => {
+    if (memory) chunks.push(Buffer.from(memory, start, end - start));
+    memory = undefined;
+  };
+  for (const line of lines) {
+    if (memory === line.buffer && end === line.byteOffset) {
+      end += line.length + 1;
+      continue;
+    }
+    close();
+    if (slabMemory.has(line.buffer)) {
+      memory = line.buffer;
+      start = line.byteOffset;
+      end = start + line.length + 1;
+    } else {
+      const copy = Buffer.allocUnsafe(line.length + 1);
+      copy.set(line);
+      copy[line.length] = LINE_FEED;
+      chunks.push(copy);
+    }
+  }
+  close();
+  return chunks;
 }
 
 /** The process's slab for lines encoded outside the daemon's applier (row path, backfill, tests). */

@@ -31,7 +31,7 @@
 
 import { TARGET_COLUMNS } from '../schema/columns.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
-import { sharedLines } from './line-slab.ts';
+import { insertChunks, sharedLines } from './line-slab.ts';
 import { decodeTabSeparatedLine, encodeTabSeparatedLine } from './tab-separated.ts';
 
 /**
@@ -60,18 +60,9 @@ export function decodeRow(encoded: EncodedRow): ClickHouseRow {
   return decodeTabSeparatedLine(encoded.line.toString('utf8'), TARGET_COLUMNS);
 }
 
-/** The body of one TabSeparated insert of `rows`: what RunsTable sends (and DiscardingSink builds). */
-export function insertBody(rows: readonly EncodedRow[]): Buffer {
-  let length = 0;
-  for (const row of rows) length += row.line.length + 1;
-  const body = Buffer.allocUnsafe(length);
-  let at = 0;
-  for (const { line } of rows) {
-    body.set(line, at);
-    at += line.length;
-    body[at++] = 0x0a; // line feed
-  }
-  return body;
+/** The body of one TabSeparated insert of `rows`, in pieces: what RunsTable sends (and DiscardingSink builds). */
+export function insertBody(rows: readonly EncodedRow[]): Buffer[] {
+  return insertChunks(rows.map((row) => row.line));
 }
 
 export interface SinkStats {

@@ -187,8 +187,8 @@ export class RunsTable implements RunsSink, RunsReader {
       () =>
         this.client.insert({
           table: this.qualifiedName,
-          // One buffer, not an object stream: raw formats go to ClickHouse as they are.
-          values: Readable.from([body], { objectMode: false }),
+          // Byte chunks, not an object stream: raw formats go to ClickHouse as they are.
+          values: Readable.from(body, { objectMode: false }),
           columns: INSERT_COLUMNS as [string, ...string[]],
           format: 'TabSeparated',
         }),

@@ -39,6 +39,9 @@ export class WireTuple {
     readonly cells: number[],
     /** The relation's columns, in wire order (one array per RELATION message). */
     readonly columns: Relation['columns'],
+    /** Where the tuple's data lies in `bytes`: every value sent is within. */
+    readonly start: number,
+    readonly end: number,
   ) {}
 
   /** Column i's text, or null (SQL NULL), or undefined (unchanged and not sent). */
@@ -86,13 +89,16 @@ function messageBytes(reader: MessageReader): MessageBytes {
  */
 export function readWireTuple(reader: MessageReader, relation: Relation, unchangedToastFallback?: WireTuple | null): WireTuple {
   const bytes = messageBytes(reader);
-  let at = reader._p;
+  const start = reader._p;
+  let at = start;
   if (at + 2 > bytes.length) throw new Error('unexpected end of pgoutput message');
   const fields = bytes.readInt16BE(at);
   at += 2;
   if (fields > relation.columns.length) throw new Error(`pgoutput tuple has ${fields} values for ${relation.columns.length} columns`);
   const cells = new Array<number>(2 * relation.columns.length).fill(UNCHANGED_VALUE);
-  const fallback = unchangedToastFallback?.bytes === bytes ? unchangedToastFallback.cells : undefined;
+  const fallback = unchangedToastFallback?.bytes === bytes ? unchangedToastFallback : undefined;
+  let dataStart = start;
+  let dataEnd = 0;
   for (let i = 0; i < fields; i++) {
     if (at + 1 > bytes.length) throw new Error('unexpected end of pgoutput message');
     const kind = bytes[at++];
@@ -108,8 +114,11 @@ export function readWireTuple(reader: MessageReader, relation: Relation, unchang
       cells[2 * i + 1] = NULL_VALUE;
     } else if (kind === 0x75 /* u: unchanged TOAST */) {
       if (fallback) {
-        cells[2 * i] = fallback[2 * i] as number;
-        cells[2 * i + 1] = fallback[2 * i + 1] as number;
+        cells[2 * i] = fallback.cells[2 * i] as number;
+        cells[2 * i + 1] = fallback.cells[2 * i + 1] as number;
+        // The value lies in the old tuple's data.
+        dataStart = Math.min(dataStart, fallback.start);
+        dataEnd = Math.max(dataEnd, fallback.end);
       }
     } else if (kind === 0x62 /* b */) {
       throw new Error('pgoutput sent a binary value, which runs-cdc never asks for (binary = false)');
@@ -118,7 +127,7 @@ export function readWireTuple(reader: MessageReader, relation: Relation, unchang
     }
   }
   reader._p = at;
-  return new WireTuple(bytes, cells, relation.columns);
+  return new WireTuple(bytes, cells, relation.columns, dataStart, Math.max(at, dataEnd));
 }
 
 type TextTuple = Record<string, string | null | undefined>;

@@ -39,6 +39,10 @@ const LINE_FEED = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
 /** Values at least this long are searched for escapes natively instead of byte by byte. */
 const LONG_VALUE = 64;
+/** Runs at least this long are copied natively; shorter ones byte by byte (a call costs more). */
+const LONG_RUN = 24;
+/** A tuple with more bytes to escape than this has every text value checked on its own. */
+const MAX_ESCAPES = 64;
 
 type ColumnIndexes = Int16Array;
 const indexesByRelation = new WeakMap<WireTuple['columns'], ColumnIndexes>();
@@ -69,11 +73,11 @@ function copyEscaped(src: Buffer, from: number, to: number, out: Buffer, at: num
     if (value.indexOf(TAB) < 0 && value.indexOf(LINE_FEED) < 0 && value.indexOf(CARRIAGE_RETURN) < 0) {
       let run = 0;
       for (let slash = value.indexOf(BACKSLASH); slash >= 0; slash = value.indexOf(BACKSLASH, run)) {
-        at += value.copy(out, at, run, slash + 1);
+        at = copyPlain(value, run, slash + 1, out, at);
         out[at++] = BACKSLASH;
         run = slash + 1;
       }
-      return at + value.copy(out, at, run);
+      return copyPlain(value, run, value.length, out, at);
     }
   }
   for (let i = from; i < to; i++) {
@@ -87,8 +91,42 @@ function copyEscaped(src: Buffer, from: number, to: number, out: Buffer, at: num
 }
 
 function copyPlain(src: Uint8Array, from: number, to: number, out: Buffer, at: number): number {
+  if (to - from >= LONG_RUN) {
+    out.set(new Uint8Array(src.buffer, src.byteOffset + from, to - from), at);
+    return at + to - from;
+  }
   for (let i = from; i < to; i++) out[at++] = src[i] as number;
   return at;
+}
+
+/**
+ * Where the tuple holds a byte a text field escapes (backslash, tab, line feed, carriage return),
+ * ascending, found natively over all its data at once; null when there are too many to be worth it.
+ * Most tuples hold none or a few (JSON escapes), so most values are copied without a look at each byte.
+ */
+function escapePositions(tuple: WireTuple): number[] | null {
+  const data = tuple.bytes.subarray(tuple.start, tuple.end);
+  const positions: number[] = [];
+  for (const byte of ESCAPED_BYTES) {
+    for (let at = data.indexOf(byte); at >= 0; at = data.indexOf(byte, at + 1)) {
+      if (positions.length === MAX_ESCAPES) return null;
+      positions.push(tuple.start + at);
+    }
+  }
+  return positions.sort((a, b) => a - b);
+}
+const ESCAPED_BYTES = [BACKSLASH, TAB, LINE_FEED, CARRIAGE_RETURN];
+
+/** Whether one of the ascending `positions` lies in [from, to). */
+function holdsAny(positions: readonly number[], from: number, to: number): boolean {
+  let low = 0;
+  let high = positions.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if ((positions[middle] as number) < from) low = middle + 1;
+    else high = middle;
+  }
+  return low < positions.length && (positions[low] as number) < to;
 }
 
 /** A text of ASCII characters (digits, here) byte by byte: a write call costs more for a few bytes. */
@@ -142,6 +180,29 @@ function isPlainInt(src: Buffer, from: number, to: number): boolean {
   if (digits < 1 || digits > 9 || (src[first] === 0x30 && (digits > 1 || first > from))) return false;
   for (let i = first; i < to; i++) if (!isDigit(src[i] as number)) return false;
   return true;
+}
+
+/**
+ * A float8 text that String(Number(text)) prints back unchanged: `-?(0|[1-9]\d*)(\.\d*[1-9])?`
+ * with at most 15 significant digits (any such decimal survives the round trip through a double,
+ * and its shortest form is itself), under 1e15 and not below 1e-6 (no exponent), and not -0.
+ */
+function isPlainFloat(src: Buffer, from: number, to: number): boolean {
+  let i = src[from] === 0x2d ? from + 1 : from;
+  const integerStart = i;
+  while (i < to && isDigit(src[i] as number)) i++;
+  const integerDigits = i - integerStart;
+  if (integerDigits < 1 || integerDigits > 15 || (src[integerStart] === 0x30 && integerDigits > 1)) return false;
+  const zeroInteger = integerDigits === 1 && src[integerStart] === 0x30;
+  if (i === to) return !(zeroInteger && integerStart > from); // not -0
+  if (src[i] !== 0x2e || src[to - 1] === 0x30) return false; // a fraction ending in a non-zero digit
+  const fractionStart = ++i;
+  while (i < to && isDigit(src[i] as number)) i++;
+  if (i !== to || i === fractionStart) return false;
+  let leadingZeros = 0;
+  while (zeroInteger && src[fractionStart + leadingZeros] === 0x30) leadingZeros++;
+  const significant = zeroInteger ? to - fractionStart - leadingZeros : integerDigits + to - fractionStart;
+  return significant <= 15 && leadingZeros <= 5;
 }
 
 /** Where `YYYY-MM-DD HH:MM:SS` has digits; the other positions hold its separators. */
@@ -213,6 +274,7 @@ function encodeWireLine(
   }
   const out = slab.reserve(bound);
   let at = slab.start;
+  const escapes = escapePositions(tuple);
   for (let j = 0; j < N; j++) {
     if (j > 0) out[at++] = TAB;
     const i = indexes[j] as number;
@@ -226,7 +288,7 @@ function encodeWireLine(
     const to = from + length;
     switch (KINDS[j]) {
       case 0: // text, json
-        at = copyEscaped(src, from, to, out, at);
+        at = escapes && !holdsAny(escapes, from, to) ? copyPlain(src, from, to, out, at) : copyEscaped(src, from, to, out, at);
         break;
       case 1: // int
         at = isPlainInt(src, from, to) ? copyPlain(src, from, to, out, at) : writeConverted(tuple, i, j, coercions, out, at);
@@ -247,8 +309,8 @@ function encodeWireLine(
         at = end >= 0 ? end : writeConverted(tuple, i, j, coercions, out, at);
         break;
       }
-      default: // float: Number's own printing decides the text
-        at = writeConverted(tuple, i, j, coercions, out, at);
+      default: // float: Number's own printing decides any other text
+        at = isPlainFloat(src, from, to) ? copyPlain(src, from, to, out, at) : writeConverted(tuple, i, j, coercions, out, at);
     }
   }
   const tableField = TABLE_FIELDS[table] as Buffer;

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { insertChunks, LineSlab } from '../../src/sink/line-slab.ts';
+
+describe('line slabs and the insert body', () => {
+  it('send lines written one after another as one uncopied piece, and anything else line by line, in the order given', () => {
+    const slab = new LineSlab();
+    const [a, b, c] = ['a\tb', 'ü\t\\N', 'c'].map((text) => slab.text(text)) as [Buffer, Buffer, Buffer];
+    const foreign = Buffer.from('x\ty'); // not from a slab: what follows it may be anything
+    const huge = slab.text('h'.repeat(300_000)); // a slab of its own
+
+    const together = insertChunks([a, b, c]);
+    expect(together).toHaveLength(1);
+    expect(together[0]?.buffer).toBe(a.buffer); // a view of the slab, not a copy
+    expect(Buffer.concat(together).toString()).toBe('a\tb\nü\t\\N\nc\n');
+
+    const mixed = insertChunks([a, foreign, b, c, huge]);
+    expect(mixed).toHaveLength(4);
+    expect(Buffer.concat(mixed).toString()).toBe(`a\tb\nx\ty\nü\t\\N\nc\n${'h'.repeat(300_000)}\n`);
+
+    // Out of order (rows of two targets interleaved): each run of consecutive lines is one piece.
+    expect(Buffer.concat(insertChunks([c, a, b])).toString()).toBe('c\na\tb\nü\t\\N\n');
+    expect(insertChunks([])).toEqual([]);
+  });
+
+  it('never rewrites a slab: earlier lines keep their bytes while later ones are written', () => {
+    const slab = new LineSlab();
+    const lines = Array.from({ length: 20_000 }, (_, i) => slab.text(`line ${i}`));
+    expect(lines.map((line) => line.toString())).toEqual(Array.from({ length: 20_000 }, (_, i) => `line ${i}`));
+    expect(Buffer.concat(insertChunks(lines)).toString()).toBe(Array.from({ length: 20_000 }, (_, i) => `line ${i}\n`).join(''));
+  });
+});
