@@ -12,6 +12,7 @@ import type { Logger } from '../logger.ts';
 import { type Lsn, parseLsn } from '../lsn.ts';
 import { isSourceTable, SOURCE_COLUMNS, SOURCE_TABLES, type SourceTable } from '../schema/columns.ts';
 import { changeVersion } from '../schema/version.ts';
+import { LineSlab } from '../sink/line-slab.ts';
 import type { EncodedRow } from '../sink/runs-sink.ts';
 import { encodeRoutedRow, type RoutedEncodedRow, type RunsTargets } from '../sink/targets.ts';
 import type { StreamItem } from '../source/stream.ts';
@@ -80,9 +81,13 @@ export class TransactionApplier {
   private readonly buffer: DurableBuffer<EncodedRow>;
   private readonly stats: DaemonStats;
   private readonly log: Logger;
+  /** Where this applier's lines are encoded: slabs reused once the buffer has written their rows. */
+  private readonly lines: LineSlab;
 
   constructor(private readonly options: ApplierOptions) {
     ({ buffer: this.buffer, stats: this.stats, log: this.log } = options);
+    const buffer = this.buffer;
+    this.lines = new LineSlab({ appendedSeq: () => buffer.appendedSeq, writtenSeq: () => buffer.writtenSeq });
   }
 
   /** Queue an item; items are handled one at a time, in the order received. */
@@ -197,7 +202,7 @@ export class TransactionApplier {
     this.stats.received[counted] = (this.stats.received[counted] ?? 0) + 1;
     const version = this.nextVersion();
     // Message bytes straight to lines for every change that carries all its values.
-    const fast = encodeWireChange(wire, table, version);
+    const fast = encodeWireChange(wire, table, version, this.lines);
     if (!fast) return this.applyRows(table, textChangeOf(wire, key), version);
     this.noteCoercions(table, fast.coercions);
     return this.bufferRows(fast.rows);

@@ -72,6 +72,15 @@ export class DurableBuffer<Row> {
     return this.rows.bufferedRows;
   }
 
+  /** Sequence numbers of the last row appended, and of the last written (and no longer held). */
+  get appendedSeq(): number {
+    return this.rows.lastSeq;
+  }
+
+  get writtenSeq(): number {
+    return this.rows.writtenSeq;
+  }
+
   get bufferedBytes(): number {
     return this.rows.bufferedBytes;
   }

@@ -55,6 +55,7 @@ export class RowBuffer<Row> {
   private inFlightRows = 0;
   private inFlightBytes = 0;
   private appendedSeq = 0;
+  private flushedSeq = 0;
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private failure: Error | undefined;
@@ -70,6 +71,11 @@ export class RowBuffer<Row> {
   /** Sequence number of the last appended row (0 before any). */
   get lastSeq(): number {
     return this.appendedSeq;
+  }
+
+  /** Sequence number of the last row written (every row up to it is written and dropped). */
+  get writtenSeq(): number {
+    return this.flushedSeq;
   }
 
   get bufferedRows(): number {
@@ -179,6 +185,7 @@ export class RowBuffer<Row> {
       this.options.onFlushed?.(batch.length, (performance.now() - started) / 1000);
       this.inFlightRows = 0;
       this.inFlightBytes = 0;
+      this.flushedSeq = lastSeq;
       this.options.onWritten(lastSeq);
       // A reader held by waitForRoom goes on now, while the next batch is written, not once the
       // loop has drained the buffer below a batch (which left ClickHouse idle while it refilled).

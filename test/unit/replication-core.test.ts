@@ -256,6 +256,23 @@ describe('backpressure', () => {
     expect(core.confirmed).toEqual([tx.endLsn]);
   });
 
+  it('rows wait for room across many line slabs and every one is written with its own values', async () => {
+    const core = replicationCore({ limits: { batchRows: 100, maxBufferedRows: 1_000 } });
+    const wal = new FakeWal();
+    const release = core.sink.hold();
+    const payload = (i: number) => `{"run":${i},"log":"${'x'.repeat(1_000)}"}`; // ~2 MB in all: several slabs
+    const tx = wal.transaction(Array.from({ length: 2_000 }, (_, i) => insert(`r${i}`, { payload: payload(i) })));
+    core.receive(tx.items);
+    await core.settle(1_000);
+    expect(core.buffer.bufferedRows).toBe(1_000);
+    release();
+    await core.settle(5_000);
+    const rows = core.sink.final();
+    expect(rows).toHaveLength(2_000);
+    expect(rows.every((row) => row.payload === payload(Number(String(row.run_id).slice(1))))).toBe(true);
+    expect(core.confirmed).toEqual([tx.endLsn]);
+  });
+
   it("changes left waiting keep their values when the connection's read buffer is reused", async () => {
     const core = replicationCore({ limits: { batchRows: 1, maxBufferedRows: 1 } });
     const wal = new FakeWal();
