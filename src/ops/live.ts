@@ -104,10 +104,12 @@ const SAMPLED_METRICS = [
 ];
 
 async function read(registry: Registry): Promise<Reading> {
+  // Stamped before reading: every value is from this time or later (under load the reads take a while).
+  const at = Date.now();
   const metrics = (await Promise.all(SAMPLED_METRICS.map((name) => registry.getSingleMetric(name)?.get()))) as Array<
     MetricJson | undefined
   >;
-  const reading: Reading = { at: Date.now(), gauges: new Map(), totals: new Map(), byLabel: new Map() };
+  const reading: Reading = { at, gauges: new Map(), totals: new Map(), byLabel: new Map() };
   for (const metric of metrics) {
     if (!metric) continue;
     const values = (metric as { values?: { value: number; labels: Record<string, string | number> }[] }).values ?? [];
