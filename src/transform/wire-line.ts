@@ -263,22 +263,18 @@ function encodeWireLine(
 ): RoutedEncodedRow | undefined {
   const indexes = columnIndexes(tuple.columns);
   const { bytes: src, cells } = tuple;
-  let bound = LINE_OVERHEAD;
-  for (let j = 0; j < N; j++) {
-    const i = indexes[j] as number;
-    if (i < 0) return undefined;
-    const length = cells[2 * i + 1] as number;
-    if (length === UNCHANGED_VALUE) return undefined;
-    // Escaping at most doubles a text; a conversion's output stays within 3 bytes a byte + 24.
-    if (length > 0) bound += 3 * length + 24;
-  }
-  const out = slab.reserve(bound);
+  // Every value lies in the tuple's data: escaping at most doubles a text, and a conversion's
+  // output stays within 3 bytes a byte + 24.
+  const out = slab.reserve(LINE_OVERHEAD + 3 * (tuple.end - tuple.start) + 24 * N);
   let at = slab.start;
   const escapes = escapePositions(tuple);
   for (let j = 0; j < N; j++) {
     if (j > 0) out[at++] = TAB;
     const i = indexes[j] as number;
-    const length = cells[2 * i + 1] as number;
+    const length = i < 0 ? UNCHANGED_VALUE : (cells[2 * i + 1] as number);
+    // Not carried: the row path takes the whole change (what was written is left unfinished in
+    // the slab, for the next line to overwrite).
+    if (length === UNCHANGED_VALUE) return undefined;
     if (length === NULL_VALUE) {
       const nullField = NULL_FIELDS[j] as Buffer;
       for (let k = 0; k < nullField.length; k++) out[at++] = nullField[k] as number;
