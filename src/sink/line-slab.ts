@@ -67,13 +67,15 @@ export class LineSlab {
   }
 
   private nextSlab(bytes: number): Buffer {
+    // A huge line gets a slab of its own; the slab it leaves is not reused, only collected.
     if (!this.recycling || bytes > SLAB_BYTES) return newSlab(Math.max(SLAB_BYTES, bytes));
     // Lines of the change being encoded may not be appended yet: they get the next numbers.
     this.retired.push({ slab: this.slab, lastSeq: this.recycling.appendedSeq() + LINES_PER_CHANGE });
     const written = this.recycling.writtenSeq();
     while (this.retired.length > 0 && (this.retired[0] as { lastSeq: number }).lastSeq <= written) {
       const { slab } = this.retired.shift() as { slab: Buffer };
-      if (this.spare.length < MAX_SPARE_SLABS) this.spare.push(slab);
+      // Only ordinary slabs are kept: one made for a huge line goes back to the garbage collector.
+      if (this.spare.length < MAX_SPARE_SLABS && slab.length === SLAB_BYTES) this.spare.push(slab);
     }
     return this.spare.pop() ?? newSlab(SLAB_BYTES);
   }

@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { SORT_KEY_SOURCE_COLUMNS, SOURCE_COLUMNS, type SourceTable } from '../../src/schema/columns.ts';
 import { changeVersion } from '../../src/schema/version.ts';
 import { encodeRow } from '../../src/sink/runs-sink.ts';
-import { textTupleOf } from '../../src/source/wire-tuples.ts';
 import { type Change, type Tuple, transformChange } from '../../src/transform/row.ts';
 import { encodeWireChange, type WireChange } from '../../src/transform/wire-line.ts';
 import { withLineText } from '../support/encoded.ts';
@@ -22,18 +21,52 @@ function rowPath(change: Change, table: SourceTable) {
   };
 }
 
-/** The change as the applier's row path sees it: the same tuples, as text. */
-function textChange(wire: WireChange): Change {
-  if (wire.kind === 'insert') return { kind: 'insert', new: textTupleOf(wire.new) };
-  const old = wire.old && textTupleOf(wire.old);
-  return wire.kind === 'update' ? { kind: 'update', old, new: textTupleOf(wire.new) } : { kind: 'delete', old, key: null };
+/**
+ * A change to both paths: the wire path reads it from pgoutput bytes written with `columns` (a
+ * column the relation lacks is not sent); the row path takes the source tuples themselves, with
+ * what is not sent as undefined, and merges unchanged values from the old row its own way.
+ */
+function bothPaths(
+  kind: WireChange['kind'],
+  old: Tuple | null,
+  next: Tuple | null,
+  columns: ReadonlyArray<{ name: string }>,
+): { wire: WireChange; change: Change; full: boolean } {
+  const names = new Set(columns.map((c) => c.name));
+  const sent = (tuple: Tuple): Tuple =>
+    Object.fromEntries(SOURCE_COLUMNS.map((c) => [c.source, names.has(c.source) ? tuple[c.source] : undefined]));
+  // Whether a tuple carries every mapped column (an update's new one: or its old one does).
+  const carriesAll = (tuple: Tuple | null, fallback: Tuple | null = null) =>
+    tuple !== null &&
+    SOURCE_COLUMNS.every((c) => sent(tuple)[c.source] !== undefined || (fallback !== null && sent(fallback)[c.source] !== undefined));
+  const tuples = wireTuples(old, next, columns);
+  switch (kind) {
+    case 'insert':
+      return { wire: { kind, new: tuples.new as never }, change: { kind, new: sent(next as Tuple) }, full: carriesAll(next) };
+    case 'update':
+      return {
+        wire: { kind, old: tuples.old, new: tuples.new as never },
+        change: { kind, old: old && sent(old), new: sent(next as Tuple) },
+        full: carriesAll(next, old) && (old === null || carriesAll(old)),
+      };
+    case 'delete':
+      return {
+        wire: { kind, old: tuples.old },
+        change: { kind, old: old && sent(old), key: old ? null : { id: 'run_1' } },
+        full: carriesAll(old),
+      };
+  }
 }
 
-function expectSameAsRowPath(wire: WireChange, table: SourceTable): boolean {
-  const expected = rowPath(textChange(wire), table);
+/**
+ * The wire path writes exactly the row path's lines and coercions; it is taken for every change
+ * whose tuples carry all their values, and never for one that needs the store's current row.
+ */
+function expectSameAsRowPath({ wire, change, full }: ReturnType<typeof bothPaths>, table: SourceTable): boolean {
+  const expected = rowPath(change, table);
   const encoded = encodeWireChange(wire, table, version);
-  // A change that needs the store's current row must not take the wire path.
   if (!expected.complete) expect(encoded).toBeUndefined();
+  if (full) expect(encoded).toBeDefined();
   if (!encoded) return false;
   expect(encoded.rows.map(withLineText)).toEqual(expected.rows);
   expect(encoded.coercions).toEqual(expected.coercions);
@@ -66,13 +99,12 @@ describe('the message bytes -> line encoder', () => {
       const next: Record<string, string | null | undefined> = { ...tuple(missing) };
       if (i % 3 !== 0) for (const key of SORT_KEY_SOURCE_COLUMNS) next[key] = old[key];
       if (i % 4 === 0) next.payload = undefined; // unchanged TOAST: taken from the old tuple
-      const update = wireTuples(old, next, columns);
-      const changes: WireChange[] = [
-        { kind: 'insert', new: wireTuples(null, next, columns).new as never },
-        { kind: 'update', old: update.old, new: update.new as never },
-        { kind: 'update', old: null, new: wireTuples(null, next, columns).new as never },
-        { kind: 'delete', old: wireTuples(old, null, columns).old },
-        { kind: 'delete', old: null },
+      const changes = [
+        bothPaths('insert', null, next, columns),
+        bothPaths('update', old, next, columns),
+        bothPaths('update', null, next, columns),
+        bothPaths('delete', old, null, columns),
+        bothPaths('delete', null, null, columns),
       ];
       for (const change of changes) if (expectSameAsRowPath(change, table)) encoded += 1;
     }
@@ -81,11 +113,14 @@ describe('the message bytes -> line encoder', () => {
   });
 
   it('takes the value of an unchanged TOASTed column from the old tuple', () => {
-    const old: Tuple = Object.fromEntries(SOURCE_COLUMNS.map((c) => [c.source, HOSTILE_TEXTS[c.kind][1] ?? null]));
+    // Every text column its own value, so taking another column's would show.
+    const old: Tuple = Object.fromEntries(
+      SOURCE_COLUMNS.map((c) => [c.source, c.kind === 'text' || c.kind === 'json' ? `${c.source} \\` : (HOSTILE_TEXTS[c.kind][0] ?? null)]),
+    );
     const { old: oldWire, new: newWire } = wireTuples(old, { ...old, output: undefined, status: 'EXECUTING' });
     const encoded = encodeWireChange({ kind: 'update', old: oldWire, new: newWire as never }, 'task_run_v2', version);
     expect(encoded?.rows).toHaveLength(1);
     const outputIndex = SOURCE_COLUMNS.findIndex((c) => c.source === 'output');
-    expect(encoded?.rows[0]?.line.toString().split('\t')[outputIndex]).toBe('\\\\'); // old's '\' escaped
+    expect(encoded?.rows[0]?.line.toString().split('\t')[outputIndex]).toBe('output \\\\'); // old's value, its '\' escaped
   });
 });

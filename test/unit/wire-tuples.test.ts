@@ -39,8 +39,13 @@ describe('readWireTuple', () => {
     expect(() => readWireTuple({ _b: bytes.subarray(0, bytes.length - 6), _p: 0 }, relation)).toThrow(/unexpected end/);
   });
 
-  it('is installed on the pinned library plugin', () => {
+  it('is installed on the pinned library plugin, and a key-only old tuple reads as the key columns in text', () => {
     const plugin = readTuplesFromWire(new PgoutputPlugin({ protoVersion: 1, publicationNames: ['p'] }));
-    expect((plugin as unknown as { parser: { readTuple: unknown } }).parser.readTuple).toBe(readWireTuple);
+    const parser = (plugin as unknown as { parser: { readTuple: unknown; readKeyTuple: (reader: unknown, relation: unknown) => unknown } })
+      .parser;
+    expect(parser.readTuple).toBe(readWireTuple);
+    // A delete without FULL identity sends the key columns and NULL placeholders for the rest.
+    const key = parser.readKeyTuple({ _b: tupleData(['run_ü', null, null, null]), _p: 0 }, { ...relation, keyColumns: ['id'] });
+    expect({ ...(key as object) }).toEqual({ id: 'run_ü' });
   });
 });
