@@ -46,10 +46,10 @@ function boolField(text: string, nullable: boolean, source: string, coercions: C
   return converted('bool', nullable, source, text, coercions);
 }
 
-const isDigit = (code: number) => code >= 48 && code <= 57;
-/** Where `YYYY-MM-DD HH:MM:SS` has digits; the other positions hold its separators. */
-const TIMESTAMP_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-const TIMESTAMP_SEPARATORS: ReadonlyArray<[number, number]> = [
+export const isDigit = (code: number) => code >= 48 && code <= 57;
+/** Where `YYYY-MM-DD HH:MM:SS` has digits; the other positions hold its separators (char codes). */
+export const TIMESTAMP_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+export const TIMESTAMP_SEPARATORS: ReadonlyArray<[number, number]> = [
   [4, 45],
   [7, 45],
   [10, 32],

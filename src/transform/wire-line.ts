@@ -16,7 +16,7 @@ import { type LineSlab, sharedLines } from '../sink/line-slab.ts';
 import { field, stringField } from '../sink/tab-separated.ts';
 import type { RoutedEncodedRow } from '../sink/targets.ts';
 import { NULL_VALUE, UNCHANGED_VALUE, type WireTuple } from '../source/wire-tuples.ts';
-import { KIND_FIELDS } from './tuple-line.ts';
+import { isDigit, KIND_FIELDS, TIMESTAMP_DIGITS, TIMESTAMP_SEPARATORS } from './tuple-line.ts';
 import { type Coercion, emptyValue } from './values.ts';
 
 const KIND_CODE: Record<ColumnKind, number> = { text: 0, json: 0, int: 1, float: 2, bool: 3, timestamp: 4, textArray: 5 };
@@ -61,8 +61,6 @@ function columnIndexes(columns: WireTuple['columns']): ColumnIndexes {
 const ID = SOURCE_COLUMNS.findIndex((c) => c.source === 'id');
 const ORGANIZATION = SOURCE_COLUMNS.findIndex((c) => c.source === 'organizationId');
 const SORT_KEY = SORT_KEY_SOURCE_COLUMNS.map((source) => SOURCE_COLUMNS.findIndex((c) => c.source === source));
-
-const isDigit = (byte: number) => byte >= 0x30 && byte <= 0x39;
 
 /** `src[from, to)` as a TabSeparated string field at `out[at]`; returns the end. */
 function copyEscaped(src: Buffer, from: number, to: number, out: Buffer, at: number): number {
@@ -204,16 +202,6 @@ function isPlainFloat(src: Buffer, from: number, to: number): boolean {
   const significant = zeroInteger ? to - fractionStart - leadingZeros : integerDigits + to - fractionStart;
   return significant <= 15 && leadingZeros <= 5;
 }
-
-/** Where `YYYY-MM-DD HH:MM:SS` has digits; the other positions hold its separators. */
-const TIMESTAMP_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-const TIMESTAMP_SEPARATORS: ReadonlyArray<[number, number]> = [
-  [4, 0x2d],
-  [7, 0x2d],
-  [10, 0x20],
-  [13, 0x3a],
-  [16, 0x3a],
-];
 
 /** Postgres `timestamp` text in 1900-2299 with at most 6 fractional digits (as tuple-line.ts's timestampField takes it). */
 function isPlainTimestamp(src: Buffer, from: number, length: number): boolean {
