@@ -103,7 +103,7 @@ export function encodedRowsOfPage(page: readonly Tuple[], table: SourceTable, ve
   const coercions: Coercion[] = [];
   const rows = page.map((tuple): RoutedEncodedRow => {
     if (tuple[MIGRATED] !== 't') {
-      const encoded = encodeTupleLine(tuple, table, version, false, coercions);
+      const encoded = encodeTupleLine(tuple, table, version, coercions);
       if (encoded) return encoded;
     }
     return encodeRoutedRow(backfillRow(tuple, table, version, coercions));

@@ -102,57 +102,48 @@ export const KIND_FIELDS: Readonly<Record<ColumnKind, (text: string, nullable: b
     textArray: textArrayField,
   };
 
-const KIND_FIELD: Record<ColumnKind, string> = {
-  text: 'stringField(v)',
-  json: 'stringField(v)',
-  int: 'intField(v, NULLABLE, SOURCE, c)',
-  float: 'floatField(v, NULLABLE, SOURCE, c)',
-  bool: 'boolField(v, NULLABLE, SOURCE, c)',
-  timestamp: 'timestampField(v, NULLABLE, SOURCE, c)',
-  textArray: 'textArrayField(v, NULLABLE, SOURCE, c)',
-};
-
 type FillFields = (tuple: Tuple, fields: string[], coercions: Coercion[]) => boolean;
 
 /**
  * `fill(t, f, c)`: f[i] = the field of SOURCE_COLUMNS[i], the value taken from `t`; false as soon
  * as `t` does not carry one. Generated so each column is read by its constant name and converted
- * by its kind's own call.
+ * by its kind's own call (KIND_FIELDS, bound as field_<kind>).
  */
 const fill = (() => {
   const body = SOURCE_COLUMNS.map((column, i) => {
     const source = JSON.stringify(column.source);
     const nullField = JSON.stringify(field(emptyValue(column.kind, column.nullable)));
-    const convert = KIND_FIELD[column.kind].replace('NULLABLE', String(column.nullable)).replace('SOURCE', source);
     return `v = t[${source}];
 if (v === undefined) return false;
-f[${i}] = v === null ? ${nullField} : ${convert};`;
+f[${i}] = v === null ? ${nullField} : field_${column.kind}(v, ${column.nullable}, ${source}, c);`;
   });
-  const helpers = { stringField, intField, floatField, boolField, timestampField, textArrayField };
-  const compile = new Function(...Object.keys(helpers), `return function fill(t, f, c) {\nlet v;\n${body.join('\n')}\nreturn true;\n};`);
-  return compile(...Object.values(helpers)) as FillFields;
+  const kinds = Object.keys(KIND_FIELDS) as ColumnKind[];
+  const compile = new Function(
+    ...kinds.map((kind) => `field_${kind}`),
+    `return function fill(t, f, c) {\nlet v;\n${body.join('\n')}\nreturn true;\n};`,
+  );
+  return compile(...kinds.map((kind) => KIND_FIELDS[kind])) as FillFields;
 })();
 
 /** Reused by every line: joined into a new string, so nothing of it outlives the call. */
 const FIELDS = new Array<string>(SOURCE_COLUMNS.length + 3).fill('');
 const N = SOURCE_COLUMNS.length;
 
-/** One row's line; undefined when a mapped column is not carried. */
+/** One live row's line (the backfill writes no tombstones this way); undefined when a mapped column is not carried. */
 export function encodeTupleLine(
   tuple: Tuple,
   sourceTable: SourceTable,
   version: bigint,
-  deleted: boolean,
   coercions: Coercion[],
 ): RoutedEncodedRow | undefined {
   if (!fill(tuple, FIELDS, coercions)) return undefined;
   FIELDS[N] = stringField(sourceTable);
   FIELDS[N + 1] = rankedVersion(sourceTable, version).toString();
-  FIELDS[N + 2] = deleted ? '1' : '0';
+  FIELDS[N + 2] = '0';
   return {
     line: sharedLines.text(FIELDS.join('\t')),
     sourceTable,
-    deleted,
+    deleted: false,
     runId: tuple.id ?? '',
     organizationId: tuple.organizationId ?? '',
   };

@@ -265,7 +265,7 @@ function encodeWireLine(
     if (length === UNCHANGED_VALUE) return undefined;
     if (length === NULL_VALUE) {
       const nullField = NULL_FIELDS[j] as Buffer;
-      for (let k = 0; k < nullField.length; k++) out[at++] = nullField[k] as number;
+      at = copyPlain(nullField, 0, nullField.length, out, at);
       continue;
     }
     const from = cells[2 * i] as number;

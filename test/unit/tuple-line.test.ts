@@ -27,7 +27,7 @@ describe('the compiled tuple -> line encoder (the backfill path)', () => {
         tuple[column.source] = roll < missing ? undefined : roll < 0.2 ? null : pick(HOSTILE_TEXTS[column.kind]);
       }
       const coercions: Coercion[] = [];
-      const encoded = encodeTupleLine(tuple as Tuple, table, version, false, coercions);
+      const encoded = encodeTupleLine(tuple as Tuple, table, version, coercions);
       if (Object.values(tuple).includes(undefined)) {
         expect(encoded).toBeUndefined();
         continue;
