@@ -1,6 +1,7 @@
 import { PgoutputPlugin } from 'pg-logical-replication';
 import { describe, expect, it } from 'vitest';
 import { readTuplesFromWire, readWireTuple, textTupleOf } from '../../src/source/wire-tuples.ts';
+import { prng } from '../support/fuzz.ts';
 import { tupleData } from '../support/pgoutput.ts';
 
 const relation = { columns: [{ name: 'id' }, { name: 'createdAt' }, { name: 'payload' }, { name: 'statusReason' }] };
@@ -32,6 +33,40 @@ describe('readWireTuple', () => {
     expect(tuple.payload).toBe('old payload');
     expect(tuple.statusReason).toBeUndefined();
     expect(textTupleOf(readWireTuple({ _b: bytes, _p: oldData.length }, relation)).payload).toBeUndefined(); // without the old tuple
+  });
+
+  it('reads seeded mangled tuple data as values within the message, or refuses it with a pgoutput error', () => {
+    const random = prng(23);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
+    let refused = 0;
+    let read = 0;
+    for (let round = 0; round < 3_000; round++) {
+      const values = relation.columns.map(() => pick(['run_1', '', 'ü€😀', '{"a":"b\\c"}', null, undefined] as const));
+      const bytes = Buffer.from(tupleData(values));
+      // Flip bytes (kinds, lengths, the count), cut the end, or both.
+      for (let flips = Math.floor(random() * 4); flips > 0; flips--)
+        bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);
+      const mangled = random() < 0.3 ? bytes.subarray(0, Math.floor(random() * bytes.length)) : bytes;
+      const reader = { _b: mangled, _p: 0 };
+      let tuple: ReturnType<typeof readWireTuple>;
+      try {
+        tuple = readWireTuple(reader, relation);
+      } catch (error) {
+        expect((error as Error).message).toMatch(/pgoutput/);
+        refused += 1;
+        continue;
+      }
+      read += 1;
+      expect(reader._p).toBeLessThanOrEqual(mangled.length);
+      for (let i = 0; i < relation.columns.length; i++) {
+        const [start, length] = [tuple.cells[2 * i] as number, tuple.cells[2 * i + 1] as number];
+        if (length >= 0) expect(start >= 0 && start + length <= reader._p).toBe(true);
+      }
+      expect(() => textTupleOf(tuple)).not.toThrow();
+    }
+    // Both outcomes happen: the seed reaches the refusals and the reads.
+    expect(refused).toBeGreaterThan(300);
+    expect(read).toBeGreaterThan(300);
   });
 
   it('refuses a truncated message instead of reading past its end', () => {
