@@ -59,8 +59,9 @@ const shownRuns = (page: Page) => page.locator('#runs tbody tr td:first-child').
 
 /** A figure tile's raw value and the time of the sample it shows. */
 async function tile(page: Page, id: string): Promise<{ value: number; at: number }> {
-  const element = page.locator(`#${id}`);
-  return { value: Number(await element.getAttribute('data-value')), at: Number(await element.getAttribute('data-at')) };
+  // Both in one read: two reads could straddle the page's next refresh (one sample's value, the next one's time).
+  const [value, at] = await page.locator(`#${id}`).evaluate((element) => [element.dataset.value, element.dataset.at]);
+  return { value: Number(value), at: Number(at) };
 }
 
 async function explorerPage(page: Page, number: number): Promise<string[]> {

@@ -113,11 +113,7 @@ export async function freshClickHouseDatabase(client: ClickHouseClient): Promise
  * or accept them again. Refusal needs one part already in the partition written to.
  */
 export async function refuseInserts(client: ClickHouseClient, database: string, refuse: boolean): Promise<void> {
-  // Merges stop while inserts are refused: one that left a partition a single part would let an
-  // insert through (the refusal counts the partition's parts).
-  if (refuse) await client.command({ query: `SYSTEM STOP MERGES ${database}.task_runs_v2` });
   await client.command({ query: `ALTER TABLE ${database}.task_runs_v2 MODIFY SETTING parts_to_throw_insert = ${refuse ? 1 : 3000}` });
-  if (!refuse) await client.command({ query: `SYSTEM START MERGES ${database}.task_runs_v2` });
 }
 
 /** Runs in `database`'s runs table as queries see them: FINAL, tombstones excluded. */
