@@ -6,12 +6,13 @@
 import { mkdirSync } from 'node:fs';
 import { type ClickHouseClient, ClickHouseLogLevel, type ClickHouseSettings, createClient } from '@clickhouse/client';
 import { importOptional } from '../optional.ts';
+import { type ChdbConnection, withByteInserts } from './chdb-inserts.ts';
 import type { ClickHouseTls } from './tls.ts';
 
 type ChConnection = NonNullable<Parameters<typeof createClient>[0]>['connection'];
 /** The part of `chdb/connection` runs-cdc uses (chdb is optional: no type depends on it). */
 interface ChdbConnectionModule {
-  createChdbConnection(options: { path: string }): unknown;
+  createChdbConnection(options: { path: string }): ChdbConnection;
 }
 
 export interface ClickHouseTarget {
@@ -88,6 +89,6 @@ export async function connectClickHouse(target: ClickHouseTarget): Promise<Click
   // loads the 540 MB libchdb only here, and only if the optional package is installed
   const { createChdbConnection } = await importOptional<ChdbConnectionModule>('chdb', 'chdb/connection');
   // cast: chdb is typed against @clickhouse/client-common, the client vendors its own copy of those types
-  const connection = createChdbConnection({ path: target.chdbPath }) as unknown as ChConnection;
+  const connection = withByteInserts(createChdbConnection({ path: target.chdbPath })) as unknown as ChConnection;
   return createClient({ connection, clickhouse_settings: SESSION_SETTINGS, log: CLIENT_LOG });
 }
