@@ -43,7 +43,12 @@ it("applies the session's settings and the insert's own", async () => {
 it('reports a refused row as ClickHouse does: its code, and the rows to blame', async () => {
   const ch = await testClickHouse();
   const refused = await ch
-    .insert({ table, values: Readable.from([Buffer.from('three\tx\n')], { objectMode: false }), columns: ['n', 's'], format: 'TabSeparated' })
+    .insert({
+      table,
+      values: Readable.from([Buffer.from('three\tx\n')], { objectMode: false }),
+      columns: ['n', 's'],
+      format: 'TabSeparated',
+    })
     .then(
       () => undefined,
       (error: unknown) => error,
