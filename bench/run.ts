@@ -7,7 +7,8 @@
  * 1. throughput: rows committed in 1k-row transactions; end to end (first commit to all
  *    confirmed, so all in ClickHouse) beside raw decode (the same WAL read by the same stream
  *    class with no transform or ClickHouse) and raw insert (the same rows, already encoded,
- *    inserted by the same sink in the daemon's batches).
+ *    inserted by the same sink in the daemon's batches). Each timed phase starts once the engine
+ *    runs no merge (the phase before's parts are merged first).
  * 2. lag: a steady 5,000 rows/s; commit-to-confirmed latency of every transaction.
  * 3. huge transaction: one transaction of many rows; peak RSS over the idle daemon's.
  * 4. idle slot: published tables idle while another table is busy; WAL the slot retains.
@@ -124,6 +125,18 @@ const machineCoresUsed = (since: { busy: number; total: number }) => {
   return Number((((now.busy - since.busy) / (now.total - since.total)) * availableParallelism()).toFixed(2));
 };
 
+/**
+ * Wait until the engine runs no merge: each timed phase starts on a quiet engine, so the merges
+ * of the phase before (say end to end's parts) do not run on the cores of the next one.
+ */
+async function mergesSettled(ch: ClickHouseClient): Promise<void> {
+  for (let waited = 0; waited < 60_000; waited += 100) {
+    const [row] = await (await ch.query({ query: 'SELECT count() AS n FROM system.merges', format: 'JSONEachRow' })).json<{ n: string }>();
+    if (Number(row?.n) === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** The raw insert's rows encoded ahead and inserted back to back, at most this many bytes at a time. */
 const RAW_INSERT_GROUP_BYTES = 256 * 1024 * 1024;
 
@@ -214,6 +227,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const changes = MIX === 'inserts' ? rows : rows * (1 + STATUS_ROUNDS.length) + rows / 10;
   const table = RunsTable.fromConfig(ch, config, silentLogger);
   const replication = await startReplication(stack.url, config, table, silentLogger);
+  await mergesSettled(ch);
   const started = performance.now();
   const e2eCpu = process.cpuUsage();
   const e2eMachine = machineCpu();
@@ -226,6 +240,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   await replication.stop();
 
   // Raw decode: the same WAL, the same stream class, nothing done with the changes.
+  await mergesSettled(ch);
   let decoded = 0;
   const decodeStarted = performance.now();
   await readRawSlot(stack, (tag) => {
@@ -274,6 +289,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
         for (const row of batch) groupBytes += row.line.length;
       }
     }
+    if (inserted === 0) await mergesSettled(ch);
     const groupStarted = performance.now();
     const groupCpu = process.cpuUsage();
     for (const batch of group) await sink.writeEncoded(batch);
@@ -289,6 +305,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   // end cannot beat the writer sharing these cores; this is what the pipeline itself sustains.
   await writeRange(rows + 1, 2 * rows);
   const backlogEnd = await currentWalLsn(stack.sql);
+  await mergesSettled(ch);
   const catchUpStarted = performance.now();
   const cpuBefore = process.cpuUsage();
   const catchUpMachine = machineCpu();
