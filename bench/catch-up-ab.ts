@@ -23,7 +23,7 @@ import { encodeRow } from '../src/sink/runs-sink.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
-import { loadAverage, numberArg } from './args.ts';
+import { keepResult, loadAverage, numberArg } from './args.ts';
 import { rowShape, shapeSql } from './rows.ts';
 
 const SHAPE = rowShape(process.argv);
@@ -143,4 +143,6 @@ const medians = Object.fromEntries(
     },
   ]),
 );
-console.log(JSON.stringify({ scenario: 'catch-up-ab', rowShape: SHAPE, runs: RUNS, rounds: ROUNDS, medians, loadAverage: loadAverage() }));
+const summary = { scenario: 'catch-up-ab', rowShape: SHAPE, runs: RUNS, rounds: ROUNDS, medians, loadAverage: loadAverage() };
+console.log(JSON.stringify(summary));
+keepResult(`catch-up-ab${SHAPE === 'thin' ? '' : `_${SHAPE}`}`, { ...summary, figures });
