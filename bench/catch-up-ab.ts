@@ -5,8 +5,9 @@
  * statement) and runs-cdc's (`withByteInserts`: one Buffer to chDB's raw insert). Each round
  * drains a backlog of N runs with the daemon (start to everything confirmed) and then inserts the
  * same rows, encoded, back to back in the daemon's batches (the ceiling); each timed part starts
- * on a quiet engine, after a warm-up round of each. One JSON line per round, then one with the
- * medians of each path.
+ * on a quiet engine, after a warm-up round of each; the order alternates from round to round and
+ * each round's databases are dropped after it. One JSON line per round, then one with the medians
+ * of each path.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -48,6 +49,7 @@ async function mergesSettled(ch: ClickHouseClient): Promise<void> {
     if (Number(row?.n) === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  console.error('merges still running after 60 s: this phase is timed beside them');
 }
 
 /** chDB's own connection, unwrapped: its insert makes the body a JS string. */
@@ -113,6 +115,13 @@ async function round(path: string, ch: ClickHouseClient, runs = RUNS, warmUp = f
   const insertStarted = performance.now();
   for (let at = 0; at < encoded.length; at += config.batchRows) await sink.writeEncoded(encoded.slice(at, at + config.batchRows));
   const insertMs = performance.now() - insertStarted;
+  // Each round starts on an engine and a server holding no earlier round's rows.
+  await ch.command({ query: `DROP DATABASE ${name} SYNC` });
+  await ch.command({ query: `DROP DATABASE ${name}_raw SYNC` });
+  const dropper = new pg.Client({ connectionString: server.url });
+  await dropper.connect();
+  await dropper.query(`DROP DATABASE ${name}`);
+  await dropper.end();
   const result = {
     catchUp: Math.round((runs * 1000) / catchUpMs),
     ceiling: Math.round((encoded.length * 1000) / insertMs),
@@ -127,19 +136,27 @@ async function round(path: string, ch: ClickHouseClient, runs = RUNS, warmUp = f
 try {
   // Both paths run compiled code before the first measured round.
   for (const [path, ch] of Object.entries(paths)) await round(path, ch, 20_000, true);
-  for (let n = 0; n < ROUNDS; n++) for (const [path, ch] of Object.entries(paths)) await round(path, ch);
+  // The order alternates (AB, BA, AB, ...), so neither path always runs right after the other.
+  for (let n = 0; n < ROUNDS; n++) {
+    const order = Object.entries(paths);
+    for (const [path, ch] of n % 2 === 0 ? order : order.reverse()) await round(path, ch);
+  }
 } finally {
   for (const ch of Object.values(paths)) await ch.close();
   await server.stop();
 }
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
 const medians = Object.fromEntries(
   Object.entries(figures).map(([path, rounds]) => [
     path,
     {
-      catchUp: median(rounds.map((r) => r.catchUp)),
-      ceiling: median(rounds.map((r) => r.ceiling)),
-      ratio: median(rounds.map((r) => r.ratio)),
+      catchUp: Math.round(median(rounds.map((r) => r.catchUp))),
+      ceiling: Math.round(median(rounds.map((r) => r.ceiling))),
+      ratio: Number(median(rounds.map((r) => r.ratio)).toFixed(3)),
     },
   ]),
 );

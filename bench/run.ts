@@ -135,6 +135,7 @@ async function mergesSettled(ch: ClickHouseClient): Promise<void> {
     if (Number(row?.n) === 0) return;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  console.error('merges still running after 60 s: this phase is timed beside them');
 }
 
 /** The raw insert's rows encoded ahead and inserted back to back, at most this many bytes at a time. */

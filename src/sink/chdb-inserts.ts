@@ -24,7 +24,7 @@ export interface ChdbConnection {
       values: Buffer;
       settings?: Record<string, string | number | boolean>;
       signal?: AbortSignal;
-    }): Promise<{ rowsWritten: number; bytesWritten: number; elapsed: number }>;
+    }): Promise<{ rowsWritten?: number; bytesWritten?: number; elapsed?: number }>;
   };
 }
 
@@ -59,10 +59,26 @@ export async function bodyBytes(values: string | Readable): Promise<Buffer> {
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
 }
 
-/** Settings as an insert's SETTINGS clause takes them (the client's are all scalars). */
-function scalarSettings(settings: InsertParams['clickhouse_settings']): Record<string, string | number | boolean> {
+/** Settings chDB's own connection leaves out: HTTP-only ones the engine does not know, and the
+ * output format it takes as an option (chdb-connection.js: HTTP_ONLY_SETTINGS, default_format). */
+const NOT_ENGINE_SETTINGS = new Set([
+  'wait_end_of_query',
+  'send_progress_in_http_headers',
+  'http_response_buffer_size',
+  'http_headers_progress_interval_ms',
+  'http_send_progress_interval_ms',
+  'enable_http_compression',
+  'http_zlib_compression_level',
+  'http_response_compression_method',
+  'http_native_compression_disable_checksumming_on_decompress',
+  'default_format',
+]);
+
+/** Settings as an insert's SETTINGS clause takes them: the engine's, as scalars. */
+export function insertSettings(settings: InsertParams['clickhouse_settings']): Record<string, string | number | boolean> {
   const scalars: Record<string, string | number | boolean> = {};
   for (const [name, value] of Object.entries(settings ?? {})) {
+    if (NOT_ENGINE_SETTINGS.has(name)) continue;
     if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') scalars[name] = value;
   }
   return scalars;
@@ -75,15 +91,16 @@ export function withByteInserts<C extends ChdbConnection>(connection: C): C {
     if (!parsed) return connection.insert(params);
     const body = await bodyBytes(params.values as string | Readable);
     const queryId = params.query_id ?? crypto.randomUUID();
+    params.abort_signal?.throwIfAborted(); // chDB would start the write and only then give up
     try {
       const written = await connection.chdb.rawInsert({
         ...parsed,
         values: body,
-        settings: scalarSettings(params.clickhouse_settings),
+        settings: insertSettings(params.clickhouse_settings),
         ...(params.abort_signal ? { signal: params.abort_signal } : {}),
       });
-      const rows = String(written.rowsWritten);
-      const bytes = String(written.bytesWritten);
+      const rows = String(written.rowsWritten ?? 0);
+      const bytes = String(written.bytesWritten ?? 0);
       return {
         query_id: queryId,
         response_headers: {},
@@ -96,7 +113,7 @@ export function withByteInserts<C extends ChdbConnection>(connection: C): C {
           total_rows_to_read: '0',
           result_rows: '0',
           result_bytes: '0',
-          elapsed_ns: String(Math.round(written.elapsed * 1e9)),
+          elapsed_ns: String(Math.round((written.elapsed ?? 0) * 1e9)),
         },
       };
     } catch (error) {
