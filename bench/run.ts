@@ -8,7 +8,8 @@
  *    confirmed, so all in ClickHouse) beside raw decode (the same WAL read by the same stream
  *    class with no transform or ClickHouse) and raw insert (the same rows, already encoded,
  *    inserted by the same sink in the daemon's batches). Each timed phase starts once the engine
- *    runs no merge (the phase before's parts are merged first).
+ *    runs no merge (the phase before's parts are merged first). Also both ceilings at once (the
+ *    same WAL decoded while the same rows are inserted): what the machine does with both sharing it.
  * 2. lag: a steady 5,000 rows/s; commit-to-confirmed latency of every transaction.
  * 3. huge transaction: one transaction of many rows; peak RSS over the idle daemon's.
  * 4. idle slot: published tables idle while another table is busy; WAL the slot retains.
@@ -213,6 +214,8 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   // A second slot, made before the writes, holds the same WAL for the raw-decode ceiling.
   await stack.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
   await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_raw', 'pgoutput')`);
+  // A third holds it for both ceilings at once (below).
+  await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_both', 'pgoutput')`);
   const insertPrepared = await prepareGenerated(stack.sql, 2 * rows);
   /** Runs from..to of the prepared ones, committed in transactions of TX_ROWS; with the
    * update-heavy mix then moved through STATUS_ROUNDS and 1 in 10 deleted, as pipeline does. */
@@ -264,6 +267,8 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   let insertMs = 0;
   let insertCpuMicros = 0;
   let lastVersion = '0';
+  // Every group is kept for the shared ceiling (a bench: 100k realistic rows are ~400 MB).
+  const groups: EncodedRow[][][] = [];
   while (inserted < changes) {
     const group: EncodedRow[][] = [];
     let groupRows = 0;
@@ -298,9 +303,36 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     insertCpuMicros += user + system;
     insertMs += performance.now() - groupStarted;
     inserted += groupRows;
+    groups.push(group);
   }
   const insertCores = Number((insertCpuMicros / 1000 / insertMs).toFixed(2));
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
+
+  // Both ceilings at once: the same rows inserted (into a third table) while the same WAL is read
+  // (from the third slot), sharing the cores as end to end shares them. End to end does both and
+  // more, so it cannot beat this; against it, what the daemon loses beyond the sharing shows.
+  await migrate(ch, `${stack.database}_both`);
+  const bothSink = new RunsTable(ch, `${stack.database}_both`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
+  let decodedBoth = 0;
+  await mergesSettled(ch);
+  const bothStarted = performance.now();
+  await Promise.all([
+    readRawSlot(
+      stack,
+      (tag) => {
+        if (tag === 'insert' || tag === 'update' || tag === 'delete') decodedBoth += 1;
+        return tag === 'commit' && decodedBoth >= changes;
+      },
+      undefined,
+      { slot: `${stack.database}_both` },
+    ),
+    (async () => {
+      for (const group of groups) for (const batch of group) await bothSink.writeEncoded(batch);
+    })(),
+  ]);
+  const bothMs = performance.now() - bothStarted;
+  groups.length = 0;
+  await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_both')`);
 
   // Catch-up: the same number of rows written while the daemon is down, then drained. Live end to
   // end cannot beat the writer sharing these cores; this is what the pipeline itself sustains.
@@ -342,8 +374,12 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     e2eMachineCores,
     rawInsertCores: insertCores,
     ratio: Number((e2e / Math.min(rawDecode, rawInsert)).toFixed(3)),
+    // Raw decode and raw insert run at once (each row decoded and inserted, sharing the cores).
+    sharedCeilingRowsPerSecond: perSecond(changes, bothMs),
+    ratioToShared: Number((e2e / perSecond(changes, bothMs)).toFixed(3)),
     catchUpRowsPerSecond: catchUp,
     catchUpRatio: Number((catchUp / Math.min(rawDecode, rawInsert)).toFixed(3)),
+    catchUpRatioToShared: Number((catchUp / perSecond(changes, bothMs)).toFixed(3)),
     catchUpDaemonCores: catchUpCores,
     catchUpMachineCores,
     catchUpEventLoopBusy: Number(elu.utilization.toFixed(2)),
