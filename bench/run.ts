@@ -21,9 +21,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
-import { availableParallelism } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Pgoutput } from 'pg-logical-replication';
 import { loadConfig } from '../src/config.ts';
 import { type RunningPostgres, startPostgres } from '../src/embedded/postgres.ts';
@@ -36,12 +35,12 @@ import { migrate } from '../src/sink/migrations.ts';
 import { type EncodedRow, encodeRow } from '../src/sink/runs-sink.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
 import { currentWalLsn, readSlot } from '../src/source/catalog.ts';
-import { createRunsTables } from '../src/source/schema.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
 import { textTupleOf, WireTuple } from '../src/source/wire-tuples.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
 import { keepResult, loadAverage } from './args.ts';
 import { deleteTenth, mixArg, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
+import { freshStack, machineCoresUsed, machineCpu, mergesSettled, type Stack } from './stack.ts';
 
 const large = process.argv.includes('large');
 /** `--name=N` from the command line as a number, or `fallback` when absent. */
@@ -78,29 +77,6 @@ async function prepareGenerated(sql: pg.ClientBase, count: number): Promise<(fro
     sql.query(`INSERT INTO task_run_v2 (${RUN_COLUMNS}) SELECT ${RUN_COLUMNS} FROM generated_runs WHERE g BETWEEN $1 AND $2`, [from, to]);
 }
 
-interface Stack {
-  url: string;
-  sql: pg.Client;
-  database: string;
-  close(): Promise<void>;
-}
-
-let dbCounter = 0;
-async function freshStack(server: RunningPostgres, ch: ClickHouseClient): Promise<Stack> {
-  dbCounter += 1;
-  const name = `bench_${dbCounter}`;
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = server.url.replace(/\/postgres$/, `/${name}`);
-  const sql = new pg.Client({ connectionString: url });
-  await sql.connect();
-  await createRunsTables(sql);
-  await migrate(ch, name);
-  return { url, sql, database: name, close: () => sql.end() };
-}
-
 function configFor(stack: Stack) {
   return loadConfig({ databaseUrl: stack.url, clickhouseDatabase: stack.database, slot: `${stack.database}_slot` }, {});
 }
@@ -112,32 +88,6 @@ const coresUsed = (since: NodeJS.CpuUsage, ms: number) => {
   const { user, system } = process.cpuUsage(since);
   return Number(((user + system) / 1000 / ms).toFixed(2));
 };
-
-/** The machine's CPU time so far (all processes: Postgres's too), busy and total, from /proc/stat. */
-function machineCpu(): { busy: number; total: number } {
-  const [, ...ticks] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string).trim().split(/\s+/);
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = ticks.map(Number) as number[];
-  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
-  return { busy, total: busy + (idle ?? 0) + (iowait ?? 0) };
-}
-/** Cores the whole machine kept busy since `since` (of availableParallelism()). */
-const machineCoresUsed = (since: { busy: number; total: number }) => {
-  const now = machineCpu();
-  return Number((((now.busy - since.busy) / (now.total - since.total)) * availableParallelism()).toFixed(2));
-};
-
-/**
- * Wait until the engine runs no merge: each timed phase starts on a quiet engine, so the merges
- * of the phase before (say end to end's parts) do not run on the cores of the next one.
- */
-async function mergesSettled(ch: ClickHouseClient): Promise<void> {
-  for (let waited = 0; waited < 60_000; waited += 100) {
-    const [row] = await (await ch.query({ query: 'SELECT count() AS n FROM system.merges', format: 'JSONEachRow' })).json<{ n: string }>();
-    if (Number(row?.n) === 0) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  console.error('merges still running after 60 s: this phase is timed beside them');
-}
 
 /** The raw insert's rows encoded ahead and inserted back to back, at most this many bytes at a time. */
 const RAW_INSERT_GROUP_BYTES = 256 * 1024 * 1024;

@@ -1,0 +1,61 @@
+/**
+ * What the replication benches share: a fresh database on both sides, the machine's busy cores,
+ * and a wait for the engine's merges before a timed phase.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { ClickHouseClient } from '@clickhouse/client';
+import pg from 'pg';
+import type { RunningPostgres } from '../src/embedded/postgres.ts';
+import { migrate } from '../src/sink/migrations.ts';
+import { createRunsTables } from '../src/source/schema.ts';
+
+export interface Stack {
+  url: string;
+  sql: pg.Client;
+  database: string;
+  close(): Promise<void>;
+}
+
+let dbCounter = 0;
+/** A new database in Postgres (runs tables) and ClickHouse (migrated), named `<prefix>_<n>`. */
+export async function freshStack(server: RunningPostgres, ch: ClickHouseClient, prefix = 'bench'): Promise<Stack> {
+  dbCounter += 1;
+  const name = `${prefix}_${dbCounter}`;
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = server.url.replace(/\/postgres$/, `/${name}`);
+  const sql = new pg.Client({ connectionString: url });
+  await sql.connect();
+  await createRunsTables(sql);
+  await migrate(ch, name);
+  return { url, sql, database: name, close: () => sql.end() };
+}
+
+/** The machine's CPU time so far (all processes: Postgres's too), busy and total, from /proc/stat. */
+export function machineCpu(): { busy: number; total: number } {
+  const [, ...ticks] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] as string).trim().split(/\s+/);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = ticks.map(Number) as number[];
+  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  return { busy, total: busy + (idle ?? 0) + (iowait ?? 0) };
+}
+/** Cores the whole machine kept busy since `since` (of availableParallelism()). */
+export const machineCoresUsed = (since: { busy: number; total: number }) => {
+  const now = machineCpu();
+  return Number((((now.busy - since.busy) / (now.total - since.total)) * availableParallelism()).toFixed(2));
+};
+
+/**
+ * Wait until the engine runs no merge: each timed phase starts on a quiet engine, so the merges
+ * of the phase before (say end to end's parts) do not run on the cores of the next one.
+ */
+export async function mergesSettled(ch: ClickHouseClient): Promise<void> {
+  for (let waited = 0; waited < 60_000; waited += 100) {
+    const [row] = await (await ch.query({ query: 'SELECT count() AS n FROM system.merges', format: 'JSONEachRow' })).json<{ n: string }>();
+    if (Number(row?.n) === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  console.error('merges still running after 60 s: this phase is timed beside them');
+}
