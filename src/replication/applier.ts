@@ -86,8 +86,7 @@ export class TransactionApplier {
 
   constructor(private readonly options: ApplierOptions) {
     ({ buffer: this.buffer, stats: this.stats, log: this.log } = options);
-    const buffer = this.buffer;
-    this.lines = new LineSlab({ appendedSeq: () => buffer.appendedSeq, writtenSeq: () => buffer.writtenSeq });
+    this.lines = new LineSlab(this.buffer);
   }
 
   /** Queue an item; items are handled one at a time, in the order received. */

@@ -29,9 +29,9 @@ function newSlab(bytes: number): Buffer {
  */
 export interface LineRecycling {
   /** The sequence number of the last row appended so far. */
-  appendedSeq(): number;
+  readonly appendedSeq: number;
   /** Every row up to this sequence number is written and no longer held. */
-  writtenSeq(): number;
+  readonly writtenSeq: number;
 }
 
 /** Lines of one change written but not yet appended as rows: a moved row's tombstone and the row. */
@@ -70,8 +70,8 @@ export class LineSlab {
     // A huge line gets a slab of its own; the slab it leaves is not reused, only collected.
     if (!this.recycling || bytes > SLAB_BYTES) return newSlab(Math.max(SLAB_BYTES, bytes));
     // Lines of the change being encoded may not be appended yet: they get the next numbers.
-    this.retired.push({ slab: this.slab, lastSeq: this.recycling.appendedSeq() + LINES_PER_CHANGE });
-    const written = this.recycling.writtenSeq();
+    this.retired.push({ slab: this.slab, lastSeq: this.recycling.appendedSeq + LINES_PER_CHANGE });
+    const written = this.recycling.writtenSeq;
     while (this.retired.length > 0 && (this.retired[0] as { lastSeq: number }).lastSeq <= written) {
       const { slab } = this.retired.shift() as { slab: Buffer };
       // Only ordinary slabs are kept: one made for a huge line goes back to the garbage collector.

@@ -30,27 +30,26 @@ describe('line slabs and the insert body', () => {
   });
 
   it('with recycling, reuses a filled slab only once every row that may hold one of its lines is written', () => {
-    let appended = 0;
-    let written = 0;
-    const slab = new LineSlab({ appendedSeq: () => appended, writtenSeq: () => written });
+    const rows = { appendedSeq: 0, writtenSeq: 0 };
+    const slab = new LineSlab(rows);
     const text = (i: number) => `${String(i).padStart(6, '0')}:${'x'.repeat(1_000)}`;
     const lines: Buffer[] = [];
     const memories = new Set<ArrayBufferLike>();
     // Four slabs' worth of lines, none written: every line keeps its bytes, every slab is new.
     for (let i = 0; i < 1_000; i++) {
       lines.push(slab.text(text(i)));
-      appended += 1;
+      rows.appendedSeq += 1;
       memories.add((lines.at(-1) as Buffer).buffer);
     }
     expect(memories.size).toBeGreaterThan(3);
     expect(lines.every((line, i) => line.toString() === text(i))).toBe(true);
     // All but the last change written: the first slabs come back; the last line's is not rewritten.
-    written = appended - 1;
+    rows.writtenSeq = rows.appendedSeq - 1;
     const last = lines.at(-1) as Buffer;
     const reused = new Set<ArrayBufferLike>();
     for (let i = 0; i < 600; i++) {
       const line = slab.text(text(i));
-      appended += 1;
+      rows.appendedSeq += 1;
       if (line.buffer !== last.buffer && memories.has(line.buffer)) reused.add(line.buffer);
       if (line.buffer === last.buffer) expect(line.byteOffset).toBeGreaterThan(last.byteOffset + last.length);
     }
