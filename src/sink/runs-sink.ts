@@ -29,7 +29,7 @@
  * after its `write` resolved.
  */
 
-import { SOURCE_TABLES, type SourceTable, TARGET_COLUMNS } from '../schema/columns.ts';
+import { TARGET_COLUMNS } from '../schema/columns.ts';
 import type { ClickHouseRow } from '../transform/row.ts';
 import { insertChunks, sharedLines } from './line-slab.ts';
 import { decodeTabSeparatedLine, encodeTabSeparatedLine } from './tab-separated.ts';
@@ -80,16 +80,24 @@ export function emptySinkStats(): SinkStats {
   return { rowsWritten: 0, deadLetters: 0, rowsByTable: {}, inserts: 0, retries: 0, retriesByReason: {} };
 }
 
-/** The stats key of each source table's live rows and tombstones, made once rather than per row. */
-const ROWS_BY_TABLE_KEYS = new Map(SOURCE_TABLES.map((table) => [table, { live: `${table}/live`, tombstone: `${table}/tombstone` }]));
+/** The stats keys of each source table's live rows and tombstones, made once per table rather than per row. */
+const ROWS_BY_TABLE_KEYS = new Map<string, { live: string; tombstone: string }>();
+function rowsByTableKeys(table: string): { live: string; tombstone: string } {
+  let keys = ROWS_BY_TABLE_KEYS.get(table);
+  if (!keys) {
+    keys = { live: `${table}/live`, tombstone: `${table}/tombstone` };
+    ROWS_BY_TABLE_KEYS.set(table, keys);
+  }
+  return keys;
+}
 
 /** Count one insert of `rows` into `stats` (every sink counts writes the same way). */
 export function countWrite(stats: SinkStats, rows: readonly EncodedRow[]): void {
   stats.rowsWritten += rows.length;
   stats.inserts += 1;
   for (const row of rows) {
-    const keys = ROWS_BY_TABLE_KEYS.get(row.sourceTable as SourceTable);
-    const key = keys ? (row.deleted ? keys.tombstone : keys.live) : `${row.sourceTable}/${row.deleted ? 'tombstone' : 'live'}`;
+    const keys = rowsByTableKeys(row.sourceTable);
+    const key = row.deleted ? keys.tombstone : keys.live;
     stats.rowsByTable[key] = (stats.rowsByTable[key] ?? 0) + 1;
   }
 }
