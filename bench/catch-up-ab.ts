@@ -12,7 +12,7 @@ import { RunsTable } from '../src/sink/runs-table.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
 import { keepResult, loadAverage, numberArg } from './args.ts';
 import { rowShape, shapeSql } from './rows.ts';
-import { freshStack, machineCoresUsed, machineCpu, mergesSettled } from './stack.ts';
+import { daemonBatches, freshStack, machineCoresUsed, machineCpu, mergesSettled } from './stack.ts';
 
 const SHAPE = rowShape(process.argv);
 const { columns, generated } = shapeSql(SHAPE);
@@ -69,7 +69,7 @@ async function round(path: string, ch: ClickHouseClient, runs = RUNS, warmUp = f
   const encoded = rows.map(encodeRow);
   await mergesSettled(ch);
   const insertStarted = performance.now();
-  for (let at = 0; at < encoded.length; at += config.batchRows) await sink.writeEncoded(encoded.slice(at, at + config.batchRows));
+  for (const batch of daemonBatches(encoded, config)) await sink.writeEncoded(batch);
   const insertMs = performance.now() - insertStarted;
   // Each round starts on an engine and a server holding no earlier round's rows.
   await ch.command({ query: `DROP DATABASE ${name} SYNC` });

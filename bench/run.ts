@@ -40,7 +40,7 @@ import { textTupleOf, WireTuple } from '../src/source/wire-tuples.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
 import { keepResult, loadAverage } from './args.ts';
 import { deleteTenth, mixArg, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
-import { freshStack, machineCoresUsed, machineCpu, mergesSettled, type Stack } from './stack.ts';
+import { daemonBatches, freshStack, machineCoresUsed, machineCpu, mergesSettled, type Stack } from './stack.ts';
 
 const large = process.argv.includes('large');
 /** `--name=N` from the command line as a number, or `fallback` when absent. */
@@ -92,24 +92,6 @@ const coresUsed = (since: NodeJS.CpuUsage, ms: number) => {
 /** The raw insert's rows encoded ahead and inserted back to back, at most this many bytes at a time. */
 const RAW_INSERT_GROUP_BYTES = 256 * 1024 * 1024;
 
-/** Encoded rows cut as the daemon's buffer cuts a flush: whole rows while under `batchBytes`. */
-function daemonBatches(rows: readonly EncodedRow[], batchBytes: number): EncodedRow[][] {
-  const batches: EncodedRow[][] = [];
-  let batch: EncodedRow[] = [];
-  let bytes = 0;
-  for (const row of rows) {
-    if (batch.length > 0 && bytes >= batchBytes) {
-      batches.push(batch);
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(row);
-    bytes += row.line.length;
-  }
-  if (batch.length > 0) batches.push(batch);
-  return batches;
-}
-
 /**
  * The ceiling of decoding: a slot's WAL (`_raw` unless named) read by the daemon's stream class
  * with nothing done with the changes: each tuple stays where it lies in the message, as the daemon
@@ -157,6 +139,25 @@ function decodeTuples(message: Pgoutput.Message): void {
   }
 }
 
+/**
+ * Raw decode of `changes` row changes from a slot (`_raw` unless named); resolves with the count.
+ * Counted, not compared with the WAL end: WAL written after the last commit (a checkpoint, a
+ * running-transactions record) put the WAL end past every commit, and the read never ended.
+ */
+async function readChanges(stack: Stack, changes: number, slot?: string): Promise<number> {
+  let decoded = 0;
+  await readRawSlot(
+    stack,
+    (tag) => {
+      if (tag === 'insert' || tag === 'update' || tag === 'delete') decoded += 1;
+      return tag === 'commit' && decoded >= changes;
+    },
+    undefined,
+    slot ? { slot } : {},
+  );
+  return decoded;
+}
+
 async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const stack = await freshStack(server, ch);
   const config = configFor(stack);
@@ -195,14 +196,8 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
 
   // Raw decode: the same WAL, the same stream class, nothing done with the changes.
   await mergesSettled(ch);
-  let decoded = 0;
   const decodeStarted = performance.now();
-  await readRawSlot(stack, (tag) => {
-    if (tag === 'insert' || tag === 'update' || tag === 'delete') decoded += 1;
-    // Counted, not compared with the WAL end: WAL written after the last commit (a checkpoint,
-    // a running-transactions record) put the WAL end past every commit, and the read never ended.
-    return tag === 'commit' && decoded >= changes;
-  });
+  const decoded = await readChanges(stack, changes);
   const decodeMs = performance.now() - decodeStarted;
 
   // Raw insert: the same rows, already encoded (read back from ClickHouse and encoded, untimed),
@@ -239,7 +234,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
         continue;
       }
       lastVersion = String(page.at(-1)?._version);
-      for (const batch of daemonBatches(page.map(encodeRow), config.batchBytes)) {
+      for (const batch of daemonBatches(page.map(encodeRow), config)) {
         group.push(batch);
         groupRows += batch.length;
         for (const row of batch) groupBytes += row.line.length;
@@ -263,19 +258,10 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   // more, so it cannot beat this; against it, what the daemon loses beyond the sharing shows.
   await migrate(ch, `${stack.database}_both`);
   const bothSink = new RunsTable(ch, `${stack.database}_both`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
-  let decodedBoth = 0;
   await mergesSettled(ch);
   const bothStarted = performance.now();
   await Promise.all([
-    readRawSlot(
-      stack,
-      (tag) => {
-        if (tag === 'insert' || tag === 'update' || tag === 'delete') decodedBoth += 1;
-        return tag === 'commit' && decodedBoth >= changes;
-      },
-      undefined,
-      { slot: `${stack.database}_both` },
-    ),
+    readChanges(stack, changes, `${stack.database}_both`),
     (async () => {
       for (const group of groups) for (const batch of group) await bothSink.writeEncoded(batch);
     })(),

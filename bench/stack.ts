@@ -1,6 +1,6 @@
 /**
  * What the replication benches share: a fresh database on both sides, the machine's busy cores,
- * and a wait for the engine's merges before a timed phase.
+ * a wait for the engine's merges before a timed phase, and the daemon's batches for a ceiling.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -8,6 +8,7 @@ import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
 import type { RunningPostgres } from '../src/embedded/postgres.ts';
 import { migrate } from '../src/sink/migrations.ts';
+import type { EncodedRow } from '../src/sink/runs-sink.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 
 export interface Stack {
@@ -58,4 +59,25 @@ export async function mergesSettled(ch: ClickHouseClient): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
   console.error('merges still running after 60 s: this phase is timed beside them');
+}
+
+/**
+ * Encoded rows cut as the daemon's buffer cuts a flush (RowBuffer): at most `batchRows` rows, and
+ * whole rows while under `batchBytes`.
+ */
+export function daemonBatches(rows: readonly EncodedRow[], limits: { batchRows: number; batchBytes: number }): EncodedRow[][] {
+  const batches: EncodedRow[][] = [];
+  let batch: EncodedRow[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    if (batch.length > 0 && (bytes >= limits.batchBytes || batch.length >= limits.batchRows)) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(row);
+    bytes += row.line.length;
+  }
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }
