@@ -1,10 +1,11 @@
-import { type ClickHouseClient, createClient } from '@clickhouse/client';
+import { type ClickHouseClient, type ClickHouseSettings, createClient } from '@clickhouse/client';
 import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { startPostgres } from '../src/embedded/postgres.ts';
 import { silentLogger } from '../src/logger.ts';
 import { importOptional } from '../src/optional.ts';
 import { startReplication } from '../src/replication/start.ts';
+import { type ChdbConnection, withByteInserts } from '../src/sink/chdb-inserts.ts';
 import { connectClickHouse, SESSION_SETTINGS } from '../src/sink/clickhouse.ts';
 import { migrate } from '../src/sink/migrations.ts';
 import { encodeRow } from '../src/sink/runs-sink.ts';
@@ -18,19 +19,30 @@ const SHAPE = rowShape(process.argv);
 const { columns, generated } = shapeSql(SHAPE);
 const RUNS = numberArg('--runs', 100_000);
 const ROUNDS = numberArg('--rounds', 4);
+/** `--setting name=value` (repeatable): compare the byte inserts with and without these settings. */
+const SETTINGS: ClickHouseSettings = Object.fromEntries(
+  process.argv.flatMap((arg, i) => (arg === '--setting' ? [(process.argv[i + 1] ?? '').split('=', 2)] : [])),
+);
 
-/** chDB's own connection, unwrapped: its insert makes the body a JS string. */
-async function chdbOwnInserts(): Promise<ClickHouseClient> {
-  const { createChdbConnection } = await importOptional<{ createChdbConnection(o: { path: string }): unknown }>('chdb', 'chdb/connection');
-  const connection = createChdbConnection({ path: ':memory:' }) as NonNullable<Parameters<typeof createClient>[0]>['connection'];
-  return createClient({ connection, clickhouse_settings: SESSION_SETTINGS });
+/** chDB's connection, with byte inserts or its own (which makes the body a JS string), and extra settings. */
+async function chdbClient(byteInserts: boolean, settings: ClickHouseSettings = {}): Promise<ClickHouseClient> {
+  const { createChdbConnection } = await importOptional<{ createChdbConnection(o: { path: string }): ChdbConnection }>(
+    'chdb',
+    'chdb/connection',
+  );
+  const own = createChdbConnection({ path: ':memory:' });
+  const connection = (byteInserts ? withByteInserts(own) : own) as unknown as NonNullable<Parameters<typeof createClient>[0]>['connection'];
+  return createClient({ connection, clickhouse_settings: { ...SESSION_SETTINGS, ...settings } });
 }
 
 const server = await startPostgres();
-const paths: Record<string, ClickHouseClient> = {
-  chdbString: await chdbOwnInserts(),
-  bytes: await connectClickHouse({ chdbPath: ':memory:' }),
-};
+const paths: Record<string, ClickHouseClient> =
+  Object.keys(SETTINGS).length === 0
+    ? { chdbString: await chdbClient(false), bytes: await connectClickHouse({ chdbPath: ':memory:' }) }
+    : {
+        bytes: await connectClickHouse({ chdbPath: ':memory:' }),
+        [`bytes ${new URLSearchParams(SETTINGS as Record<string, string>)}`]: await chdbClient(true, SETTINGS),
+      };
 const figures: Record<string, Array<{ catchUp: number; ceiling: number; ratio: number; machineCores: number }>> = {};
 /** One round on `path`: a backlog of `runs` drained, then the ceiling; kept unless a warm-up. */
 async function round(path: string, ch: ClickHouseClient, runs = RUNS, warmUp = false) {
@@ -116,6 +128,14 @@ const medians = Object.fromEntries(
     },
   ]),
 );
-const summary = { scenario: 'catch-up-ab', rowShape: SHAPE, runs: RUNS, rounds: ROUNDS, medians, loadAverage: loadAverage() };
+const summary = {
+  scenario: 'catch-up-ab',
+  rowShape: SHAPE,
+  runs: RUNS,
+  rounds: ROUNDS,
+  settings: SETTINGS,
+  medians,
+  loadAverage: loadAverage(),
+};
 console.log(JSON.stringify(summary));
 keepResult(`catch-up-ab${SHAPE === 'thin' ? '' : `_${SHAPE}`}`, { ...summary, figures });
