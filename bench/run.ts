@@ -254,7 +254,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
 
   // Both ceilings at once: the same rows inserted (into a third table) while the same WAL is read
-  // (from the third slot), sharing the cores as end to end shares them; against it, what the
+  // (from the third slot), sharing the cores as a catch-up shares them (no writer); against it, what the
   // daemon loses beyond the sharing shows. Not a strict bound: this read never waits, while the
   // daemon's reader waits at its buffer's limit and leaves the engine the cores meanwhile.
   await migrate(ch, `${stack.database}_both`);
