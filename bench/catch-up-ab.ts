@@ -21,7 +21,15 @@ const RUNS = numberArg('--runs', 100_000);
 const ROUNDS = numberArg('--rounds', 4);
 /** `--setting name=value` (repeatable): compare the byte inserts with and without these settings. */
 const SETTINGS: ClickHouseSettings = Object.fromEntries(
-  process.argv.flatMap((arg, i) => (arg === '--setting' ? [(process.argv[i + 1] ?? '').split('=', 2)] : [])),
+  process.argv.flatMap((arg, i) => {
+    if (arg !== '--setting') return [];
+    const setting = /^(\w+)=(.+)$/.exec(process.argv[i + 1] ?? '');
+    if (!setting) {
+      console.error(`--setting takes name=value (say min_chunk_bytes_for_parallel_parsing=1048576), not "${process.argv[i + 1] ?? ''}"`);
+      process.exit(2);
+    }
+    return [[setting[1], setting[2]]];
+  }),
 );
 
 /** chDB's connection, with byte inserts or its own (which makes the body a JS string), and extra settings. */
