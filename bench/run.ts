@@ -40,7 +40,16 @@ import { textTupleOf, WireTuple } from '../src/source/wire-tuples.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
 import { keepResult, loadAverage } from './args.ts';
 import { deleteTenth, mixArg, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
-import { daemonBatches, freshStack, machineCoresUsed, machineCpu, mergesSettled, type Stack } from './stack.ts';
+import {
+  daemonBatches,
+  freshStack,
+  machineCoresUsed,
+  machineCpu,
+  mergesSettled,
+  postgresCoresUsed,
+  postgresCpuSeconds,
+  type Stack,
+} from './stack.ts';
 
 const large = process.argv.includes('large');
 /** `--name=N` from the command line as a number, or `fallback` when absent. */
@@ -186,19 +195,29 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const started = performance.now();
   const e2eCpu = process.cpuUsage();
   const e2eMachine = machineCpu();
+  const e2ePostgres = postgresCpuSeconds();
+  const e2eThread = mainThreadCpuMicros();
   await writeRange(1, rows);
   const written = performance.now();
   await replication.caughtUp(stack.sql);
   const e2eMs = performance.now() - started;
   const e2eCores = coresUsed(e2eCpu, e2eMs);
   const e2eMachineCores = machineCoresUsed(e2eMachine);
+  const e2ePostgresCores = postgresCoresUsed(e2ePostgres, e2eMs);
+  const e2eThreadCores = threadCoresUsed(e2eThread, e2eMs);
   await replication.stop();
 
   // Raw decode: the same WAL, the same stream class, nothing done with the changes.
   await mergesSettled(ch);
   const decodeStarted = performance.now();
+  const decodeCpu = process.cpuUsage();
+  const decodePostgres = postgresCpuSeconds();
+  const decodeThread = mainThreadCpuMicros();
   const decoded = await readChanges(stack, changes);
   const decodeMs = performance.now() - decodeStarted;
+  const decodeCores = coresUsed(decodeCpu, decodeMs);
+  const decodePostgresCores = postgresCoresUsed(decodePostgres, decodeMs);
+  const decodeThreadCores = threadCoresUsed(decodeThread, decodeMs);
 
   // Raw insert: the same rows, already encoded (read back from ClickHouse and encoded, untimed),
   // inserted by the same sink in the daemon's batches (batchRows rows or batchBytes bytes,
@@ -261,6 +280,10 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const bothSink = new RunsTable(ch, `${stack.database}_both`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
   await mergesSettled(ch);
   const bothStarted = performance.now();
+  const bothCpu = process.cpuUsage();
+  const bothMachine = machineCpu();
+  const bothPostgres = postgresCpuSeconds();
+  const bothThread = mainThreadCpuMicros();
   await Promise.all([
     readChanges(stack, changes, `${stack.database}_both`),
     (async () => {
@@ -268,6 +291,10 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     })(),
   ]);
   const bothMs = performance.now() - bothStarted;
+  const bothCores = coresUsed(bothCpu, bothMs);
+  const bothMachineCores = machineCoresUsed(bothMachine);
+  const bothPostgresCores = postgresCoresUsed(bothPostgres, bothMs);
+  const bothThreadCores = threadCoresUsed(bothThread, bothMs);
   groups.length = 0;
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_both')`);
 
@@ -279,12 +306,16 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const catchUpStarted = performance.now();
   const cpuBefore = process.cpuUsage();
   const catchUpMachine = machineCpu();
+  const catchUpPostgres = postgresCpuSeconds();
+  const catchUpThread = mainThreadCpuMicros();
   const eluBefore = performance.eventLoopUtilization();
   const restarted = await startReplication(stack.url, config, table, silentLogger);
   await restarted.daemon.waitForConfirmed(backlogEnd);
   const catchUpMs = performance.now() - catchUpStarted;
   const catchUpCores = coresUsed(cpuBefore, catchUpMs);
   const catchUpMachineCores = machineCoresUsed(catchUpMachine);
+  const catchUpPostgresCores = postgresCoresUsed(catchUpPostgres, catchUpMs);
+  const catchUpThreadCores = threadCoresUsed(catchUpThread, catchUpMs);
   const elu = performance.eventLoopUtilization(eluBefore);
   await restarted.stop();
   await stack.close();
@@ -309,16 +340,29 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     e2eDaemonCores: e2eCores,
     // The whole machine (Postgres's writer and walsender too): at the core count, CPU is the bound.
     e2eMachineCores,
+    // Every Postgres process (writer, walsender, background workers), and this process's main
+    // thread (the daemon's reader, encoder and buffer; the engine runs on other threads), in cores.
+    e2ePostgresCores,
+    e2eThreadCores,
+    rawDecodeCores: decodeCores,
+    rawDecodeThreadCores: decodeThreadCores,
+    rawDecodePostgresCores: decodePostgresCores,
     rawInsertCores: insertCores,
     ratio: Number((e2e / Math.min(rawDecode, rawInsert)).toFixed(3)),
     // Raw decode and raw insert run at once (each row decoded and inserted, sharing the cores).
     sharedCeilingRowsPerSecond: perSecond(changes, bothMs),
     ratioToShared: Number((e2e / perSecond(changes, bothMs)).toFixed(3)),
+    sharedCores: bothCores,
+    sharedThreadCores: bothThreadCores,
+    sharedPostgresCores: bothPostgresCores,
+    sharedMachineCores: bothMachineCores,
     catchUpRowsPerSecond: catchUp,
     catchUpRatio: Number((catchUp / Math.min(rawDecode, rawInsert)).toFixed(3)),
     catchUpRatioToShared: Number((catchUp / perSecond(changes, bothMs)).toFixed(3)),
     catchUpDaemonCores: catchUpCores,
     catchUpMachineCores,
+    catchUpPostgresCores,
+    catchUpThreadCores,
     catchUpEventLoopBusy: Number(elu.utilization.toFixed(2)),
     decodedRows: decoded,
     peakBufferedRows: replication.daemon.buffer.stats.highWaterRows,
@@ -544,6 +588,10 @@ function topSelfTime(profile: CpuProfile, count: number): string[] {
 /** CPU time of this process's main thread (where the daemon runs), in µs; Linux's per-thread schedstat. */
 function mainThreadCpuMicros(): number {
   return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
+}
+/** Cores the main thread kept busy since `since` (from mainThreadCpuMicros) over `ms`. */
+function threadCoresUsed(since: number, ms: number): number {
+  return Number(((mainThreadCpuMicros() - since) / 1000 / ms).toFixed(2));
 }
 
 interface Mark {

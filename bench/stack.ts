@@ -2,7 +2,7 @@
  * What the replication benches share: a fresh database on both sides, the machine's busy cores,
  * a wait for the engine's merges before a timed phase, and the daemon's batches for a ceiling.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
 import pg from 'pg';
@@ -47,6 +47,31 @@ export const machineCoresUsed = (since: { busy: number; total: number }) => {
   const now = machineCpu();
   return Number((((now.busy - since.busy) / (now.total - since.total)) * availableParallelism()).toFixed(2));
 };
+
+/**
+ * CPU time of Postgres so far (writers, walsenders, background workers), in seconds: every live
+ * process's own, plus what the postmaster's exited children took (a walsender that has ended).
+ */
+export function postgresCpuSeconds(): number {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // it exited meanwhile
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    if (name !== 'postgres') continue;
+    // After the name: state is field 3; utime, stime, cutime and cstime are fields 14 to 17 (proc(5)).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  }
+  return ticks / 100; // USER_HZ: /proc counts in hundredths of a second on Linux
+}
+/** Cores Postgres's processes kept busy since `since` (from postgresCpuSeconds) over `ms`. */
+export const postgresCoresUsed = (since: number, ms: number) => Number(((postgresCpuSeconds() - since) / (ms / 1000)).toFixed(2));
 
 /**
  * Wait until the engine runs no merge: each timed phase starts on a quiet engine, so the merges
