@@ -5,7 +5,7 @@ import { startPostgres } from '../src/embedded/postgres.ts';
 import { silentLogger } from '../src/logger.ts';
 import { importOptional } from '../src/optional.ts';
 import { startReplication } from '../src/replication/start.ts';
-import { type ChdbConnection, withByteInserts } from '../src/sink/chdb-inserts.ts';
+import { type ChdbConnection, NOT_ENGINE_SETTINGS, withByteInserts } from '../src/sink/chdb-inserts.ts';
 import { connectClickHouse, SESSION_SETTINGS } from '../src/sink/clickhouse.ts';
 import { migrate } from '../src/sink/migrations.ts';
 import { encodeRow } from '../src/sink/runs-sink.ts';
@@ -19,13 +19,19 @@ const SHAPE = rowShape(process.argv);
 const { columns, generated } = shapeSql(SHAPE);
 const RUNS = numberArg('--runs', 100_000);
 const ROUNDS = numberArg('--rounds', 4);
-/** `--setting name=value` (repeatable): compare the byte inserts with and without these settings. */
+/** `--setting name=value` or `--setting=name=value` (repeatable): the byte inserts with and without these engine settings. */
 const SETTINGS: ClickHouseSettings = Object.fromEntries(
   process.argv.flatMap((arg, i) => {
-    if (arg !== '--setting') return [];
-    const setting = /^(\w+)=(.+)$/.exec(process.argv[i + 1] ?? '');
+    const given =
+      arg === '--setting' ? (process.argv[i + 1] ?? '') : arg.startsWith('--setting=') ? arg.slice('--setting='.length) : undefined;
+    if (given === undefined) return [];
+    const setting = /^(\w+)=(.+)$/.exec(given);
     if (!setting) {
-      console.error(`--setting takes name=value (say min_chunk_bytes_for_parallel_parsing=1048576), not "${process.argv[i + 1] ?? ''}"`);
+      console.error(`--setting takes name=value (say min_chunk_bytes_for_parallel_parsing=1048576), not "${given}"`);
+      process.exit(2);
+    }
+    if (NOT_ENGINE_SETTINGS.has(setting[1] as string)) {
+      console.error(`${setting[1]} is an HTTP setting the engine never sees: both paths would run the same; name an engine setting`);
       process.exit(2);
     }
     return [[setting[1], setting[2]]];

@@ -48,6 +48,7 @@ import {
   mergesSettled,
   postgresCoresUsed,
   postgresCpuSeconds,
+  postmasterPid,
   type Stack,
 } from './stack.ts';
 
@@ -177,6 +178,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   // A third holds it for both ceilings at once (below).
   await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_both', 'pgoutput')`);
   const insertPrepared = await prepareGenerated(stack.sql, 2 * rows);
+  const postmaster = await postmasterPid(stack.sql);
   /** Runs from..to of the prepared ones, committed in transactions of TX_ROWS; with the
    * update-heavy mix then moved through STATUS_ROUNDS and 1 in 10 deleted, as pipeline does. */
   const writeRange = async (from: number, to: number) => {
@@ -195,7 +197,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const started = performance.now();
   const e2eCpu = process.cpuUsage();
   const e2eMachine = machineCpu();
-  const e2ePostgres = postgresCpuSeconds();
+  const e2ePostgres = postgresCpuSeconds(postmaster);
   const e2eThread = mainThreadCpuMicros();
   await writeRange(1, rows);
   const written = performance.now();
@@ -203,7 +205,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const e2eMs = performance.now() - started;
   const e2eCores = coresUsed(e2eCpu, e2eMs);
   const e2eMachineCores = machineCoresUsed(e2eMachine);
-  const e2ePostgresCores = postgresCoresUsed(e2ePostgres, e2eMs);
+  const e2ePostgresCores = postgresCoresUsed(postmaster, e2ePostgres, e2eMs);
   const e2eThreadCores = threadCoresUsed(e2eThread, e2eMs);
   await replication.stop();
 
@@ -211,12 +213,12 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   await mergesSettled(ch);
   const decodeStarted = performance.now();
   const decodeCpu = process.cpuUsage();
-  const decodePostgres = postgresCpuSeconds();
+  const decodePostgres = postgresCpuSeconds(postmaster);
   const decodeThread = mainThreadCpuMicros();
   const decoded = await readChanges(stack, changes);
   const decodeMs = performance.now() - decodeStarted;
   const decodeCores = coresUsed(decodeCpu, decodeMs);
-  const decodePostgresCores = postgresCoresUsed(decodePostgres, decodeMs);
+  const decodePostgresCores = postgresCoresUsed(postmaster, decodePostgres, decodeMs);
   const decodeThreadCores = threadCoresUsed(decodeThread, decodeMs);
 
   // Raw insert: the same rows, already encoded (read back from ClickHouse and encoded, untimed),
@@ -272,17 +274,18 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const insertCores = Number((insertCpuMicros / 1000 / insertMs).toFixed(2));
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
 
-  // Both ceilings at once: the same rows inserted (into a third table) while the same WAL is read
-  // (from the third slot), sharing the cores as a catch-up shares them (no writer); against it, what the
-  // daemon loses beyond the sharing shows. Not a strict bound: this read never waits, while the
-  // daemon's reader waits at its buffer's limit and leaves the engine the cores meanwhile.
+  // Both ceilings at once: the same rows, encoded before the timing starts, inserted (into a third
+  // table) while the same WAL is read (from the third slot), each job on its own, sharing the cores
+  // as a catch-up shares them (no writer). Against it, what the daemon loses beyond the sharing
+  // shows, line writing included. Not a strict bound: this read never waits, while the daemon's
+  // reader waits at its buffer's limit.
   await migrate(ch, `${stack.database}_both`);
   const bothSink = new RunsTable(ch, `${stack.database}_both`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
   await mergesSettled(ch);
   const bothStarted = performance.now();
   const bothCpu = process.cpuUsage();
   const bothMachine = machineCpu();
-  const bothPostgres = postgresCpuSeconds();
+  const bothPostgres = postgresCpuSeconds(postmaster);
   const bothThread = mainThreadCpuMicros();
   await Promise.all([
     readChanges(stack, changes, `${stack.database}_both`),
@@ -293,7 +296,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const bothMs = performance.now() - bothStarted;
   const bothCores = coresUsed(bothCpu, bothMs);
   const bothMachineCores = machineCoresUsed(bothMachine);
-  const bothPostgresCores = postgresCoresUsed(bothPostgres, bothMs);
+  const bothPostgresCores = postgresCoresUsed(postmaster, bothPostgres, bothMs);
   const bothThreadCores = threadCoresUsed(bothThread, bothMs);
   groups.length = 0;
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_both')`);
@@ -306,7 +309,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const catchUpStarted = performance.now();
   const cpuBefore = process.cpuUsage();
   const catchUpMachine = machineCpu();
-  const catchUpPostgres = postgresCpuSeconds();
+  const catchUpPostgres = postgresCpuSeconds(postmaster);
   const catchUpThread = mainThreadCpuMicros();
   const eluBefore = performance.eventLoopUtilization();
   const restarted = await startReplication(stack.url, config, table, silentLogger);
@@ -314,7 +317,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const catchUpMs = performance.now() - catchUpStarted;
   const catchUpCores = coresUsed(cpuBefore, catchUpMs);
   const catchUpMachineCores = machineCoresUsed(catchUpMachine);
-  const catchUpPostgresCores = postgresCoresUsed(catchUpPostgres, catchUpMs);
+  const catchUpPostgresCores = postgresCoresUsed(postmaster, catchUpPostgres, catchUpMs);
   const catchUpThreadCores = threadCoresUsed(catchUpThread, catchUpMs);
   const elu = performance.eventLoopUtilization(eluBefore);
   await restarted.stop();
@@ -340,8 +343,9 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     e2eDaemonCores: e2eCores,
     // The whole machine (Postgres's writer and walsender too): at the core count, CPU is the bound.
     e2eMachineCores,
-    // Every Postgres process (writer, walsender, background workers), and this process's main
-    // thread (the daemon's reader, encoder and buffer; the engine runs on other threads), in cores.
+    // The Postgres server (writer, walsender, background workers), and this process's main thread
+    // (the daemon's reader, encoder and buffer; the engine, V8's GC and compiler helpers and libuv
+    // run on the other threads), in cores.
     e2ePostgresCores,
     e2eThreadCores,
     rawDecodeCores: decodeCores,

@@ -2,6 +2,7 @@
  * What the replication benches share: a fresh database on both sides, the machine's busy cores,
  * a wait for the engine's merges before a timed phase, and the daemon's batches for a ceiling.
  */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { ClickHouseClient } from '@clickhouse/client';
@@ -48,30 +49,59 @@ export const machineCoresUsed = (since: { busy: number; total: number }) => {
   return Number((((now.busy - since.busy) / (now.total - since.total)) * availableParallelism()).toFixed(2));
 };
 
-/**
- * CPU time of Postgres so far (writers, walsenders, background workers), in seconds: every live
- * process's own, plus what the postmaster's exited children took (a walsender that has ended).
- */
-export function postgresCpuSeconds(): number {
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // it exited meanwhile
-    }
-    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    if (name !== 'postgres') continue;
-    // After the name: state is field 3; utime, stime, cutime and cstime are fields 14 to 17 (proc(5)).
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+/** Fields 3 on of /proc/<pid>/stat (after the command name), or undefined once it has exited. */
+function statFields(pid: number | string): string[] | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
   }
-  return ticks / 100; // USER_HZ: /proc counts in hundredths of a second on Linux
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
-/** Cores Postgres's processes kept busy since `since` (from postgresCpuSeconds) over `ms`. */
-export const postgresCoresUsed = (since: number, ms: number) => Number(((postgresCpuSeconds() - since) / (ms / 1000)).toFixed(2));
+// Indexes into statFields (proc(5) fields 4, 14 to 17): parent pid, utime, stime, cutime, cstime.
+const PPID = 1;
+const UTIME = 11;
+const STIME = 12;
+const CUTIME = 13;
+const CSTIME = 14;
+/** /proc counts CPU time in clock ticks. */
+const TICKS_PER_SECOND = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+
+/** The postmaster of the server `sql` is connected to: its backend's parent process. */
+export async function postmasterPid(sql: pg.ClientBase): Promise<number> {
+  const { rows } = await sql.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  const backend = statFields(rows[0]?.pid ?? 0);
+  if (!backend) throw new Error('the Postgres backend is not a process on this machine: its CPU cannot be read from /proc');
+  return Number(backend[PPID]);
+}
+
+/**
+ * CPU time of one Postgres server so far, in seconds: its postmaster's and every child's (writers,
+ * walsenders, background workers), with the children that have exited (a walsender that ended)
+ * through the postmaster's cutime and cstime.
+ */
+export function postgresCpuSeconds(postmaster: number): number {
+  for (;;) {
+    const before = statFields(postmaster);
+    if (!before) throw new Error(`Postgres's postmaster (pid ${postmaster}) has exited`);
+    let ticks = 0;
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid)) continue;
+      const fields = statFields(pid);
+      if (fields && Number(fields[PPID]) === postmaster) ticks += Number(fields[UTIME]) + Number(fields[STIME]);
+    }
+    const after = statFields(postmaster);
+    if (!after) throw new Error(`Postgres's postmaster (pid ${postmaster}) has exited`);
+    // A child reaped during the scan may be counted twice or not at all: then scan again.
+    if (after[CUTIME] !== before[CUTIME] || after[CSTIME] !== before[CSTIME]) continue;
+    ticks += Number(after[UTIME]) + Number(after[STIME]) + Number(after[CUTIME]) + Number(after[CSTIME]);
+    return ticks / TICKS_PER_SECOND;
+  }
+}
+/** Cores that server kept busy since `since` (from postgresCpuSeconds) over `ms`. */
+export const postgresCoresUsed = (postmaster: number, since: number, ms: number) =>
+  Number(((postgresCpuSeconds(postmaster) - since) / (ms / 1000)).toFixed(2));
 
 /**
  * Wait until the engine runs no merge: each timed phase starts on a quiet engine, so the merges

@@ -61,7 +61,7 @@ export async function bodyBytes(values: string | Readable): Promise<Buffer> {
 
 /** Settings chDB's own connection leaves out: HTTP-only ones the engine does not know, and the
  * output format it takes as an option (chdb-connection.js: HTTP_ONLY_SETTINGS, default_format). */
-const NOT_ENGINE_SETTINGS = new Set([
+export const NOT_ENGINE_SETTINGS: ReadonlySet<string> = new Set([
   'wait_end_of_query',
   'send_progress_in_http_headers',
   'http_response_buffer_size',
