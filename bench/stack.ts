@@ -1,6 +1,7 @@
 /**
- * What the replication benches share: a fresh database on both sides, the machine's busy cores,
- * a wait for the engine's merges before a timed phase, and the daemon's batches for a ceiling.
+ * What the replication benches share: a fresh database on both sides, the machine's busy cores
+ * and the Postgres server's, a wait for the engine's merges before a timed phase, and the daemon's
+ * batches for a ceiling.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
