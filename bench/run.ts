@@ -46,7 +46,6 @@ import {
   machineCoresUsed,
   machineCpu,
   mergesSettled,
-  postgresCoresUsed,
   postgresCpuSeconds,
   postmasterPid,
   type Stack,
@@ -93,11 +92,6 @@ function configFor(stack: Stack) {
 
 const mib = (bytes: number | bigint, decimals = 0) => Number((Number(bytes) / 2 ** 20).toFixed(decimals));
 const perSecond = (rows: number, ms: number) => Math.round((rows * 1000) / ms);
-/** Cores this process kept busy since `since` (all its threads: Node's and the engine's). */
-const coresUsed = (since: NodeJS.CpuUsage, ms: number) => {
-  const { user, system } = process.cpuUsage(since);
-  return Number(((user + system) / 1000 / ms).toFixed(2));
-};
 
 /** The raw insert's rows encoded ahead and inserted back to back, at most this many bytes at a time. */
 const RAW_INSERT_GROUP_BYTES = 256 * 1024 * 1024;
@@ -194,32 +188,18 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const table = RunsTable.fromConfig(ch, config, silentLogger);
   const replication = await startReplication(stack.url, config, table, silentLogger);
   await mergesSettled(ch);
-  const started = performance.now();
-  const e2eCpu = process.cpuUsage();
-  const e2eMachine = machineCpu();
-  const e2ePostgres = postgresCpuSeconds(postmaster);
-  const e2eThread = mainThreadCpuMicros();
+  const e2ePhase = startPhase(postmaster);
   await writeRange(1, rows);
   const written = performance.now();
   await replication.caughtUp(stack.sql);
-  const e2eMs = performance.now() - started;
-  const e2eCores = coresUsed(e2eCpu, e2eMs);
-  const e2eMachineCores = machineCoresUsed(e2eMachine);
-  const e2ePostgresCores = postgresCoresUsed(postmaster, e2ePostgres, e2eMs);
-  const e2eThreadCores = threadCoresUsed(e2eThread, e2eMs);
+  const e2eRun = e2ePhase.stop();
   await replication.stop();
 
   // Raw decode: the same WAL, the same stream class, nothing done with the changes.
   await mergesSettled(ch);
-  const decodeStarted = performance.now();
-  const decodeCpu = process.cpuUsage();
-  const decodePostgres = postgresCpuSeconds(postmaster);
-  const decodeThread = mainThreadCpuMicros();
+  const decodePhase = startPhase(postmaster);
   const decoded = await readChanges(stack, changes);
-  const decodeMs = performance.now() - decodeStarted;
-  const decodeCores = coresUsed(decodeCpu, decodeMs);
-  const decodePostgresCores = postgresCoresUsed(postmaster, decodePostgres, decodeMs);
-  const decodeThreadCores = threadCoresUsed(decodeThread, decodeMs);
+  const decodeRun = decodePhase.stop();
 
   // Raw insert: the same rows, already encoded (read back from ClickHouse and encoded, untimed),
   // inserted by the same sink in the daemon's batches (batchRows rows or batchBytes bytes,
@@ -282,22 +262,14 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   await migrate(ch, `${stack.database}_both`);
   const bothSink = new RunsTable(ch, `${stack.database}_both`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
   await mergesSettled(ch);
-  const bothStarted = performance.now();
-  const bothCpu = process.cpuUsage();
-  const bothMachine = machineCpu();
-  const bothPostgres = postgresCpuSeconds(postmaster);
-  const bothThread = mainThreadCpuMicros();
+  const bothPhase = startPhase(postmaster);
   await Promise.all([
     readChanges(stack, changes, `${stack.database}_both`),
     (async () => {
       for (const group of groups) for (const batch of group) await bothSink.writeEncoded(batch);
     })(),
   ]);
-  const bothMs = performance.now() - bothStarted;
-  const bothCores = coresUsed(bothCpu, bothMs);
-  const bothMachineCores = machineCoresUsed(bothMachine);
-  const bothPostgresCores = postgresCoresUsed(postmaster, bothPostgres, bothMs);
-  const bothThreadCores = threadCoresUsed(bothThread, bothMs);
+  const bothRun = bothPhase.stop();
   groups.length = 0;
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_both')`);
 
@@ -306,28 +278,20 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   await writeRange(rows + 1, 2 * rows);
   const backlogEnd = await currentWalLsn(stack.sql);
   await mergesSettled(ch);
-  const catchUpStarted = performance.now();
-  const cpuBefore = process.cpuUsage();
-  const catchUpMachine = machineCpu();
-  const catchUpPostgres = postgresCpuSeconds(postmaster);
-  const catchUpThread = mainThreadCpuMicros();
+  const catchUpPhase = startPhase(postmaster);
   const eluBefore = performance.eventLoopUtilization();
   const restarted = await startReplication(stack.url, config, table, silentLogger);
   await restarted.daemon.waitForConfirmed(backlogEnd);
-  const catchUpMs = performance.now() - catchUpStarted;
-  const catchUpCores = coresUsed(cpuBefore, catchUpMs);
-  const catchUpMachineCores = machineCoresUsed(catchUpMachine);
-  const catchUpPostgresCores = postgresCoresUsed(postmaster, catchUpPostgres, catchUpMs);
-  const catchUpThreadCores = threadCoresUsed(catchUpThread, catchUpMs);
+  const catchUpRun = catchUpPhase.stop();
   const elu = performance.eventLoopUtilization(eluBefore);
   await restarted.stop();
   await stack.close();
 
   // Rows here are row changes (with the update-heavy mix: inserts, updates and deletes).
-  const e2e = perSecond(changes, e2eMs);
-  const rawDecode = perSecond(decoded, decodeMs);
+  const e2e = perSecond(changes, e2eRun.ms);
+  const rawDecode = perSecond(decoded, decodeRun.ms);
   const rawInsert = perSecond(inserted, insertMs);
-  const catchUp = perSecond(changes, catchUpMs);
+  const catchUp = perSecond(changes, catchUpRun.ms);
   return {
     scenario: 'throughput',
     rowShape: SHAPE,
@@ -336,37 +300,37 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     changes,
     transactionRows: TX_ROWS,
     e2eRowsPerSecond: e2e,
-    postgresWriteRowsPerSecond: perSecond(changes, written - started),
+    postgresWriteRowsPerSecond: perSecond(changes, written - e2ePhase.started),
     rawDecodeRowsPerSecond: rawDecode,
     rawInsertRowsPerSecond: rawInsert,
     // CPU of this process (Node and the in-process engine; Postgres not included), in cores.
-    e2eDaemonCores: e2eCores,
+    e2eDaemonCores: e2eRun.cores,
     // The whole machine (Postgres's writer and walsender too): at the core count, CPU is the bound.
-    e2eMachineCores,
+    e2eMachineCores: e2eRun.machineCores,
     // The Postgres server (writer, walsender, background workers), and this process's main thread
     // (the daemon's reader, encoder and buffer; the engine, V8's GC and compiler helpers and libuv
     // run on the other threads), in cores.
-    e2ePostgresCores,
-    e2eThreadCores,
-    rawDecodeCores: decodeCores,
-    rawDecodeThreadCores: decodeThreadCores,
-    rawDecodePostgresCores: decodePostgresCores,
+    e2ePostgresCores: e2eRun.postgresCores,
+    e2eThreadCores: e2eRun.threadCores,
+    rawDecodeCores: decodeRun.cores,
+    rawDecodeThreadCores: decodeRun.threadCores,
+    rawDecodePostgresCores: decodeRun.postgresCores,
     rawInsertCores: insertCores,
     ratio: Number((e2e / Math.min(rawDecode, rawInsert)).toFixed(3)),
     // Raw decode and raw insert run at once (each row decoded and inserted, sharing the cores).
-    sharedCeilingRowsPerSecond: perSecond(changes, bothMs),
-    ratioToShared: Number((e2e / perSecond(changes, bothMs)).toFixed(3)),
-    sharedCores: bothCores,
-    sharedThreadCores: bothThreadCores,
-    sharedPostgresCores: bothPostgresCores,
-    sharedMachineCores: bothMachineCores,
+    sharedCeilingRowsPerSecond: perSecond(changes, bothRun.ms),
+    ratioToShared: Number((e2e / perSecond(changes, bothRun.ms)).toFixed(3)),
+    sharedCores: bothRun.cores,
+    sharedThreadCores: bothRun.threadCores,
+    sharedPostgresCores: bothRun.postgresCores,
+    sharedMachineCores: bothRun.machineCores,
     catchUpRowsPerSecond: catchUp,
     catchUpRatio: Number((catchUp / Math.min(rawDecode, rawInsert)).toFixed(3)),
-    catchUpRatioToShared: Number((catchUp / perSecond(changes, bothMs)).toFixed(3)),
-    catchUpDaemonCores: catchUpCores,
-    catchUpMachineCores,
-    catchUpPostgresCores,
-    catchUpThreadCores,
+    catchUpRatioToShared: Number((catchUp / perSecond(changes, bothRun.ms)).toFixed(3)),
+    catchUpDaemonCores: catchUpRun.cores,
+    catchUpMachineCores: catchUpRun.machineCores,
+    catchUpPostgresCores: catchUpRun.postgresCores,
+    catchUpThreadCores: catchUpRun.threadCores,
     catchUpEventLoopBusy: Number(elu.utilization.toFixed(2)),
     decodedRows: decoded,
     peakBufferedRows: replication.daemon.buffer.stats.highWaterRows,
@@ -593,10 +557,6 @@ function topSelfTime(profile: CpuProfile, count: number): string[] {
 function mainThreadCpuMicros(): number {
   return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1000;
 }
-/** Cores the main thread kept busy since `since` (from mainThreadCpuMicros) over `ms`. */
-function threadCoresUsed(since: number, ms: number): number {
-  return Number(((mainThreadCpuMicros() - since) / 1000 / ms).toFixed(2));
-}
 
 interface Mark {
   at: number;
@@ -604,6 +564,32 @@ interface Mark {
   processCpu: NodeJS.CpuUsage;
 }
 const mark = (): Mark => ({ at: performance.now(), threadCpu: mainThreadCpuMicros(), processCpu: process.cpuUsage() });
+const cores = (cpuSeconds: number, ms: number) => Number((cpuSeconds / (ms / 1000)).toFixed(2));
+
+/**
+ * One timed phase of the throughput scenario: from here to stop(), its time and the cores kept
+ * busy by this process (Node and the engine), its main thread, the Postgres server and the machine.
+ */
+function startPhase(postmaster: number) {
+  const start = mark();
+  const machine = machineCpu();
+  const postgres = postgresCpuSeconds(postmaster);
+  return {
+    started: start.at,
+    stop() {
+      const ms = performance.now() - start.at;
+      const { user, system } = process.cpuUsage(start.processCpu);
+      return {
+        ms,
+        cores: cores((user + system) / 1e6, ms),
+        threadCores: cores((mainThreadCpuMicros() - start.threadCpu) / 1e6, ms),
+        postgresCores: cores(postgresCpuSeconds(postmaster) - postgres, ms),
+        machineCores: machineCoresUsed(machine),
+      };
+    },
+  };
+}
+
 /** rows/s, µs of main-thread CPU per row and cores of the whole process between two marks. */
 function between(from: Mark, to: Mark, rows: number) {
   const ms = to.at - from.at;

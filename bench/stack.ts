@@ -100,9 +100,6 @@ export function postgresCpuSeconds(postmaster: number): number {
     return ticks / TICKS_PER_SECOND;
   }
 }
-/** Cores that server kept busy since `since` (from postgresCpuSeconds) over `ms`. */
-export const postgresCoresUsed = (postmaster: number, since: number, ms: number) =>
-  Number(((postgresCpuSeconds(postmaster) - since) / (ms / 1000)).toFixed(2));
 
 /**
  * Wait until the engine runs no merge: each timed phase starts on a quiet engine, so the merges
