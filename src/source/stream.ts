@@ -10,6 +10,7 @@
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
 import { postgresConfig } from './connection.ts';
+import { GatheredReads, type ReadableSocket, type ReadStats } from './read-gathering.ts';
 import { readTuplesFromWire } from './wire-tuples.ts';
 
 export type StreamItem =
@@ -32,7 +33,8 @@ export interface StreamOptions {
 export class ReplicationStream {
   private readonly service: LogicalReplicationService;
   private statusTimer: NodeJS.Timeout | undefined;
-  private paused = false;
+  /** The socket's reads: gathered, and held for backpressure (read-gathering.ts). */
+  private readonly reads = new GatheredReads();
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -54,6 +56,8 @@ export class ReplicationStream {
     // ahead of the slot (confirmed while no connection could carry it), and neither replayed
     // commits nor keepalives at that same position would report it before the periodic update.
     this.service.on('start', () => {
+      const socket = this.socket();
+      if (socket) this.reads.attach(socket);
       this.sendStatus(options.confirmedLsn());
       options.onStart?.();
     });
@@ -88,26 +92,28 @@ export class ReplicationStream {
 
   /** Stop reading from the socket (backpressure); items already received still arrive. */
   pause(): void {
-    if (this.paused) return;
-    this.paused = true;
-    this.socket()?.pause();
+    this.reads.hold();
   }
 
   resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.socket()?.resume();
+    this.reads.release();
+  }
+
+  /** How the socket was read: reads, short ones (each followed by a gathering pause), bytes. */
+  get readStats(): Readonly<ReadStats> {
+    return this.reads.stats;
   }
 
   /** Close the connection; idempotent (every caller waits for the same close). */
   stop(): Promise<void> {
     clearInterval(this.statusTimer);
+    this.reads.detach();
     this.stopping ??= this.service.destroy().then(() => {});
     return this.stopping;
   }
 
   /** The library keeps the connection private; it pauses the same socket in its own flow control. */
-  private socket(): { pause(): void; resume(): void } | undefined {
-    return (this.service as unknown as { _connection?: { stream?: { pause(): void; resume(): void } } })._connection?.stream;
+  private socket(): ReadableSocket | undefined {
+    return (this.service as unknown as { _connection?: { stream?: ReadableSocket } })._connection?.stream;
   }
 }
