@@ -58,6 +58,9 @@ export class RowBuffer<Row> {
   private flushedSeq = 0;
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** When the oldest pending row was appended (performance.now()); after a flush that left rows
+   * pending, the oldest of the batch's, a little earlier than theirs. */
+  private oldestPendingAt = 0;
   private failure: Error | undefined;
   private roomWaiters: Array<() => void> = [];
   readonly stats: FlushStats = { flushes: 0, rowsFlushed: 0, highWaterRows: 0, highWaterBytes: 0 };
@@ -93,13 +96,14 @@ export class RowBuffer<Row> {
 
   /** Buffer a row of about `bytes` bytes, bound for `target`. */
   append(row: Row, target: string, bytes: number): number {
+    if (this.pending.length === 0) this.oldestPendingAt = performance.now();
     this.pending.push({ row, bytes, target });
     this.pendingBytes += bytes;
     this.appendedSeq += 1;
     this.stats.highWaterRows = Math.max(this.stats.highWaterRows, this.bufferedRows);
     this.stats.highWaterBytes = Math.max(this.stats.highWaterBytes, this.bufferedBytes);
     if (this.pending.length >= this.limits.batchRows || this.pendingBytes >= this.limits.batchBytes) this.kick();
-    else this.timer ??= setTimeout(() => this.kick(), this.limits.flushIntervalMs);
+    else if (!this.flushing) this.timer ??= setTimeout(() => this.kick(), this.limits.flushIntervalMs);
     return this.appendedSeq;
   }
 
@@ -151,7 +155,13 @@ export class RowBuffer<Row> {
     this.flushing = this.flushLoop().finally(() => {
       this.flushing = undefined;
       this.wakeWaiters();
-      if (this.pending.length > 0 && !this.failure) this.timer ??= setTimeout(() => this.kick(), this.limits.flushIntervalMs);
+      // Rows that arrived during the flush are due flushIntervalMs after the oldest of them, not
+      // after the flush: a backlog's tail, which came while the last full batch was written, goes
+      // at once rather than leaving ClickHouse idle for another interval.
+      if (this.pending.length > 0 && !this.failure) {
+        const due = this.oldestPendingAt + this.limits.flushIntervalMs - performance.now();
+        this.timer ??= setTimeout(() => this.kick(), Math.max(0, due));
+      }
     });
   }
 

@@ -59,6 +59,33 @@ describe('RowBuffer', () => {
     expect(written).toEqual([1]);
   });
 
+  it('rows that arrived during a flush are due an interval after the oldest of them, not after the flush', async () => {
+    const { calls, write } = controlledWrites();
+    const buffer = new RowBuffer({ limits: { ...limits, maxBufferedRows: 10 }, write, onWritten: () => {}, onFailure: () => {} });
+    for (let i = 0; i < 3; i++) buffer.append({ i }, 't', 1); // a full batch: written at once
+    buffer.append({ i: 3 }, 't', 1); // a backlog's tail, arriving while that batch is written
+    await vi.advanceTimersByTimeAsync(limits.flushIntervalMs + 5);
+    expect(calls.map((c) => c.rows)).toEqual([3]);
+    calls[0]!.release(); // the tail is already an interval old: it goes now, not an interval later
+    await vi.advanceTimersByTimeAsync(0);
+    expect(calls.map((c) => c.rows)).toEqual([3, 1]);
+    calls[1]!.release();
+    await vi.advanceTimersByTimeAsync(0);
+
+    // A young row left after a flush still waits out its own interval (a trickle stays batched).
+    for (let i = 0; i < 3; i++) buffer.append({ i }, 't', 1);
+    await vi.advanceTimersByTimeAsync(8);
+    buffer.append({ i: 3 }, 't', 1); // due 10 ms from now
+    await vi.advanceTimersByTimeAsync(2);
+    calls[2]!.release();
+    await vi.advanceTimersByTimeAsync(7);
+    expect(calls.map((c) => c.rows)).toEqual([3, 1, 3]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls.map((c) => c.rows)).toEqual([3, 1, 3, 1]);
+    calls[3]!.release();
+    await buffer.flushAll();
+  });
+
   it('holds the reader at the limit and never exceeds it', async () => {
     const { calls, write } = controlledWrites();
     const buffer = new RowBuffer({
