@@ -10,7 +10,7 @@
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import { formatLsn, type Lsn, parseLsn } from '../lsn.ts';
 import { postgresConfig } from './connection.ts';
-import { GatheredReads, type ReadableSocket, type ReadStats } from './read-gathering.ts';
+import { GatheredReads, type ReadableSocket, type ReadStats, replicationSocket } from './read-gathering.ts';
 import { readTuplesFromWire } from './wire-tuples.ts';
 
 export type StreamItem =
@@ -41,7 +41,7 @@ export class ReplicationStream {
     private readonly options: StreamOptions,
     onItem: (item: StreamItem) => void,
   ) {
-    this.service = new LogicalReplicationService(postgresConfig(options.connectionString, { application_name: 'runs-cdc' }), {
+    this.service = new LogicalReplicationService(postgresConfig(options.connectionString, { application_name: 'runs-cdc', stream: replicationSocket }), {
       acknowledge: { auto: false, timeoutSeconds: 0 },
       flowControl: { enabled: false },
     });
