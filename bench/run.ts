@@ -167,8 +167,8 @@ async function readChanges(stack: Stack, changes: number, slot?: string): Promis
 /**
  * Replicate WARM_UP_RUNS into the engine once, in a database of their own (dropped after), so
  * what is timed next runs compiled code and a warm engine, as a long-running daemon does. Until
- * the sixth round the throughput scenario's first phase, end to end, paid both alone: in one
- * process, the first 100k-run catch-up ran 10-25% slower than the next.
+ * the sixth round the throughput scenario's first phase, end to end, paid both alone: in five
+ * scratch runs, a process's first 100k-run catch-up ran 13-20% slower than its second.
  */
 async function warmUp(server: RunningPostgres, ch: ClickHouseClient): Promise<void> {
   const stack = await freshStack(server, ch, 'warm_up');

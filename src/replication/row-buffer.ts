@@ -59,7 +59,8 @@ export class RowBuffer<Row> {
   private flushing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** When the oldest pending row was appended (performance.now()); after a flush that left rows
-   * pending, the oldest of the batch's, a little earlier than theirs. */
+   * pending, the oldest of the batch's, earlier than theirs (in a long backlog by much: its tail
+   * then goes at once, as intended). */
   private oldestPendingAt = 0;
   private failure: Error | undefined;
   private roomWaiters: Array<() => void> = [];
