@@ -4,13 +4,17 @@
  * up reads one or two changes at a time, and both processes pay per read: a syscall, a wake-up
  * and an ACK each. A read shorter than Node's read size emptied the socket; reading then pauses
  * for GATHER_MS, and the next read takes what arrived meanwhile. A full read reads on at once, so
- * a backlog streams without pauses. For the pause to leave the bytes in the kernel, the socket is
- * made with no read-ahead buffer (replicationSocket): a paused Node socket otherwise goes on
- * reading every segment into its own buffer, and hands those back one per resume. What Node did
- * read while paused is handed on at once when reading resumes, and judges nothing: only a fresh
- * read can say the socket is empty. A change waits about GATHER_MS more at most. On 2 cores, raw
- * decode of a 100k-run backlog went from 107–116k to 127–143k rows/s (alternating runs), with
- * ~15% less CPU per row in Postgres and half in this process (README, performance, sixth round).
+ * a backlog streams without pauses.
+ *
+ * For the pause to leave the bytes in the kernel, only a socket without read-ahead is gathered
+ * (replicationSocket): a paused Node socket otherwise goes on reading every segment into its own
+ * buffer and hands them back one per resume, which made changes wait milliseconds (the first
+ * version did). Without read-ahead Node reads one more segment at most, and what it read while
+ * paused is handed on at once and judges nothing: only a fresh read can say the socket is empty.
+ * A change waits about GATHER_MS more, a little more when timers fire late (a scratch harness:
+ * p99 1.3-3.8 ms against 0.2-3.3 ungathered). On 2 cores, raw decode of a 100k-run backlog went
+ * from 107-116k to 127-143k rows/s (six alternating runs each), with ~15% less CPU per row in
+ * Postgres and half in this process (README, performance, sixth round).
  *
  * Only plain TCP is gathered. A Unix socket holds too little to gather into (a raw decode fell
  * to ~27k rows/s), and is cheap to read per change anyway; a TLS socket hands out records of at
@@ -36,11 +40,14 @@ export interface ReadableSocket {
   readonly encrypted?: boolean;
   /** Bytes Node read and holds, not handed on yet (a paused socket's). */
   readonly readableLength: number;
+  /** How much Node reads ahead into its own buffer while paused: 0 for replicationSocket. */
+  readonly readableHighWaterMark: number;
 }
 
 /**
  * The replication connection's socket (pg's `stream` option): no read-ahead, so once paused Node
- * reads no more than the read in progress, and the rest waits in the kernel for one large read.
+ * reads one more segment at most, and the rest waits in the kernel for one large read. (Held for
+ * backpressure, it then sees no FIN or reset until released; status updates still go out.)
  */
 export function replicationSocket(): Socket {
   // net.Socket hands its options on to stream.Duplex (Node 20 and 24); @types/node leaves this one out.
@@ -48,9 +55,10 @@ export function replicationSocket(): Socket {
   return new Socket(options);
 }
 
-/** Whether reads of `socket` are gathered: plain TCP only (above). */
+/** Whether reads of `socket` are gathered: plain TCP without read-ahead only (above). */
 export function gathersReads(socket: ReadableSocket): boolean {
-  return (socket.remoteFamily === 'IPv4' || socket.remoteFamily === 'IPv6') && socket.encrypted !== true;
+  const tcp = socket.remoteFamily === 'IPv4' || socket.remoteFamily === 'IPv6';
+  return tcp && socket.encrypted !== true && socket.readableHighWaterMark === 0;
 }
 
 export interface ReadStats {

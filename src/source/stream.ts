@@ -41,10 +41,13 @@ export class ReplicationStream {
     private readonly options: StreamOptions,
     onItem: (item: StreamItem) => void,
   ) {
-    this.service = new LogicalReplicationService(postgresConfig(options.connectionString, { application_name: 'runs-cdc', stream: replicationSocket }), {
-      acknowledge: { auto: false, timeoutSeconds: 0 },
-      flowControl: { enabled: false },
-    });
+    this.service = new LogicalReplicationService(
+      postgresConfig(options.connectionString, { application_name: 'runs-cdc', stream: replicationSocket }),
+      {
+        acknowledge: { auto: false, timeoutSeconds: 0 },
+        flowControl: { enabled: false },
+      },
+    );
     this.service.on('data', (lsn: string, message: Pgoutput.Message) => {
       onItem({ kind: 'message', lsn: parseLsn(lsn), message });
     });

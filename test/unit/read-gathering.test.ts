@@ -12,6 +12,7 @@ class FakeSocket extends EventEmitter {
   constructor(
     readonly remoteFamily?: string,
     readonly encrypted?: boolean,
+    readonly readableHighWaterMark = 0,
   ) {
     super();
   }
@@ -141,8 +142,8 @@ describe('GatheredReads', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
-  it('Unix and TLS sockets are not gathered, but still held for backpressure', () => {
-    for (const socket of [new FakeSocket(undefined), new FakeSocket('IPv4', true)]) {
+  it('Unix, TLS and read-ahead sockets are not gathered, but still held for backpressure', () => {
+    for (const socket of [new FakeSocket(undefined), new FakeSocket('IPv4', true), new FakeSocket('IPv4', false, 16_384)]) {
       const reads = new GatheredReads();
       reads.attach(socket);
       socket.read(100);
@@ -156,6 +157,7 @@ describe('GatheredReads', () => {
     expect(gathersReads(new FakeSocket('IPv6'))).toBe(true);
     expect(gathersReads(new FakeSocket(undefined))).toBe(false);
     expect(gathersReads(new FakeSocket('IPv4', true))).toBe(false);
+    expect(gathersReads(new FakeSocket('IPv4', false, 16_384))).toBe(false);
   });
 
   it('the replication socket has no read-ahead: once paused, Node leaves further bytes in the kernel', () => {
