@@ -762,17 +762,57 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 const scenarios = all.filter((s) => !only || only.split(',').includes(s.name));
+// --repeat=N: each scenario N times, and for throughput the median and range of its ratios, since
+// single runs of them move ±20% on 2 shared cores (README, performance, sixth round).
+const REPEAT = sizeArg('--repeat', 1);
+if (!Number.isInteger(REPEAT) || REPEAT < 1) {
+  console.error('--repeat takes a whole number of runs, 1 or more (say --repeat=5)');
+  process.exit(2);
+}
+const RATIO_FIELDS = [
+  'ratio',
+  'catchUpRatio',
+  'ratioToShared',
+  'catchUpRatioToShared',
+  'e2eRowsPerSecond',
+  'catchUpRowsPerSecond',
+  'rawInsertRowsPerSecond',
+  'rawDecodeRowsPerSecond',
+  'sharedCeilingRowsPerSecond',
+] as const;
+
+/** Median, lowest and highest of each field over the repeated runs of one scenario. */
+function spread(runs: ReadonlyArray<Record<string, unknown>>, fields: readonly string[]) {
+  const summary: Record<string, { median: number; min: number; max: number }> = {};
+  for (const field of fields) {
+    const values = runs.map((run) => Number(run[field])).sort((a, b) => a - b);
+    const middle = Math.floor(values.length / 2);
+    const median = values.length % 2 ? (values[middle] as number) : ((values[middle - 1] as number) + (values[middle] as number)) / 2;
+    summary[field] = { median: Number(median.toFixed(3)), min: values[0] as number, max: values.at(-1) as number };
+  }
+  return summary;
+}
+
 const server = await startPostgres();
 const ch = await connectClickHouse({ chdbPath: ':memory:' });
 const results: object[] = [];
 try {
   for (const scenario of scenarios) {
-    const figures = await scenario(server, ch).catch((error: unknown) => {
-      console.error(error);
-      throw error;
-    });
-    results.push(figures);
-    process.stdout.write(`${JSON.stringify(figures)}\n`);
+    const runs: Array<Record<string, unknown>> = [];
+    for (let run = 0; run < REPEAT; run++) {
+      const figures = await scenario(server, ch).catch((error: unknown) => {
+        console.error(error);
+        throw error;
+      });
+      results.push(figures);
+      runs.push(figures as Record<string, unknown>);
+      process.stdout.write(`${JSON.stringify(figures)}\n`);
+    }
+    if (REPEAT > 1 && scenario === throughput) {
+      const summary = { scenario: 'throughput-spread', runs: REPEAT, ...spread(runs, RATIO_FIELDS), loadAverage: loadAverage() };
+      results.push(summary);
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+    }
   }
 } finally {
   await ch.close();
