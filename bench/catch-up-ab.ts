@@ -11,7 +11,7 @@ import { migrate } from '../src/sink/migrations.ts';
 import { encodeRow } from '../src/sink/runs-sink.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
-import { keepResult, loadAverage, numberArg } from './args.ts';
+import { keepResult, loadAverage, median, numberArg } from './args.ts';
 import { rowShape, shapeSql } from './rows.ts';
 import { daemonBatches, freshStack, machineCoresUsed, machineCpu, mergesSettled } from './stack.ts';
 
@@ -126,11 +126,6 @@ try {
 } finally {
   for (const ch of Object.values(paths)) await ch.close();
   await server.stop();
-}
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 const medians = Object.fromEntries(
   Object.entries(figures).map(([path, rounds]) => [

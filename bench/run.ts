@@ -38,7 +38,7 @@ import { currentWalLsn, readSlot } from '../src/source/catalog.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
 import { textTupleOf, WireTuple } from '../src/source/wire-tuples.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
-import { keepResult, loadAverage } from './args.ts';
+import { keepResult, loadAverage, median } from './args.ts';
 import { deleteTenth, mixArg, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
 import {
   daemonBatches,
@@ -785,10 +785,8 @@ const RATIO_FIELDS = [
 function spread(runs: ReadonlyArray<Record<string, unknown>>, fields: readonly string[]) {
   const summary: Record<string, { median: number; min: number; max: number }> = {};
   for (const field of fields) {
-    const values = runs.map((run) => Number(run[field])).sort((a, b) => a - b);
-    const middle = Math.floor(values.length / 2);
-    const median = values.length % 2 ? (values[middle] as number) : ((values[middle - 1] as number) + (values[middle] as number)) / 2;
-    summary[field] = { median: Number(median.toFixed(3)), min: values[0] as number, max: values.at(-1) as number };
+    const values = runs.map((run) => Number(run[field]));
+    summary[field] = { median: Number(median(values).toFixed(3)), min: Math.min(...values), max: Math.max(...values) };
   }
   return summary;
 }
