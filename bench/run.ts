@@ -94,6 +94,8 @@ function configFor(stack: Stack) {
 
 const mib = (bytes: number | bigint, decimals = 0) => Number((Number(bytes) / 2 ** 20).toFixed(decimals));
 const perSecond = (rows: number, ms: number) => Math.round((rows * 1000) / ms);
+/** Cores kept busy by `cpuSeconds` of CPU over `ms`. */
+const cores = (cpuSeconds: number, ms: number) => Number((cpuSeconds / (ms / 1000)).toFixed(2));
 
 /** The raw insert's rows encoded ahead and inserted back to back, at most this many bytes at a time. */
 const RAW_INSERT_GROUP_BYTES = 256 * 1024 * 1024;
@@ -272,7 +274,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     inserted += groupRows;
     groups.push(group);
   }
-  const insertCores = Number((insertCpuMicros / 1000 / insertMs).toFixed(2));
+  const insertCores = cores(insertCpuMicros / 1e6, insertMs);
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_raw')`);
 
   // Both ceilings at once: the same rows, encoded before the timing starts, inserted (into a third
@@ -588,7 +590,6 @@ interface Mark {
   processCpu: NodeJS.CpuUsage;
 }
 const mark = (): Mark => ({ at: performance.now(), threadCpu: mainThreadCpuMicros(), processCpu: process.cpuUsage() });
-const cores = (cpuSeconds: number, ms: number) => Number((cpuSeconds / (ms / 1000)).toFixed(2));
 
 /**
  * One timed phase of the throughput scenario: from here to stop(), its time and the cores kept
@@ -623,7 +624,7 @@ function between(from: Mark, to: Mark, rows: number) {
     rows,
     rowsPerSecond: perSecond(rows, ms),
     threadMicrosPerRow: Number(((to.threadCpu - from.threadCpu) / rows).toFixed(2)),
-    processCores: Number(((user + system - (userTo + systemTo)) / 1000 / ms).toFixed(2)),
+    processCores: cores((user + system - (userTo + systemTo)) / 1e6, ms),
   };
 }
 
