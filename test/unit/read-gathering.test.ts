@@ -32,6 +32,13 @@ class FakeSocket extends EventEmitter {
   }
 }
 
+/** A plain TCP fake socket, its reads gathered. */
+function attached(socket = new FakeSocket('IPv4')) {
+  const reads = new GatheredReads();
+  reads.attach(socket);
+  return { socket, reads };
+}
+
 beforeEach(() => {
   vi.useFakeTimers();
 });
@@ -41,9 +48,7 @@ afterEach(() => {
 
 describe('GatheredReads', () => {
   it('pauses for GATHER_MS after a read that emptied the socket, then reads again', () => {
-    const socket = new FakeSocket('IPv4');
-    const reads = new GatheredReads();
-    reads.attach(socket);
+    const { socket, reads } = attached();
     socket.read(700);
     expect(socket.flowing).toBe(false);
     vi.advanceTimersByTime(GATHER_MS - 0.5);
@@ -54,9 +59,7 @@ describe('GatheredReads', () => {
   });
 
   it('reads on at once after a full read (a backlog streams without pauses)', () => {
-    const socket = new FakeSocket('IPv4');
-    const reads = new GatheredReads();
-    reads.attach(socket);
+    const { socket, reads } = attached();
     for (let i = 0; i < 5; i++) socket.read(FULL_READ_BYTES);
     expect(socket.flowing).toBe(true);
     socket.read(FULL_READ_BYTES - 1);
@@ -65,9 +68,7 @@ describe('GatheredReads', () => {
   });
 
   it('hands on everything Node read during a pause at once, and judges only the next fresh read', () => {
-    const socket = new FakeSocket('IPv4');
-    const reads = new GatheredReads();
-    reads.attach(socket);
+    const { socket, reads } = attached();
     socket.read(100);
     socket.read(200); // Node read these while paused: short, but they say nothing about the socket now
     socket.read(300);
@@ -81,9 +82,7 @@ describe('GatheredReads', () => {
   });
 
   it('the end of a gathering pause never resumes a socket held for backpressure', () => {
-    const socket = new FakeSocket('IPv4');
-    const reads = new GatheredReads();
-    reads.attach(socket);
+    const { socket, reads } = attached();
     socket.read(100);
     reads.hold();
     vi.advanceTimersByTime(10 * GATHER_MS);
@@ -93,9 +92,7 @@ describe('GatheredReads', () => {
   });
 
   it('a release during a gathering pause leaves the resume to the pause', () => {
-    const socket = new FakeSocket('IPv4');
-    const reads = new GatheredReads();
-    reads.attach(socket);
+    const { socket, reads } = attached();
     reads.hold();
     reads.release();
     socket.read(100);
@@ -107,9 +104,7 @@ describe('GatheredReads', () => {
   });
 
   it('what Node read while held for backpressure is handed on without a pause', () => {
-    const socket = new FakeSocket('IPv4');
-    const reads = new GatheredReads();
-    reads.attach(socket);
+    const { socket, reads } = attached();
     reads.hold();
     socket.read(100);
     socket.read(100);
@@ -129,9 +124,7 @@ describe('GatheredReads', () => {
   });
 
   it('after detach, a pending pause resumes nothing and reads are no longer counted', () => {
-    const socket = new FakeSocket('IPv4');
-    const reads = new GatheredReads();
-    reads.attach(socket);
+    const { socket, reads } = attached();
     socket.read(100);
     reads.detach();
     vi.advanceTimersByTime(10 * GATHER_MS);
