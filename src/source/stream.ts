@@ -102,7 +102,7 @@ export class ReplicationStream {
     this.reads.release();
   }
 
-  /** How the socket was read: reads, short ones (each followed by a gathering pause), bytes. */
+  /** How a gathered socket was read: reads, short ones (each followed by a pause), those Node held while paused, bytes. */
   get readStats(): Readonly<ReadStats> {
     return this.reads.stats;
   }
