@@ -9,7 +9,9 @@
  *    class with no transform or ClickHouse) and raw insert (the same rows, already encoded,
  *    inserted by the same sink in the daemon's batches). Each timed phase starts once the engine
  *    runs no merge (the phase before's parts are merged first). Also both ceilings at once (the
- *    same WAL decoded while the same rows are inserted): what the machine does with both sharing it.
+ *    same WAL decoded while the same rows are inserted): what the machine does with both sharing it;
+ *    and both coupled as a pipeline with no work of its own (each batch inserted once its rows are
+ *    read, the read paused at the daemon's buffer limit): the bound for any daemon on these cores.
  * 2. lag: a steady 5,000 rows/s; commit-to-confirmed latency of every transaction.
  * 3. huge transaction: one transaction of many rows; peak RSS over the idle daemon's.
  * 4. idle slot: published tables idle while another table is busy; WAL the slot retains.
@@ -112,7 +114,11 @@ function readRawSlot(
   stack: Stack,
   onMessage: (tag: string) => boolean,
   onStart?: () => void,
-  { slot = `${stack.database}_raw`, decodeValues = false } = {},
+  {
+    slot = `${stack.database}_raw`,
+    decodeValues = false,
+    onStream,
+  }: { slot?: string; decodeValues?: boolean; onStream?: (stream: ReplicationStream) => void } = {},
 ): Promise<void> {
   let decodedUpTo = 0n;
   let stopping = false;
@@ -136,6 +142,7 @@ function readRawSlot(
         void stream.stop().then(resolve, reject);
       },
     );
+    onStream?.(stream);
     stream.run().catch(reject);
   });
 }
@@ -167,6 +174,54 @@ async function readChanges(stack: Stack, changes: number, slot?: string): Promis
 }
 
 /**
+ * Both ceilings coupled as the daemon couples them, with none of the daemon's own work: the WAL
+ * read as raw decode reads it (from `slot`), and the raw insert's batches inserted one after
+ * another, each once as many changes have been read, the read paused while `maxBufferedRows` read
+ * changes wait to be inserted (the daemon's buffer limit). What a daemon that cost nothing itself
+ * would sustain on these cores: a bound for end to end, which both ceilings alone are not.
+ */
+async function coupledCeiling(
+  stack: Stack,
+  slot: string,
+  sink: RunsTable,
+  batches: readonly EncodedRow[][],
+  maxBufferedRows: number,
+): Promise<void> {
+  const changes = batches.reduce((sum, batch) => sum + batch.length, 0);
+  let read = 0;
+  let inserted = 0;
+  let stream: ReplicationStream | undefined;
+  let paused = false;
+  let readUpTo: { rows: number; wake: () => void } | undefined;
+  const reading = readRawSlot(
+    stack,
+    (tag) => {
+      if (tag === 'insert' || tag === 'update' || tag === 'delete') read += 1;
+      if (readUpTo && read >= readUpTo.rows) readUpTo.wake();
+      if (!paused && read - inserted >= maxBufferedRows) {
+        paused = true;
+        stream?.pause();
+      }
+      return tag === 'commit' && read >= changes;
+    },
+    undefined,
+    { slot, onStream: (s) => (stream = s) },
+  );
+  for (const batch of batches) {
+    const rows = inserted + batch.length;
+    if (read < rows) await new Promise<void>((wake) => (readUpTo = { rows, wake }));
+    readUpTo = undefined;
+    await sink.writeEncoded(batch);
+    inserted = rows;
+    if (paused && read - inserted < maxBufferedRows) {
+      paused = false;
+      stream?.resume();
+    }
+  }
+  await reading;
+}
+
+/**
  * Replicate WARM_UP_RUNS into the engine once, in a database of their own (dropped after), so
  * what is timed next runs compiled code and a warm engine, as a long-running daemon does. Until
  * the sixth round the throughput scenario's first phase, end to end, paid both alone: in five
@@ -192,8 +247,9 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   // A second slot, made before the writes, holds the same WAL for the raw-decode ceiling.
   await stack.sql.query(`CREATE PUBLICATION runs_cdc FOR TABLE "TaskRun", task_run_v2`);
   await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_raw', 'pgoutput')`);
-  // A third holds it for both ceilings at once (below).
+  // A third and a fourth hold it for both ceilings at once, and coupled (below).
   await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_both', 'pgoutput')`);
+  await stack.sql.query(`SELECT pg_create_logical_replication_slot('${stack.database}_coupled', 'pgoutput')`);
   const insertPrepared = await prepareGenerated(stack.sql, 2 * rows);
   const postmaster = await postmasterPid(stack.sql);
   /** Runs from..to of the prepared ones, committed in transactions of TX_ROWS; with the
@@ -293,8 +349,16 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     })(),
   ]);
   const bothRun = bothPhase.stop();
-  groups.length = 0;
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_both')`);
+
+  await migrate(ch, `${stack.database}_coupled`);
+  const coupledSink = new RunsTable(ch, `${stack.database}_coupled`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
+  await mergesSettled(ch);
+  const coupledPhase = startPhase(postmaster);
+  await coupledCeiling(stack, `${stack.database}_coupled`, coupledSink, groups.flat(), config.maxBufferedRows);
+  const coupledRun = coupledPhase.stop();
+  groups.length = 0;
+  await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_coupled')`);
 
   // Catch-up: the same number of rows written while the daemon is down, then drained. Live end to
   // end cannot beat the writer sharing these cores; this is what the pipeline itself sustains.
@@ -350,9 +414,15 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     sharedThreadCores: bothRun.threadCores,
     sharedPostgresCores: bothRun.postgresCores,
     sharedMachineCores: bothRun.machineCores,
+    // Both coupled as a pipeline with no work of its own (coupledCeiling): end to end's real bound.
+    coupledCeilingRowsPerSecond: perSecond(changes, coupledRun.ms),
+    coupledRatio: Number((perSecond(changes, coupledRun.ms) / Math.min(rawDecode, rawInsert)).toFixed(3)),
+    coupledMachineCores: coupledRun.machineCores,
+    coupledCores: coupledRun.cores,
     catchUpRowsPerSecond: catchUp,
     catchUpRatio: Number((catchUp / Math.min(rawDecode, rawInsert)).toFixed(3)),
     catchUpRatioToShared: Number((catchUp / perSecond(changes, bothRun.ms)).toFixed(3)),
+    catchUpRatioToCoupled: Number((catchUp / perSecond(changes, coupledRun.ms)).toFixed(3)),
     catchUpDaemonCores: catchUpRun.cores,
     catchUpMachineCores: catchUpRun.machineCores,
     catchUpPostgresCores: catchUpRun.postgresCores,
@@ -775,11 +845,14 @@ const RATIO_FIELDS = [
   'catchUpRatio',
   'ratioToShared',
   'catchUpRatioToShared',
+  'coupledRatio',
+  'catchUpRatioToCoupled',
   'e2eRowsPerSecond',
   'catchUpRowsPerSecond',
   'rawInsertRowsPerSecond',
   'rawDecodeRowsPerSecond',
   'sharedCeilingRowsPerSecond',
+  'coupledCeilingRowsPerSecond',
 ] as const;
 
 /** Median, lowest and highest of each field over the repeated runs of one scenario. */
