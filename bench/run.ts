@@ -222,7 +222,7 @@ async function coupledCeiling(
 }
 
 /**
- * Replicate WARM_UP_RUNS into the engine once, in a database of their own (dropped after), so
+ * Replicate WARM_UP_RUNS into the engine once, in databases of their own (both dropped after), so
  * what is timed next runs compiled code and a warm engine, as a long-running daemon does. Until
  * the sixth round the throughput scenario's first phase, end to end, paid both alone: in five
  * scratch runs, a process's first 100k-run catch-up ran 13-20% slower than its second.
@@ -235,8 +235,7 @@ async function warmUp(server: RunningPostgres, ch: ClickHouseClient): Promise<vo
   await replication.caughtUp(stack.sql);
   await replication.stop();
   await stack.sql.query(`SELECT pg_drop_replication_slot('${config.slot}')`);
-  await stack.close();
-  await ch.command({ query: `DROP DATABASE ${stack.database}` });
+  await stack.drop();
 }
 
 async function throughput(server: RunningPostgres, ch: ClickHouseClient) {

@@ -18,6 +18,8 @@ export interface Stack {
   sql: pg.Client;
   database: string;
   close(): Promise<void>;
+  /** Close, then drop both databases (a phase whose data nothing reads after it). */
+  drop(): Promise<void>;
 }
 
 let dbCounter = 0;
@@ -34,7 +36,15 @@ export async function freshStack(server: RunningPostgres, ch: ClickHouseClient, 
   await sql.connect();
   await createRunsTables(sql);
   await migrate(ch, name);
-  return { url, sql, database: name, close: () => sql.end() };
+  const drop = async () => {
+    await sql.end();
+    const admin = new pg.Client({ connectionString: server.url });
+    await admin.connect();
+    await admin.query(`DROP DATABASE ${name}`);
+    await admin.end();
+    await ch.command({ query: `DROP DATABASE ${name}` });
+  };
+  return { url, sql, database: name, close: () => sql.end(), drop };
 }
 
 /** The machine's CPU time so far (all processes: Postgres's too), busy and total, from /proc/stat. */
