@@ -833,7 +833,7 @@ if (unknown.length > 0) {
 }
 const scenarios = all.filter((s) => !only || only.split(',').includes(s.name));
 // --repeat=N: each scenario N times, and for throughput the median and range of its ratios, since
-// single runs of them move ±20% on 2 shared cores (README, performance, sixth round).
+// single runs of them move ±20% on 2 shared cores (bench/HISTORY.md, sixth round).
 const REPEAT = sizeArg('--repeat', 1);
 if (!Number.isInteger(REPEAT) || REPEAT < 1) {
   console.error('--repeat takes a whole number of runs, 1 or more (say --repeat=5)');
