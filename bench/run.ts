@@ -175,21 +175,39 @@ async function readChanges(stack: Stack, changes: number, slot?: string): Promis
 
 /**
  * Both ceilings coupled as the daemon couples them, with none of the daemon's own work: the WAL
- * read as raw decode reads it (from `slot`), and the raw insert's batches inserted one after
- * another, each once as many changes have been read, the read paused while `maxBufferedRows` read
- * changes wait to be inserted (the daemon's buffer limit). What a daemon that cost nothing itself
- * would sustain on these cores: a bound for end to end, which both ceilings alone are not.
+ * read as raw decode reads it (from `slot`), and the raw insert's rows, cut into the daemon's
+ * batches, inserted one batch at a time, each once as many changes have been read; the read
+ * pauses while the read changes waiting to be inserted reach the daemon's buffer limits (rows or
+ * line bytes, whichever first; never under one batch, which the daemon would flush rather than
+ * wait for). What a daemon that inserts one batch at a time, with these batches, limits and
+ * insert settings, would sustain on these cores if it cost nothing itself.
  */
 async function coupledCeiling(
   stack: Stack,
   slot: string,
   sink: RunsTable,
-  batches: readonly EncodedRow[][],
-  maxBufferedRows: number,
+  rows: readonly EncodedRow[],
+  limits: { batchRows: number; batchBytes: number; maxBufferedRows: number; maxBufferedBytes: number },
 ): Promise<void> {
-  const changes = batches.reduce((sum, batch) => sum + batch.length, 0);
+  const batches = daemonBatches(rows, limits);
+  // bytesBefore[k]: the line bytes of the first k changes.
+  const bytesBefore = new Float64Array(rows.length + 1);
+  rows.forEach((row, k) => {
+    bytesBefore[k + 1] = (bytesBefore[k] as number) + row.line.length;
+  });
+  let maxRows = limits.maxBufferedRows;
+  let maxBytes = limits.maxBufferedBytes;
+  for (const batch of batches) {
+    maxRows = Math.max(maxRows, batch.length);
+    maxBytes = Math.max(
+      maxBytes,
+      batch.reduce((sum, row) => sum + row.line.length, 0),
+    );
+  }
   let read = 0;
   let inserted = 0;
+  const full = () =>
+    read - inserted >= maxRows || (bytesBefore[Math.min(read, rows.length)] as number) - (bytesBefore[inserted] as number) >= maxBytes;
   let stream: ReplicationStream | undefined;
   let paused = false;
   let readUpTo: { rows: number; wake: () => void } | undefined;
@@ -198,22 +216,22 @@ async function coupledCeiling(
     (tag) => {
       if (tag === 'insert' || tag === 'update' || tag === 'delete') read += 1;
       if (readUpTo && read >= readUpTo.rows) readUpTo.wake();
-      if (!paused && read - inserted >= maxBufferedRows) {
+      if (!paused && full()) {
         paused = true;
         stream?.pause();
       }
-      return tag === 'commit' && read >= changes;
+      return tag === 'commit' && read >= rows.length;
     },
     undefined,
     { slot, onStream: (s) => (stream = s) },
   );
   for (const batch of batches) {
-    const rows = inserted + batch.length;
-    if (read < rows) await new Promise<void>((wake) => (readUpTo = { rows, wake }));
+    const upTo = inserted + batch.length;
+    if (read < upTo) await new Promise<void>((wake) => (readUpTo = { rows: upTo, wake }));
     readUpTo = undefined;
     await sink.writeEncoded(batch);
-    inserted = rows;
-    if (paused && read - inserted < maxBufferedRows) {
+    inserted = upTo;
+    if (paused && !full()) {
       paused = false;
       stream?.resume();
     }
@@ -294,7 +312,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   // Every group is kept for the shared ceiling (a bench: 100k realistic rows are ~400 MB).
   const groups: EncodedRow[][][] = [];
   while (inserted < changes) {
-    const group: EncodedRow[][] = [];
+    const groupRowList: EncodedRow[] = [];
     let groupRows = 0;
     let groupBytes = 0;
     // As many rows as the daemon wrote (one per change): with the update-heavy mix, merges may
@@ -313,12 +331,15 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
         continue;
       }
       lastVersion = String(page.at(-1)?._version);
-      for (const batch of daemonBatches(page.map(encodeRow), config)) {
-        group.push(batch);
-        groupRows += batch.length;
-        for (const row of batch) groupBytes += row.line.length;
+      for (const row of page.map(encodeRow)) {
+        groupRowList.push(row);
+        groupBytes += row.line.length;
       }
+      groupRows += page.length;
     }
+    // Cut as one run of rows, as the daemon cuts its buffer: until the seventh round each page was
+    // cut on its own, and realistic rows (16 MiB batches of ~4k rows) made a short batch per page.
+    const group = daemonBatches(groupRowList, config);
     if (inserted === 0) await mergesSettled(ch);
     const groupStarted = performance.now();
     const groupCpu = process.cpuUsage();
@@ -354,7 +375,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const coupledSink = new RunsTable(ch, `${stack.database}_coupled`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
   await mergesSettled(ch);
   const coupledPhase = startPhase(postmaster);
-  await coupledCeiling(stack, `${stack.database}_coupled`, coupledSink, groups.flat(), config.maxBufferedRows);
+  await coupledCeiling(stack, `${stack.database}_coupled`, coupledSink, groups.flat(2), config);
   const coupledRun = coupledPhase.stop();
   groups.length = 0;
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_coupled')`);
@@ -418,6 +439,8 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     coupledRatio: Number((perSecond(changes, coupledRun.ms) / Math.min(rawDecode, rawInsert)).toFixed(3)),
     coupledMachineCores: coupledRun.machineCores,
     coupledCores: coupledRun.cores,
+    coupledPostgresCores: coupledRun.postgresCores,
+    coupledThreadCores: coupledRun.threadCores,
     catchUpRowsPerSecond: catchUp,
     catchUpRatio: Number((catchUp / Math.min(rawDecode, rawInsert)).toFixed(3)),
     catchUpRatioToShared: Number((catchUp / perSecond(changes, bothRun.ms)).toFixed(3)),
@@ -703,7 +726,7 @@ function between(from: Mark, to: Mark, rows: number) {
  * read three times from a backlog, after a warm-up: by the raw decode (the stream class, nothing
  * done with the changes: each tuple stays offsets into its message, as the daemon reads it), by
  * the raw decode with every value decoded to text (what reading the values costs any consumer,
- * and the ceiling until this round), and by the real daemon writing to a DiscardingSink (every
+ * and the ceiling until the third round), and by the real daemon writing to a DiscardingSink (every
  * batch encoded exactly as for ClickHouse, then dropped). Per phase: rows/s and main-thread CPU
  * µs per row of each, and the daemon's ratio to both.
  */

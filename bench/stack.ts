@@ -40,8 +40,11 @@ export async function freshStack(server: RunningPostgres, ch: ClickHouseClient, 
     await sql.end();
     const admin = new pg.Client({ connectionString: server.url });
     await admin.connect();
-    await admin.query(`DROP DATABASE ${name}`);
-    await admin.end();
+    try {
+      await admin.query(`DROP DATABASE ${name}`);
+    } finally {
+      await admin.end();
+    }
     await ch.command({ query: `DROP DATABASE ${name}` });
   };
   return { url, sql, database: name, close: () => sql.end(), drop };
