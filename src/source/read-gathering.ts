@@ -13,8 +13,9 @@
  * paused is handed on at once and judges nothing: only a fresh read can say the socket is empty.
  * A change waits about GATHER_MS more, a little more when timers fire late (a scratch harness:
  * p99 1.3-3.8 ms against 0.2-3.3 ungathered). On 2 cores, raw decode of a 100k-run backlog went
- * from 107-116k to 127-143k rows/s (six alternating runs each), with ~15% less CPU per row in
- * Postgres and half in this process (bench/HISTORY.md, sixth round).
+ * from 107-116k rows/s (6 runs) to 122-184k (12 runs, 6 of them alternated with those), with
+ * less CPU per row in Postgres (8.3-8.8 µs to 5.2-7.8) and about half in this process
+ * (bench/HISTORY.md, sixth round).
  *
  * Only plain TCP is gathered. A Unix socket holds too little to gather into (a raw decode fell
  * to ~27k rows/s), and is cheap to read per change anyway; a TLS socket hands out records of at
