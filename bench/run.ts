@@ -11,7 +11,8 @@
  *    runs no merge (the phase before's parts are merged first). Also both ceilings at once (the
  *    same WAL decoded while the same rows are inserted): what the machine does with both sharing it;
  *    and both coupled as a pipeline with no work of its own (each batch inserted once its rows are
- *    read, the read paused at the daemon's buffer limit): the bound for any daemon on these cores.
+ *    read, the read paused at the daemon's buffer limits): the bound, on these cores, for a daemon
+ *    that inserts one batch at a time.
  * 2. lag: a steady 5,000 rows/s; commit-to-confirmed latency of every transaction.
  * 3. huge transaction: one transaction of many rows; peak RSS over the idle daemon's.
  * 4. idle slot: published tables idle while another table is busy; WAL the slot retains.
@@ -309,7 +310,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   let insertMs = 0;
   let insertCpuMicros = 0;
   let lastVersion = '0';
-  // Every group is kept for the shared ceiling (a bench: 100k realistic rows are ~400 MB).
+  // Every group is kept for the shared and coupled ceilings (a bench: 100k realistic rows are ~400 MB).
   const groups: EncodedRow[][][] = [];
   while (inserted < changes) {
     const groupRowList: EncodedRow[] = [];
@@ -434,7 +435,8 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     sharedThreadCores: bothRun.threadCores,
     sharedPostgresCores: bothRun.postgresCores,
     sharedMachineCores: bothRun.machineCores,
-    // Both coupled as a pipeline with no work of its own (coupledCeiling): end to end's real bound.
+    // Both coupled as a pipeline with no work of its own (coupledCeiling): end to end's bound while
+    // the daemon inserts one batch at a time.
     coupledCeilingRowsPerSecond: perSecond(changes, coupledRun.ms),
     coupledRatio: Number((perSecond(changes, coupledRun.ms) / Math.min(rawDecode, rawInsert)).toFixed(3)),
     coupledMachineCores: coupledRun.machineCores,
