@@ -104,7 +104,7 @@ export class RowBuffer<Row> {
     this.stats.highWaterRows = Math.max(this.stats.highWaterRows, this.bufferedRows);
     this.stats.highWaterBytes = Math.max(this.stats.highWaterBytes, this.bufferedBytes);
     if (this.pending.length >= this.limits.batchRows || this.pendingBytes >= this.limits.batchBytes) this.kick();
-    else if (!this.flushing) this.timer ??= setTimeout(() => this.kick(), this.limits.flushIntervalMs);
+    else if (!this.flushing) this.armFlushTimer();
     return this.appendedSeq;
   }
 
@@ -156,14 +156,18 @@ export class RowBuffer<Row> {
     this.flushing = this.flushLoop().finally(() => {
       this.flushing = undefined;
       this.wakeWaiters();
-      // Rows that arrived during the flush are due flushIntervalMs after the oldest of them, not
-      // after the flush: a backlog's tail, which came while the last full batch was written, goes
-      // at once rather than leaving ClickHouse idle for another interval.
-      if (this.pending.length > 0 && !this.failure) {
-        const due = this.oldestPendingAt + this.limits.flushIntervalMs - performance.now();
-        this.timer ??= setTimeout(() => this.kick(), Math.max(0, due));
-      }
+      if (this.pending.length > 0 && !this.failure) this.armFlushTimer();
     });
+  }
+
+  /**
+   * Flush the pending rows flushIntervalMs after the oldest of them. After a flush that is not an
+   * interval after the flush: a backlog's tail, which came while the last full batch was written,
+   * goes at once rather than leaving ClickHouse idle for another interval.
+   */
+  private armFlushTimer(): void {
+    const due = this.oldestPendingAt + this.limits.flushIntervalMs - performance.now();
+    this.timer ??= setTimeout(() => this.kick(), Math.max(0, due));
   }
 
   /** Flush full batches back to back; a partial batch waits for its timer. */
