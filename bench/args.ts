@@ -7,6 +7,9 @@ export function numberArg(name: string, fallback: number): number {
   return at > 0 ? Number(process.argv[at + 1]) : fallback;
 }
 
+/** `value` as a fraction of `to`, to three places (how the benches write every ratio). */
+export const ratioOf = (value: number, to: number) => Number((value / to).toFixed(3));
+
 /** The middle value (the mean of the two middle ones for an even count). */
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

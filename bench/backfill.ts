@@ -26,7 +26,7 @@ import { RunsTable } from '../src/sink/runs-table.ts';
 import { quoteIdent } from '../src/source/catalog.ts';
 import { createRunsTables } from '../src/source/schema.ts';
 import { Verifier } from '../src/verify/verify.ts';
-import { keepResult, loadAverage, numberArg } from './args.ts';
+import { keepResult, loadAverage, numberArg, ratioOf } from './args.ts';
 
 const ROWS = numberArg('--rows', 1_000_000);
 const tuning = {
@@ -210,11 +210,11 @@ try {
     rawCopySeconds: Number(raw.seconds.toFixed(2)),
     rawCopyRowsPerSecond: Math.round(rawRowsPerSecond),
     rawCopyMiB: Math.round(raw.bytes / 2 ** 20),
-    ratio: Number((backfillRowsPerSecond / rawRowsPerSecond).toFixed(3)),
+    ratio: ratioOf(backfillRowsPerSecond, rawRowsPerSecond),
     rawInsertRowsPerSecond: Math.round(rawInsertRowsPerSecond),
     rawInsertCores: inserted.cores,
     // Against the lower ceiling: reading (COPY) or inserting the same rows through the same sink.
-    ratioToCeiling: Number((backfillRowsPerSecond / Math.min(rawRowsPerSecond, rawInsertRowsPerSecond)).toFixed(3)),
+    ratioToCeiling: ratioOf(backfillRowsPerSecond, Math.min(rawRowsPerSecond, rawInsertRowsPerSecond)),
     // Summed over workers (2 tables read at once): where the time goes.
     phasesMs: {
       read: ms(result.phases.readMs),

@@ -41,7 +41,7 @@ import { currentWalLsn, readSlot } from '../src/source/catalog.ts';
 import { ReplicationStream } from '../src/source/stream.ts';
 import { textTupleOf, WireTuple } from '../src/source/wire-tuples.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
-import { keepResult, loadAverage, median } from './args.ts';
+import { keepResult, loadAverage, median, ratioOf } from './args.ts';
 import { deleteTenth, mixArg, rowShape, STATUS_ROUNDS, shapeSql, updateStatus } from './rows.ts';
 import {
   daemonBatches,
@@ -176,8 +176,8 @@ async function readChanges(stack: Stack, changes: number, slot?: string): Promis
 
 /**
  * Both ceilings coupled as the daemon couples them, with none of the daemon's own work: the WAL
- * read as raw decode reads it (from `slot`), and the raw insert's rows, cut into the daemon's
- * batches, inserted one batch at a time, each once as many changes have been read; the read
+ * read as raw decode reads it (from `slot`), and the raw insert's batches (the daemon's cut)
+ * inserted one at a time, each once as many changes have been read; the read
  * pauses while the read changes waiting to be inserted reach the daemon's buffer limits (rows or
  * line bytes, whichever first; never under one batch, which the daemon would flush rather than
  * wait for). What a daemon that inserts one batch at a time, with these batches, limits and
@@ -187,10 +187,10 @@ async function coupledCeiling(
   stack: Stack,
   slot: string,
   sink: RunsTable,
-  rows: readonly EncodedRow[],
-  limits: { batchRows: number; batchBytes: number; maxBufferedRows: number; maxBufferedBytes: number },
+  batches: readonly EncodedRow[][],
+  limits: { maxBufferedRows: number; maxBufferedBytes: number },
 ): Promise<void> {
-  const batches = daemonBatches(rows, limits);
+  const rows = batches.flat();
   // bytesBefore[k]: the line bytes of the first k changes.
   const bytesBefore = new Float64Array(rows.length + 1);
   rows.forEach((row, k) => {
@@ -198,12 +198,12 @@ async function coupledCeiling(
   });
   let maxRows = limits.maxBufferedRows;
   let maxBytes = limits.maxBufferedBytes;
+  let batchStart = 0;
   for (const batch of batches) {
+    const batchEnd = batchStart + batch.length;
     maxRows = Math.max(maxRows, batch.length);
-    maxBytes = Math.max(
-      maxBytes,
-      batch.reduce((sum, row) => sum + row.line.length, 0),
-    );
+    maxBytes = Math.max(maxBytes, (bytesBefore[batchEnd] as number) - (bytesBefore[batchStart] as number));
+    batchStart = batchEnd;
   }
   let read = 0;
   let inserted = 0;
@@ -304,8 +304,12 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   // batches (up to RAW_INSERT_GROUP_BYTES) is timed as a whole, so the engine's merges that run
   // while it inserts count, as they do for the daemon. (Until the third round each insert was
   // timed alone, and the reads between them gave the merges untimed room.)
-  await migrate(ch, `${stack.database}_raw`);
-  const sink = new RunsTable(ch, `${stack.database}_raw`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
+  /** A new runs table, `<database>_<suffix>`, that a ceiling inserts into. */
+  const ceilingTable = async (suffix: string) => {
+    await migrate(ch, `${stack.database}_${suffix}`);
+    return new RunsTable(ch, `${stack.database}_${suffix}`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
+  };
+  const sink = await ceilingTable('raw');
   let inserted = 0;
   let insertMs = 0;
   let insertCpuMicros = 0;
@@ -359,8 +363,7 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   // as a catch-up shares them (no writer). Against it, what the daemon loses beyond the sharing
   // shows, line writing included. Not a strict bound: this read never waits, while the daemon's
   // reader waits at its buffer's limit.
-  await migrate(ch, `${stack.database}_both`);
-  const bothSink = new RunsTable(ch, `${stack.database}_both`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
+  const bothSink = await ceilingTable('both');
   await mergesSettled(ch);
   const bothPhase = startPhase(postmaster);
   await Promise.all([
@@ -372,11 +375,10 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const bothRun = bothPhase.stop();
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_both')`);
 
-  await migrate(ch, `${stack.database}_coupled`);
-  const coupledSink = new RunsTable(ch, `${stack.database}_coupled`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
+  const coupledSink = await ceilingTable('coupled');
   await mergesSettled(ch);
   const coupledPhase = startPhase(postmaster);
-  await coupledCeiling(stack, `${stack.database}_coupled`, coupledSink, groups.flat(2), config);
+  await coupledCeiling(stack, `${stack.database}_coupled`, coupledSink, groups.flat(), config);
   const coupledRun = coupledPhase.stop();
   groups.length = 0;
   await stack.sql.query(`SELECT pg_drop_replication_slot('${stack.database}_coupled')`);
@@ -403,6 +405,9 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
   const rawDecode = perSecond(decoded, decodeRun.ms);
   const rawInsert = perSecond(inserted, insertMs);
   const catchUp = perSecond(changes, catchUpRun.ms);
+  const shared = perSecond(changes, bothRun.ms);
+  const coupled = perSecond(changes, coupledRun.ms);
+  const ceiling = Math.min(rawDecode, rawInsert);
   return {
     scenario: 'throughput',
     rowShape: SHAPE,
@@ -427,26 +432,26 @@ async function throughput(server: RunningPostgres, ch: ClickHouseClient) {
     rawDecodeThreadCores: decodeRun.threadCores,
     rawDecodePostgresCores: decodeRun.postgresCores,
     rawInsertCores: insertCores,
-    ratio: Number((e2e / Math.min(rawDecode, rawInsert)).toFixed(3)),
+    ratio: ratioOf(e2e, ceiling),
     // Raw decode and raw insert run at once (each row decoded and inserted, sharing the cores).
-    sharedCeilingRowsPerSecond: perSecond(changes, bothRun.ms),
-    ratioToShared: Number((e2e / perSecond(changes, bothRun.ms)).toFixed(3)),
+    sharedCeilingRowsPerSecond: shared,
+    ratioToShared: ratioOf(e2e, shared),
     sharedCores: bothRun.cores,
     sharedThreadCores: bothRun.threadCores,
     sharedPostgresCores: bothRun.postgresCores,
     sharedMachineCores: bothRun.machineCores,
     // Both coupled as a pipeline with no work of its own (coupledCeiling): end to end's bound while
     // the daemon inserts one batch at a time.
-    coupledCeilingRowsPerSecond: perSecond(changes, coupledRun.ms),
-    coupledRatio: Number((perSecond(changes, coupledRun.ms) / Math.min(rawDecode, rawInsert)).toFixed(3)),
+    coupledCeilingRowsPerSecond: coupled,
+    coupledRatio: ratioOf(coupled, ceiling),
     coupledMachineCores: coupledRun.machineCores,
     coupledCores: coupledRun.cores,
     coupledPostgresCores: coupledRun.postgresCores,
     coupledThreadCores: coupledRun.threadCores,
     catchUpRowsPerSecond: catchUp,
-    catchUpRatio: Number((catchUp / Math.min(rawDecode, rawInsert)).toFixed(3)),
-    catchUpRatioToShared: Number((catchUp / perSecond(changes, bothRun.ms)).toFixed(3)),
-    catchUpRatioToCoupled: Number((catchUp / perSecond(changes, coupledRun.ms)).toFixed(3)),
+    catchUpRatio: ratioOf(catchUp, ceiling),
+    catchUpRatioToShared: ratioOf(catchUp, shared),
+    catchUpRatioToCoupled: ratioOf(catchUp, coupled),
     catchUpDaemonCores: catchUpRun.cores,
     catchUpMachineCores: catchUpRun.machineCores,
     catchUpPostgresCores: catchUpRun.postgresCores,
@@ -831,10 +836,10 @@ async function pipeline(server: RunningPostgres, ch: ClickHouseClient) {
       rawDecode: figuresOf(raw),
       rawDecodeToText: figuresOf(rawText),
       daemon: figuresOf(daemon),
-      ratio: Number((daemon.rowsPerSecond / raw.rowsPerSecond).toFixed(3)),
-      ratioToText: Number((daemon.rowsPerSecond / rawText.rowsPerSecond).toFixed(3)),
-      cpuRatio: Number((raw.threadMicrosPerRow / daemon.threadMicrosPerRow).toFixed(3)),
-      cpuRatioToText: Number((rawText.threadMicrosPerRow / daemon.threadMicrosPerRow).toFixed(3)),
+      ratio: ratioOf(daemon.rowsPerSecond, raw.rowsPerSecond),
+      ratioToText: ratioOf(daemon.rowsPerSecond, rawText.rowsPerSecond),
+      cpuRatio: ratioOf(raw.threadMicrosPerRow, daemon.threadMicrosPerRow),
+      cpuRatioToText: ratioOf(rawText.threadMicrosPerRow, daemon.threadMicrosPerRow),
     };
   });
   figures.rowsWritten = sink.stats.rowsWritten;
