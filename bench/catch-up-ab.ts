@@ -1,5 +1,4 @@
 import { type ClickHouseClient, type ClickHouseSettings, createClient } from '@clickhouse/client';
-import pg from 'pg';
 import { loadConfig } from '../src/config.ts';
 import { startPostgres } from '../src/embedded/postgres.ts';
 import { silentLogger } from '../src/logger.ts';
@@ -11,7 +10,7 @@ import { migrate } from '../src/sink/migrations.ts';
 import { encodeRow } from '../src/sink/runs-sink.ts';
 import { RunsTable } from '../src/sink/runs-table.ts';
 import type { ClickHouseRow } from '../src/transform/row.ts';
-import { keepResult, loadAverage, median, numberArg } from './args.ts';
+import { keepResult, loadAverage, median, numberArg, ratioOf } from './args.ts';
 import { rowShape, shapeSql } from './rows.ts';
 import { daemonBatches, freshStack, machineCoresUsed, machineCpu, mergesSettled } from './stack.ts';
 
@@ -60,7 +59,8 @@ const paths: Record<string, ClickHouseClient> =
 const figures: Record<string, Array<{ catchUp: number; ceiling: number; ratio: number; machineCores: number }>> = {};
 /** One round on `path`: a backlog of `runs` drained, then the ceiling; kept unless a warm-up. */
 async function round(path: string, ch: ClickHouseClient, runs = RUNS, warmUp = false) {
-  const { url, sql, database: name } = await freshStack(server, ch, 'ab');
+  const stack = await freshStack(server, ch, 'ab');
+  const { url, sql, database: name } = stack;
   const config = loadConfig({ databaseUrl: url, clickhouseDatabase: name, slot: `${name}_slot` }, {});
   const table = RunsTable.fromConfig(ch, config, silentLogger);
   // Start once (slot, publication), then write the backlog while it is down.
@@ -85,7 +85,6 @@ async function round(path: string, ch: ClickHouseClient, runs = RUNS, warmUp = f
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
-  await sql.end();
 
   await migrate(ch, `${name}_raw`);
   const sink = new RunsTable(ch, `${name}_raw`, { initialDelayMs: 500, maxDelayMs: 30_000 }, silentLogger);
@@ -98,16 +97,12 @@ async function round(path: string, ch: ClickHouseClient, runs = RUNS, warmUp = f
   for (const batch of daemonBatches(encoded, config)) await sink.writeEncoded(batch);
   const insertMs = performance.now() - insertStarted;
   // Each round starts on an engine and a server holding no earlier round's rows.
-  await ch.command({ query: `DROP DATABASE ${name} SYNC` });
   await ch.command({ query: `DROP DATABASE ${name}_raw SYNC` });
-  const dropper = new pg.Client({ connectionString: server.url });
-  await dropper.connect();
-  await dropper.query(`DROP DATABASE ${name}`);
-  await dropper.end();
+  await stack.drop();
   const result = {
     catchUp: Math.round((runs * 1000) / catchUpMs),
     ceiling: Math.round((encoded.length * 1000) / insertMs),
-    ratio: Number((insertMs / catchUpMs).toFixed(3)),
+    ratio: ratioOf(insertMs, catchUpMs),
     machineCores,
   };
   if (warmUp) return;

@@ -45,7 +45,7 @@ export async function freshStack(server: RunningPostgres, ch: ClickHouseClient, 
     } finally {
       await admin.end();
     }
-    await ch.command({ query: `DROP DATABASE ${name}` });
+    await ch.command({ query: `DROP DATABASE ${name} SYNC` });
   };
   return { url, sql, database: name, close: () => sql.end(), drop };
 }
